@@ -1,0 +1,174 @@
+//! Pass 4: resolve bottom and top names to blobs. A top named like the bottom
+//! at the same index is in place (same blob). A bottom must name a blob an
+//! earlier layer produced; a top must not re-produce a name unless in place.
+//! Learnable blobs with the same `param { name: ... }` share storage.
+
+use super::{BlobId, BlobInfo, Graph, Node, ParamOwner};
+use crate::error::{did_you_mean, Diagnostic};
+use crate::netdef::{NetDef, Phase};
+use std::collections::HashMap;
+
+pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut blobs: Vec<BlobInfo> = Vec::new();
+    let mut by_name: HashMap<String, BlobId> = HashMap::new();
+    let mut producer: HashMap<BlobId, usize> = HashMap::new();
+    let mut consumed = vec![];
+    for n in 0..nodes.len() {
+        let mut bottoms = Vec::new();
+        for (b, name) in nodes[n].def.bottom.iter().enumerate() {
+            match by_name.get(name) {
+                Some(&id) => bottoms.push(id),
+                None => {
+                    let def = &nodes[n].def;
+                    let known: Vec<&str> = by_name.keys().map(|s| s.as_str()).filter(|s| !s.contains("_split_")).collect();
+                    let later = nodes[n + 1..].iter().find(|m| m.def.top.contains(name)).map(|m| m.def.name.clone());
+                    let help = match later {
+                        Some(l) => Some(format!("`{name}` is produced later, by layer `{l}`; layers run in file order")),
+                        None => did_you_mean(name, known.iter().copied()),
+                    };
+                    diags.push(
+                        def.error(def.field_span("bottom", b), format!("{}: bottom `{name}` is not produced by any earlier layer{}", def.describe(), phase_note(net, phase)))
+                            .with_help_opt(help),
+                    );
+                    bottoms.push(usize::MAX);
+                }
+            }
+        }
+        let mut tops = Vec::new();
+        for (t, name) in nodes[n].def.top.iter().enumerate() {
+            let def = &nodes[n].def;
+            let in_place = def.bottom.get(t) == Some(name) && bottoms.get(t).is_some_and(|&b| b != usize::MAX);
+            if in_place {
+                tops.push(bottoms[t]);
+                continue;
+            }
+            if let Some(&id) = by_name.get(name) {
+                let other = &nodes[producer[&id]].def;
+                let in_place_elsewhere = def.bottom.iter().position(|b| b == name);
+                let help = match in_place_elsewhere {
+                    Some(i) => format!("an in-place top must be at the same index as its bottom (bottom {i}, top {t})"),
+                    None => "give this top a new name".to_string(),
+                };
+                diags.push(
+                    def.error(def.field_span("top", t), format!("{}: top `{name}` is already produced by layer `{}`", def.describe(), other.name))
+                        .with_help(help),
+                );
+                tops.push(id);
+                continue;
+            }
+            let id = blobs.len();
+            blobs.push(BlobInfo { name: name.clone(), shape: None });
+            consumed.push(false);
+            by_name.insert(name.clone(), id);
+            producer.insert(id, n);
+            tops.push(id);
+        }
+        for &b in &bottoms {
+            if b != usize::MAX {
+                consumed[b] = true;
+            }
+        }
+        nodes[n].bottoms = bottoms;
+        nodes[n].tops = tops;
+    }
+    diags.extend(check_duplicate_layer_names(&nodes));
+    if !diags.is_empty() {
+        return Err(super::sort_diags(diags));
+    }
+    // A blob is a net output when its last writer's result is read by nobody.
+    let mut read_after: Vec<bool> = vec![false; blobs.len()];
+    for node in &nodes {
+        for &b in &node.bottoms {
+            read_after[b] = true;
+        }
+        for &id in &node.tops {
+            read_after[id] = false;
+        }
+    }
+    let outputs = (0..blobs.len()).filter(|&b| !read_after[b]).collect();
+    Ok(Graph { name: net.name.clone(), phase, nodes, blobs, force_backward: net.force_backward, outputs })
+}
+
+fn phase_note(net: &NetDef, phase: Phase) -> String {
+    if net.layers.iter().any(|l| !l.include.is_empty() || !l.exclude.is_empty()) {
+        format!(" in phase {phase}")
+    } else {
+        String::new()
+    }
+}
+
+fn check_duplicate_layer_names(nodes: &[Node]) -> Vec<Diagnostic> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut diags = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        if node.def.name.is_empty() {
+            continue;
+        }
+        if let Some(&first) = seen.get(node.def.name.as_str()) {
+            let (line, _) = nodes[first].def.source.line_col(nodes[first].def.name_span().start);
+            diags.push(
+                node.def
+                    .error(node.def.name_span(), format!("layer name `{}` is used twice", node.def.name))
+                    .with_help(format!("the first layer with this name is at line {line}; weights are saved by layer name")),
+            );
+        } else {
+            seen.insert(&node.def.name, n);
+        }
+    }
+    diags
+}
+
+/// Resolves `param { name: ... }` sharing after the shape pass has fixed
+/// the learnable blobs' shapes. STRICT sharing needs equal shapes,
+/// PERMISSIVE equal counts.
+pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
+    use crate::netdef::{DimCheckMode, ParamSpec};
+    let mut diags = Vec::new();
+    let mut owners: HashMap<String, (usize, usize)> = HashMap::new();
+    for n in 0..graph.nodes.len() {
+        let node = &graph.nodes[n];
+        let count = node.param_shapes.len();
+        if node.def.param.len() > count {
+            diags.push(node.def.error(
+                node.def.field_span("param", count),
+                format!("{} has {} learnable blobs but {} `param` blocks", node.def.describe(), count, node.def.param.len()),
+            ));
+        }
+        let specs: Vec<ParamSpec> = (0..count).map(|i| node.def.param.get(i).cloned().unwrap_or_default()).collect();
+        let mut param_owners = vec![ParamOwner::Own; count];
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(name) = spec.name.as_ref().filter(|s| !s.is_empty()) else { continue };
+            match owners.get(name) {
+                None => {
+                    owners.insert(name.clone(), (n, i));
+                }
+                Some(&(on, oi)) => {
+                    let owner = &graph.nodes[on];
+                    let (mine, theirs) = (&node.param_shapes[i], &owner.param_shapes[oi]);
+                    let ok = match spec.share_mode.unwrap_or(DimCheckMode::Strict) {
+                        DimCheckMode::Strict => mine == theirs,
+                        DimCheckMode::Permissive => crate::layers::count(mine) == crate::layers::count(theirs),
+                    };
+                    if !ok {
+                        diags.push(node.def.error(
+                            node.def.field_span("param", i),
+                            format!(
+                                "{}: shared param `{name}` has shape {} here but {} in layer `{}`",
+                                node.def.describe(),
+                                crate::layers::fmt_shape(mine),
+                                crate::layers::fmt_shape(theirs),
+                                owner.def.name
+                            ),
+                        ));
+                    }
+                    param_owners[i] = ParamOwner::SharedWith { node: on, index: oi };
+                }
+            }
+        }
+        let node = &mut graph.nodes[n];
+        node.param_specs = specs;
+        node.param_owners = param_owners;
+    }
+    diags
+}

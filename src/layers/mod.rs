@@ -1,0 +1,246 @@
+//! Layer types: one file each, holding the params struct, the shape rule and
+//! (with the engine) forward and backward. [`REGISTRY`] maps Caffe type names
+//! to constructors; adding a layer is one file plus one line there.
+
+use crate::error::{did_you_mean, Diagnostic};
+use crate::netdef::{LayerDef, Phase};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub mod convolution;
+pub mod eltwise;
+pub mod filler;
+pub mod inner_product;
+pub mod input;
+pub mod prelu;
+pub mod split;
+
+/// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
+pub type Shape = Vec<usize>;
+
+/// Formats a shape as `1x64x56x48`, a scalar as `scalar`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return "scalar".to_string();
+    }
+    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
+/// Number of elements of a shape.
+pub fn count(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// How many bottoms or tops a layer takes: `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arity {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl Arity {
+    pub const fn exactly(n: usize) -> Arity {
+        Arity { min: n, max: n }
+    }
+    pub const fn between(min: usize, max: usize) -> Arity {
+        Arity { min, max }
+    }
+    pub const fn at_least(min: usize) -> Arity {
+        Arity { min, max: usize::MAX }
+    }
+    pub fn admits(&self, n: usize) -> bool {
+        n >= self.min && n <= self.max
+    }
+    /// "exactly 2", "1 or 2", "at least 1".
+    pub fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (a, b) if a == b => format!("exactly {a}"),
+            (a, usize::MAX) => format!("at least {a}"),
+            (a, b) if b == a + 1 => format!("{a} or {b}"),
+            (a, b) => format!("{a} to {b}"),
+        }
+    }
+}
+
+/// A shape problem found by a layer's shape rule. The graph adds the layer's
+/// name, type and location; `bottom` says which bottom the problem is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeError {
+    pub bottom: Option<usize>,
+    pub message: String,
+}
+
+impl ShapeError {
+    pub fn new(message: impl Into<String>) -> ShapeError {
+        ShapeError { bottom: None, message: message.into() }
+    }
+    pub fn at_bottom(bottom: usize, message: impl Into<String>) -> ShapeError {
+        ShapeError { bottom: Some(bottom), message: message.into() }
+    }
+    /// Bottom `i` must have the shape of bottom `j`.
+    pub fn mismatch(i: usize, got: &[usize], j: usize, want: &[usize]) -> ShapeError {
+        ShapeError::at_bottom(
+            i,
+            format!("bottom {i} has shape {} but bottom {j} has shape {}", fmt_shape(got), fmt_shape(want)),
+        )
+    }
+}
+
+/// What layer constructors may need besides their definition.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    pub phase: Phase,
+    /// `--batch N`: replaces the batch size of data and input layers.
+    pub batch: Option<usize>,
+    /// `--input-shape TOP=C,H,W`: per-sample shapes for data layers whose
+    /// source cannot be read.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Folders against which relative data paths are resolved, in order.
+    pub data_dirs: Vec<PathBuf>,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        BuildContext { phase: Phase::Train, batch: None, input_shapes: HashMap::new(), data_dirs: vec![] }
+    }
+}
+
+/// The contract every layer type fulfils (Caffe's `Layer`).
+///
+/// The net calls [`Layer::reshape`] in layer order with the bottoms' shapes;
+/// the first call also fixes the shapes of the learnable blobs, as Caffe's
+/// `LayerSetUp`. Bottom and top counts are checked by the net against
+/// [`Layer::bottoms`] / [`Layer::tops`] before any reshape.
+pub trait Layer: Send {
+    /// The Caffe type name (`"Convolution"`).
+    fn type_name(&self) -> &'static str;
+
+    /// Accepted number of bottoms.
+    fn bottoms(&self) -> Arity;
+
+    /// Accepted number of tops.
+    fn tops(&self) -> Arity;
+
+    /// Loss layers get `loss_weight` 1 on their first top by default.
+    fn is_loss(&self) -> bool {
+        false
+    }
+
+    /// Data layers produce blobs from outside the net and have no bottoms.
+    fn is_data(&self) -> bool {
+        false
+    }
+
+    /// Whether a gradient can flow to bottom `i` (not for labels).
+    fn can_backprop_to(&self, _bottom: usize) -> bool {
+        true
+    }
+
+    /// Top shapes from bottom shapes; the first call also sets up the learnable blobs.
+    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError>;
+
+    /// Shapes of the learnable blobs, in Caffe's order (weights, then bias, ...).
+    fn param_shapes(&self) -> Vec<Shape> {
+        Vec::new()
+    }
+
+    /// Forward floating-point operations for these shapes (a multiply-add counts 2).
+    fn flops(&self, _bottom: &[Shape], _top: &[Shape]) -> u64 {
+        0
+    }
+}
+
+/// Constructs a layer from its definition.
+pub type BuildFn = fn(&LayerDef, &BuildContext) -> Result<Box<dyn Layer>, Diagnostic>;
+
+/// A registered layer type.
+pub struct LayerType {
+    /// Caffe's type string.
+    pub name: &'static str,
+    /// The `*_param` blocks this type reads (others are errors on its layers).
+    pub params: &'static [&'static str],
+    pub build: BuildFn,
+}
+
+/// Every layer type netrun knows, by Caffe type name.
+pub static REGISTRY: &[LayerType] = &[
+    LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
+    LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
+    LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
+    LayerType { name: "Input", params: &["input_param"], build: input::build },
+    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
+    LayerType { name: "Split", params: &[], build: split::build },
+];
+
+/// Looks a type up by its Caffe name.
+pub fn find(type_name: &str) -> Option<&'static LayerType> {
+    REGISTRY.iter().find(|t| t.name == type_name)
+}
+
+/// Every `*_param` block name some layer type reads.
+pub fn all_param_blocks() -> Vec<&'static str> {
+    let mut v: Vec<&str> = REGISTRY.iter().flat_map(|t| t.params.iter().copied()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Builds the layer for a definition: finds its type, rejects `*_param` blocks
+/// the type does not read, then runs the type's constructor.
+pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
+    let Some(ty) = find(&def.type_name) else {
+        let names: Vec<&str> = REGISTRY.iter().map(|t| t.name).collect();
+        let hint = did_you_mean(&def.type_name, names.iter().copied());
+        let list = format!("known types: {}", names.join(", "));
+        return Err(vec![def
+            .error(def.field_span("type", 0), format!("unknown layer type `{}` in layer `{}`", def.type_name, def.name))
+            .with_help(match hint {
+                Some(h) => format!("{h} ({list})"),
+                None => list,
+            })]);
+    };
+    let mut diags = Vec::new();
+    for f in def.block.fields.iter().filter(|f| f.name.ends_with("_param")) {
+        if !ty.params.contains(&f.name.as_str()) {
+            let known = all_param_blocks();
+            let message = if known.contains(&f.name.as_str()) {
+                format!("{} does not take `{}`", def.describe(), f.name)
+            } else {
+                format!("unknown field `{}` in {}", f.name, def.describe())
+            };
+            let help = did_you_mean(&f.name, ty.params.iter().copied()).unwrap_or_else(|| {
+                if ty.params.is_empty() {
+                    format!("{} layers take no `*_param` block", ty.name)
+                } else {
+                    format!("{} layers take {}", ty.name, crate::proto::de::quote_list(ty.params))
+                }
+            });
+            diags.push(def.error(f.name_span, message).with_help(help));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    (ty.build)(def, ctx).map_err(|d| vec![d])
+}
+
+/// Reads a required positive count such as `num_output`, naming the block when missing.
+pub fn required<T: Copy>(def: &LayerDef, value: Option<T>, block: &str, field: &str) -> Result<T, Diagnostic> {
+    value.ok_or_else(|| {
+        let span = def.block.get(block).map_or(def.name_span(), |f| f.name_span);
+        def.error(span, format!("{} needs `{block} {{ {field}: ... }}`", def.describe()))
+    })
+}
+
+/// Where relative data paths of a net are looked for: the net file's folder,
+/// the working directory, then `NETRUN_DATA_DIR` when set.
+pub fn data_dirs(net_file: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs = vec![net_file.parent().map(|p| p.to_path_buf()).unwrap_or_default()];
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd);
+    }
+    if let Some(d) = std::env::var_os("NETRUN_DATA_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}

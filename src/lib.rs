@@ -1,0 +1,14 @@
+//! netrun: a Caffe-style declarative deep-learning framework for face recognition.
+//!
+//! Pipeline: text ([`proto`]) → typed definitions ([`netdef`]) → a resolved,
+//! shape-checked layer graph ([`graph`]) built from the layer registry ([`layers`]).
+
+pub mod error;
+pub mod graph;
+pub mod layers;
+pub mod netdef;
+pub mod proto;
+pub mod source;
+pub mod summary;
+
+pub use error::{Diagnostic, Error, Result};

@@ -1,0 +1,94 @@
+//! The `netrun` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use netrun::graph::{BuildOptions, Graph};
+use netrun::netdef::{self, Phase};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "netrun", version, about = "Caffe-style declarative deep learning for face recognition")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PhaseArg {
+    #[value(name = "TRAIN", alias = "train")]
+    Train,
+    #[value(name = "TEST", alias = "test")]
+    Test,
+}
+
+impl From<PhaseArg> for Phase {
+    fn from(p: PhaseArg) -> Phase {
+        match p {
+            PhaseArg::Train => Phase::Train,
+            PhaseArg::Test => Phase::Test,
+        }
+    }
+}
+
+/// Options shared by commands that build a net.
+#[derive(clap::Args)]
+struct NetArgs {
+    /// Which phase's layers to build.
+    #[arg(long, value_enum, default_value = "TRAIN")]
+    phase: PhaseArg,
+    /// Per-sample shape of a data layer's top whose source cannot be read, e.g. `data=3,112,96`.
+    #[arg(long = "input-shape", value_name = "TOP=C,H,W", value_parser = parse_input_shape)]
+    input_shape: Vec<(String, Vec<usize>)>,
+    /// Replaces the batch size of data and input layers.
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a net or solver file and print its layers, shapes, parameters and FLOPs.
+    Check {
+        /// A net (`.net`, `.prototxt`) or a solver file.
+        file: PathBuf,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+}
+
+fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (top, dims) = s.split_once('=').ok_or_else(|| format!("expected TOP=C,H,W, found `{s}`"))?;
+    let dims: Result<Vec<usize>, _> = dims.split(',').map(|d| d.trim().parse::<usize>()).collect();
+    match dims {
+        Ok(d) if !d.is_empty() && !top.is_empty() => Ok((top.to_string(), d)),
+        _ => Err(format!("expected TOP=C,H,W with positive integers, found `{s}`")),
+    }
+}
+
+fn build_options(args: &NetArgs, net_file: &Path) -> BuildOptions {
+    let mut opts = BuildOptions::for_phase(args.phase.into());
+    opts.context.batch = args.batch;
+    opts.context.input_shapes = args.input_shape.iter().cloned().collect();
+    opts.context.data_dirs = netrun::layers::data_dirs(net_file);
+    opts
+}
+
+fn check(file: &Path, args: &NetArgs) -> netrun::Result<()> {
+    let net = netdef::read_net_file(file)?;
+    let graph = Graph::build(&net, &build_options(args, file))?;
+    print!("{}", netrun::summary::render(&graph));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check { file, net } => check(file, net),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! A serde `Deserializer` over the text-format tree.
+//!
+//! * a block deserializes into a struct; fields of the same name are gathered,
+//!   so `Vec<T>` members read repeated fields (`stepvalue`, `mean_value`, `param`);
+//! * a non-repeated field given twice is an error at its second occurrence;
+//! * enums accept the identifier (`MAX`) or Caffe's number (`0`): variants are
+//!   declared in Caffe's order, so serde's variant index is Caffe's value;
+//! * unknown fields and enum values get "did you mean" from the expected names;
+//! * every error carries the span of the field or value it is about.
+
+use super::{Block, Field, Scalar, Value};
+use crate::error::{did_you_mean, Diagnostic};
+use crate::source::{SourceFile, Span};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+use std::fmt;
+use std::sync::Arc;
+
+/// A deserialization error with the span it is about.
+#[derive(Debug, Clone)]
+pub struct DeError {
+    pub message: String,
+    pub span: Option<Span>,
+    pub help: Option<String>,
+}
+
+impl DeError {
+    fn at(mut self, span: Span) -> DeError {
+        if self.span.is_none() {
+            self.span = Some(span);
+        }
+        self
+    }
+
+    pub fn into_diagnostic(self, source: &Arc<SourceFile>, fallback: Span) -> Diagnostic {
+        Diagnostic::new(self.message)
+            .at(source, self.span.unwrap_or(fallback))
+            .with_help_opt(self.help)
+    }
+}
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        DeError { message: msg.to_string(), span: None, help: None }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        DeError {
+            message: format!("unknown field `{field}`"),
+            span: None,
+            help: did_you_mean(field, expected.iter().copied())
+                .or_else(|| Some(format!("expected one of {}", quote_list(expected)))),
+        }
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        DeError {
+            message: format!("unknown value `{variant}`"),
+            span: None,
+            help: did_you_mean(variant, expected.iter().copied())
+                .or_else(|| Some(format!("expected one of {}", quote_list(expected)))),
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        DeError::custom(format!("missing field `{field}`"))
+    }
+}
+
+/// `a`, `b` or `c`, quoted.
+pub fn quote_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// Deserializes `T` from a block, e.g. a layer's `convolution_param { ... }`.
+/// `context` names the block in messages ("unknown field `x` in `convolution_param`").
+pub fn from_block<'de, T: serde::Deserialize<'de>>(block: &'de Block, context: &'de str) -> Result<T, DeError> {
+    T::deserialize(BlockDe { block, context })
+}
+
+/// Deserializes `T` from one field's value (a block or a scalar).
+pub fn from_field<'de, T: serde::Deserialize<'de>>(field: &'de Field) -> Result<T, DeError> {
+    T::deserialize(ValueDe { field }).map_err(|e| e.at(field.value_span))
+}
+
+struct BlockDe<'a> {
+    block: &'a Block,
+    context: &'a str,
+}
+
+impl<'de> de::Deserializer<'de> for BlockDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        // Group repeated fields under their first occurrence, keeping file order.
+        let mut groups: Vec<(&'de str, Vec<&'de Field>)> = Vec::new();
+        for f in &self.block.fields {
+            match groups.iter_mut().find(|(n, _)| *n == f.name) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((f.name.as_str(), vec![f])),
+            }
+        }
+        let span = self.block.span;
+        visitor
+            .visit_map(BlockMap { groups: groups.into_iter(), current: None, context: self.context })
+            .map_err(|e| e.at(span))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct BlockMap<'a, I> {
+    groups: I,
+    current: Option<Vec<&'a Field>>,
+    context: &'a str,
+}
+
+impl<'de, I: Iterator<Item = (&'de str, Vec<&'de Field>)>> de::MapAccess<'de> for BlockMap<'de, I> {
+    type Error = DeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+        let Some((name, fields)) = self.groups.next() else { return Ok(None) };
+        let span = fields[0].name_span;
+        self.current = Some(fields);
+        let key = seed.deserialize(name.into_deserializer()).map_err(|e: DeError| {
+            let e = e.at(span);
+            if e.message.starts_with("unknown field") && !self.context.is_empty() {
+                DeError { message: format!("{} in `{}`", e.message, self.context), ..e }
+            } else {
+                e
+            }
+        })?;
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let fields = self.current.take().unwrap_or_default();
+        let span = fields.first().map(|f| f.value_span).unwrap_or_default();
+        seed.deserialize(FieldsDe { fields }).map_err(|e| e.at(span))
+    }
+}
+
+/// All occurrences of one field name inside a block.
+struct FieldsDe<'a> {
+    fields: Vec<&'a Field>,
+}
+
+impl<'a> FieldsDe<'a> {
+    fn single(self) -> Result<ValueDe<'a>, DeError> {
+        if self.fields.len() > 1 {
+            let second = self.fields[1];
+            return Err(DeError {
+                message: format!("field `{}` is given {} times but takes one value", second.name, self.fields.len()),
+                span: Some(second.name_span),
+                help: Some("remove the extra lines; only repeated fields may appear more than once".into()),
+            });
+        }
+        Ok(ValueDe { field: self.fields[0] })
+    }
+}
+
+macro_rules! forward_single {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            self.single()?.$method(visitor)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for FieldsDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(FieldSeq { fields: self.fields.into_iter() })
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.single()?.deserialize_struct(name, fields, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.single()?.deserialize_enum(name, variants, visitor)
+    }
+
+    forward_single! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string
+        deserialize_bytes deserialize_byte_buf deserialize_unit deserialize_map
+        deserialize_identifier deserialize_ignored_any
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, DeError> {
+        self.single()?.deserialize_unit(v)
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(v)
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, _: usize, v: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(v)
+    }
+}
+
+struct FieldSeq<'a> {
+    fields: std::vec::IntoIter<&'a Field>,
+}
+
+impl<'de> de::SeqAccess<'de> for FieldSeq<'de> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+        match self.fields.next() {
+            None => Ok(None),
+            Some(field) => seed.deserialize(ValueDe { field }).map(Some).map_err(|e| e.at(field.value_span)),
+        }
+    }
+}
+
+/// One field's value.
+struct ValueDe<'a> {
+    field: &'a Field,
+}
+
+impl<'a> ValueDe<'a> {
+    fn scalar(&self, expected: &str) -> Result<&'a Scalar, DeError> {
+        match &self.field.value {
+            Value::Scalar(s) => Ok(s),
+            Value::Block(_) => Err(self.error(format!("field `{}` expects {expected}, found a block", self.field.name))),
+        }
+    }
+
+    fn error(&self, message: String) -> DeError {
+        DeError { message, span: Some(self.field.value_span), help: None }
+    }
+
+    fn mismatch(&self, expected: &str, found: &Scalar) -> DeError {
+        let mut e = self.error(format!("field `{}` expects {expected}, found {}", self.field.name, found.describe()));
+        if let (Scalar::Ident(i), true) = (found, expected.contains("string")) {
+            e.help = Some(format!("strings are quoted: `{}: \"{i}\"`", self.field.name));
+        }
+        e
+    }
+
+    fn integer(&self, expected: &str) -> Result<i128, DeError> {
+        let s = self.scalar(expected)?;
+        if let Scalar::Number(text) = s {
+            let (neg, body) = match text.strip_prefix('-') {
+                Some(b) => (true, b),
+                None => (false, text.as_str()),
+            };
+            let parsed = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+                i128::from_str_radix(hex, 16).ok()
+            } else if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| b.is_ascii_digit()) {
+                i128::from_str_radix(&body[1..], 8).ok()
+            } else {
+                body.parse::<i128>().ok()
+            };
+            if let Some(v) = parsed {
+                return Ok(if neg { -v } else { v });
+            }
+        }
+        Err(self.mismatch(expected, s))
+    }
+
+    fn float(&self) -> Result<f64, DeError> {
+        let s = self.scalar("a number")?;
+        let parsed = match s {
+            Scalar::Number(text) => {
+                let t = text.trim_end_matches(['f', 'F']);
+                if t.contains("0x") || t.contains("0X") {
+                    self.integer("a number").ok().map(|v| v as f64)
+                } else {
+                    t.parse::<f64>().ok()
+                }
+            }
+            Scalar::Ident(i) => match i.to_ascii_lowercase().as_str() {
+                "inf" | "infinity" => Some(f64::INFINITY),
+                "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+                "nan" | "-nan" => Some(f64::NAN),
+                _ => None,
+            },
+            Scalar::Str(_) => None,
+        };
+        parsed.ok_or_else(|| self.mismatch("a number", s))
+    }
+}
+
+macro_rules! int_method {
+    ($method:ident, $visit:ident, $ty:ty, $what:literal) => {
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            let v = self.integer($what)?;
+            let v = <$ty>::try_from(v).map_err(|_| {
+                self.error(format!("field `{}` expects {}, but {v} is out of range", self.field.name, $what))
+            })?;
+            visitor.$visit(v)
+        }
+    };
+}
+
+impl<'de> de::Deserializer<'de> for ValueDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match &self.field.value {
+            Value::Block(block) => BlockDe { block, context: &self.field.name }.deserialize_any(visitor),
+            Value::Scalar(Scalar::Str(s)) => visitor.visit_borrowed_str(s),
+            Value::Scalar(Scalar::Ident(s)) => visitor.visit_borrowed_str(s),
+            Value::Scalar(Scalar::Number(n)) => match self.integer("a number") {
+                Ok(v) if !n.contains('.') => visitor.visit_i64(v as i64),
+                _ => visitor.visit_f64(self.float()?),
+            },
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let s = self.scalar("`true` or `false`")?;
+        match s {
+            Scalar::Ident(i) if matches!(i.as_str(), "true" | "True" | "t") => visitor.visit_bool(true),
+            Scalar::Ident(i) if matches!(i.as_str(), "false" | "False" | "f") => visitor.visit_bool(false),
+            Scalar::Number(n) if n == "1" => visitor.visit_bool(true),
+            Scalar::Number(n) if n == "0" => visitor.visit_bool(false),
+            other => {
+                let mut e = self.mismatch("`true` or `false`", other);
+                if let Scalar::Str(v) = other {
+                    e.help = Some(format!("booleans are not quoted: `{}: {v}`", self.field.name));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    int_method!(deserialize_i8, visit_i8, i8, "an integer");
+    int_method!(deserialize_i16, visit_i16, i16, "an integer");
+    int_method!(deserialize_i32, visit_i32, i32, "an integer");
+    int_method!(deserialize_i64, visit_i64, i64, "an integer");
+    int_method!(deserialize_u8, visit_u8, u8, "a non-negative integer");
+    int_method!(deserialize_u16, visit_u16, u16, "a non-negative integer");
+    int_method!(deserialize_u32, visit_u32, u32, "a non-negative integer");
+    int_method!(deserialize_u64, visit_u64, u64, "a non-negative integer");
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_f32(self.float()? as f32)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_f64(self.float()?)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.scalar("a quoted string")? {
+            Scalar::Str(s) => visitor.visit_borrowed_str(s),
+            other => Err(self.mismatch("a quoted string", other)),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(FieldSeq { fields: vec![self.field].into_iter() })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match &self.field.value {
+            Value::Block(block) => BlockDe { block, context: &self.field.name }.deserialize_any(visitor),
+            Value::Scalar(s) => {
+                let mut e = self.error(format!(
+                    "field `{}` is a block, found {}",
+                    self.field.name,
+                    s.describe()
+                ));
+                e.help = Some(format!("write it as `{} {{ ... }}`", self.field.name));
+                Err(e)
+            }
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_struct("", &[], visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let expected = "an enum value";
+        let s = self.scalar(expected)?;
+        let span = self.field.value_span;
+        match s {
+            Scalar::Ident(name) | Scalar::Str(name) => visitor
+                .visit_enum(name.as_str().into_deserializer())
+                .map_err(|e: DeError| e.at(span)),
+            Scalar::Number(_) => {
+                let index = self.integer(expected)?;
+                if index < 0 || index as usize >= variants.len() {
+                    return Err(DeError {
+                        message: format!("enum value {index} is out of range for field `{}`", self.field.name),
+                        span: Some(span),
+                        help: Some(format!(
+                            "the values are {}",
+                            variants
+                                .iter()
+                                .enumerate()
+                                .map(|(i, v)| format!("{i} = {v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    });
+                }
+                visitor
+                    .visit_enum(variants[index as usize].into_deserializer())
+                    .map_err(|e: DeError| e.at(span))
+            }
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        i128 u128 char bytes byte_buf unit unit_struct tuple tuple_struct
+    }
+}

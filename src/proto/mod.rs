@@ -1,0 +1,323 @@
+//! Caffe's protobuf text format: a generic tree of fields with source spans.
+//!
+//! The grammar (`grammar/netrun.pest`) knows nothing about layers or solvers;
+//! [`de`] turns blocks of this tree into typed serde structs.
+
+pub mod de;
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::source::{SourceFile, Span};
+use pest::Parser;
+use std::sync::Arc;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/netrun.pest"]
+struct TextFormat;
+
+/// A scalar as written. Numbers keep their text so that the typed reader can
+/// say "expected an integer, found `0.5`".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Number(String),
+    Ident(String),
+}
+
+impl Scalar {
+    /// How the value reads in a message.
+    pub fn describe(&self) -> String {
+        match self {
+            Scalar::Str(s) => format!("string \"{s}\""),
+            Scalar::Number(n) => format!("number `{n}`"),
+            Scalar::Ident(i) => format!("identifier `{i}`"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(Scalar),
+    Block(Block),
+}
+
+/// One `name: value` or `name { ... }`. A `[a, b]` list becomes one field per element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub name_span: Span,
+    pub value: Value,
+    pub value_span: Span,
+}
+
+/// A message: the fields in file order, and the span of the whole block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Block {
+    pub fields: Vec<Field>,
+    pub span: Span,
+}
+
+impl Block {
+    /// All fields with this name, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
+        self.fields.iter().filter(move |f| f.name == name)
+    }
+
+    /// The first field with this name.
+    pub fn get(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// A copy holding only the fields that `keep` accepts.
+    pub fn filtered(&self, keep: impl Fn(&Field) -> bool) -> Block {
+        Block {
+            fields: self.fields.iter().filter(|f| keep(f)).cloned().collect(),
+            span: self.span,
+        }
+    }
+}
+
+/// A parsed file: its source (for diagnostics) and its top-level block.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub source: Arc<SourceFile>,
+    pub root: Block,
+}
+
+/// Parses Caffe text format. A syntax error comes back as one diagnostic at
+/// the first offending character.
+pub fn parse(source: &Arc<SourceFile>) -> Result<Document> {
+    let mut pairs = TextFormat::parse(Rule::file, &source.text).map_err(|e| syntax_error(source, e))?;
+    let file = pairs.next().expect("grammar: `file` is the root rule");
+    let mut fields = Vec::new();
+    for pair in file.into_inner() {
+        if pair.as_rule() == Rule::field {
+            read_field(source, pair, &mut fields)?;
+        }
+    }
+    Ok(Document {
+        source: source.clone(),
+        root: Block {
+            fields,
+            span: Span::new(0, source.text.len()),
+        },
+    })
+}
+
+/// Parses text that has no file behind it (tests, generated nets).
+pub fn parse_str(name: &str, text: &str) -> Result<Document> {
+    parse(&SourceFile::new(name, text))
+}
+
+type Pair<'i> = pest::iterators::Pair<'i, Rule>;
+
+fn span_of(pair: &Pair) -> Span {
+    Span::new(pair.as_span().start(), pair.as_span().end())
+}
+
+fn read_field(source: &Arc<SourceFile>, pair: Pair, out: &mut Vec<Field>) -> Result<()> {
+    let mut inner = pair.into_inner();
+    let name_pair = inner.next().expect("grammar: a field starts with its name");
+    let name = name_pair.as_str().to_string();
+    let name_span = span_of(&name_pair);
+    for value in inner {
+        if value.as_rule() == Rule::list {
+            for item in value.into_inner() {
+                let value_span = span_of(&item);
+                let value = Value::Scalar(read_scalar(source, item)?);
+                out.push(Field { name: name.clone(), name_span, value, value_span });
+            }
+        } else {
+            let value_span = span_of(&value);
+            let value = read_value(source, value)?;
+            out.push(Field { name: name.clone(), name_span, value, value_span });
+        }
+    }
+    Ok(())
+}
+
+fn read_value(source: &Arc<SourceFile>, pair: Pair) -> Result<Value> {
+    if pair.as_rule() == Rule::block {
+        let span = span_of(&pair);
+        let mut fields = Vec::new();
+        for f in pair.into_inner() {
+            read_field(source, f, &mut fields)?;
+        }
+        return Ok(Value::Block(Block { fields, span }));
+    }
+    Ok(Value::Scalar(read_scalar(source, pair)?))
+}
+
+fn read_scalar(source: &Arc<SourceFile>, pair: Pair) -> Result<Scalar> {
+    match pair.as_rule() {
+        Rule::number => Ok(Scalar::Number(pair.as_str().to_string())),
+        Rule::ident => Ok(Scalar::Ident(pair.as_str().to_string())),
+        Rule::string => {
+            let mut s = String::new();
+            for quoted in pair.into_inner() {
+                let inner = quoted.into_inner().next().expect("grammar: quoted has a body");
+                unescape(source, &inner, &mut s)?;
+            }
+            Ok(Scalar::Str(s))
+        }
+        r => unreachable!("grammar: unexpected scalar rule {r:?}"),
+    }
+}
+
+/// Protobuf text escapes: `\n \t \r \\ \' \" \a \b \f \v`, `\xHH` and octal `\ooo`.
+fn unescape(source: &Arc<SourceFile>, pair: &Pair, out: &mut String) -> Result<()> {
+    let text = pair.as_str();
+    let base = pair.as_span().start();
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let Some((_, e)) = chars.next() else { break };
+        let simple = match e {
+            'n' => Some(b'\n'),
+            't' => Some(b'\t'),
+            'r' => Some(b'\r'),
+            'a' => Some(7),
+            'b' => Some(8),
+            'f' => Some(12),
+            'v' => Some(11),
+            '\\' => Some(b'\\'),
+            '\'' => Some(b'\''),
+            '"' => Some(b'"'),
+            '?' => Some(b'?'),
+            _ => None,
+        };
+        if let Some(b) = simple {
+            bytes.push(b);
+        } else if e == 'x' || e == 'X' {
+            let mut v = 0u32;
+            let mut n = 0;
+            while n < 2 {
+                match chars.peek() {
+                    Some(&(_, h)) if h.is_ascii_hexdigit() => {
+                        v = v * 16 + h.to_digit(16).unwrap_or(0);
+                        chars.next();
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if n == 0 {
+                return Err(bad_escape(source, base + i, "`\\x` needs hex digits"));
+            }
+            bytes.push(v as u8);
+        } else if ('0'..='7').contains(&e) {
+            let mut v = e.to_digit(8).unwrap_or(0);
+            let mut n = 1;
+            while n < 3 {
+                match chars.peek() {
+                    Some(&(_, o)) if ('0'..='7').contains(&o) => {
+                        v = v * 8 + o.to_digit(8).unwrap_or(0);
+                        chars.next();
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+            bytes.push((v & 0xff) as u8);
+        } else {
+            return Err(bad_escape(source, base + i, &format!("unknown escape `\\{e}`")));
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => {
+            out.push_str(&s);
+            Ok(())
+        }
+        Err(_) => Err(bad_escape(source, base, "the escapes do not form valid UTF-8")),
+    }
+}
+
+fn bad_escape(source: &Arc<SourceFile>, at: usize, what: &str) -> Error {
+    Diagnostic::new(format!("bad string escape: {what}"))
+        .at(source, Span::new(at, at + 2))
+        .into()
+}
+
+/// Turns pest's error into a diagnostic that names what was expected in words.
+fn syntax_error(source: &Arc<SourceFile>, e: pest::error::Error<Rule>) -> Error {
+    use pest::error::{ErrorVariant, InputLocation};
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = describe_found(&source.text[pos.min(source.text.len())..]);
+    let expected = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
+            words.sort();
+            words.dedup();
+            words.join(", ")
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let mut diag = Diagnostic::new(format!("syntax error: expected {expected}, found {found}"))
+        .at(source, Span::new(pos, pos + 1));
+    diag = diag.with_help_opt(syntax_hint(&source.text, pos));
+    diag.into()
+}
+
+fn describe_found(rest: &str) -> String {
+    match rest.chars().next() {
+        None => "end of file".to_string(),
+        Some(c) if c.is_whitespace() => "whitespace".to_string(),
+        Some(_) => {
+            let token: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(20)
+                .collect();
+            format!("`{token}`")
+        }
+    }
+}
+
+/// A hint for the usual slips: an unclosed block, a `=` instead of `:`, an unclosed string.
+fn syntax_hint(text: &str, pos: usize) -> Option<String> {
+    let rest = &text[pos.min(text.len())..];
+    if rest.is_empty() {
+        let opens = text.matches('{').count();
+        let closes = text.matches('}').count();
+        if opens > closes {
+            return Some(format!("{} `{{` not closed by `}}`", opens - closes));
+        }
+    }
+    if rest.starts_with('=') {
+        return Some("fields are written `name: value`, with a colon".to_string());
+    }
+    if rest.starts_with('}') {
+        return Some("this `}` closes no block, or a field before it is incomplete".to_string());
+    }
+    let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    if line.matches('"').count() % 2 == 1 {
+        return Some("a string is not closed on this line".to_string());
+    }
+    None
+}
+
+/// Human names for grammar rules in "expected ..." messages.
+fn rule_name(rule: Rule) -> &'static str {
+    match rule {
+        Rule::file | Rule::EOI => "end of file",
+        Rule::field | Rule::name => "a field name",
+        Rule::block => "`{`",
+        Rule::list => "`[`",
+        Rule::string | Rule::quoted => "a quoted string",
+        Rule::number => "a number",
+        Rule::ident => "an identifier",
+        Rule::dq_inner | Rule::sq_inner | Rule::escape => "string text",
+        Rule::WHITESPACE | Rule::COMMENT | Rule::scalar | Rule::ident_char | Rule::separator => {
+            "a separator"
+        }
+    }
+}

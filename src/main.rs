@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "netrun", version, about = "Caffe-style declarative deep learning for face recognition")]
+#[command(
+    name = "netrun",
+    version,
+    about = "Caffe-style declarative deep learning for face recognition"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,11 +60,15 @@ enum Command {
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
-    let (top, dims) = s.split_once('=').ok_or_else(|| format!("expected TOP=C,H,W, found `{s}`"))?;
+    let (top, dims) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected TOP=C,H,W, found `{s}`"))?;
     let dims: Result<Vec<usize>, _> = dims.split(',').map(|d| d.trim().parse::<usize>()).collect();
     match dims {
         Ok(d) if !d.is_empty() && !top.is_empty() => Ok((top.to_string(), d)),
-        _ => Err(format!("expected TOP=C,H,W with positive integers, found `{s}`")),
+        _ => Err(format!(
+            "expected TOP=C,H,W with positive integers, found `{s}`"
+        )),
     }
 }
 

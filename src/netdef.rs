@@ -40,7 +40,11 @@ pub struct NetState {
 
 impl Default for NetState {
     fn default() -> Self {
-        NetState { phase: Phase::Test, level: 0, stage: Vec::new() }
+        NetState {
+            phase: Phase::Test,
+            level: 0,
+            stage: Vec::new(),
+        }
     }
 }
 
@@ -78,7 +82,12 @@ pub struct ParamSpec {
 
 impl Default for ParamSpec {
     fn default() -> Self {
-        ParamSpec { name: None, share_mode: None, lr_mult: 1.0, decay_mult: 1.0 }
+        ParamSpec {
+            name: None,
+            share_mode: None,
+            lr_mult: 1.0,
+            decay_mult: 1.0,
+        }
     }
 }
 
@@ -117,7 +126,15 @@ struct LayerCommon {
 
 /// Names of the generic `LayerParameter` fields, for suggestions.
 pub const LAYER_FIELDS: &[&str] = &[
-    "name", "type", "bottom", "top", "phase", "loss_weight", "param", "propagate_down", "include",
+    "name",
+    "type",
+    "bottom",
+    "top",
+    "phase",
+    "loss_weight",
+    "param",
+    "propagate_down",
+    "include",
     "exclude",
 ];
 
@@ -142,7 +159,12 @@ pub struct LayerDef {
 
 impl LayerDef {
     /// A layer made by netrun itself (splits, legacy inputs), located at `span`.
-    pub fn synthetic(name: String, type_name: &str, source: Arc<SourceFile>, span: Span) -> LayerDef {
+    pub fn synthetic(
+        name: String,
+        type_name: &str,
+        source: Arc<SourceFile>,
+        span: Span,
+    ) -> LayerDef {
         LayerDef {
             name,
             type_name: type_name.to_string(),
@@ -154,7 +176,10 @@ impl LayerDef {
             propagate_down: vec![],
             include: vec![],
             exclude: vec![],
-            block: Block { fields: vec![], span },
+            block: Block {
+                fields: vec![],
+                span,
+            },
             source,
         }
     }
@@ -176,7 +201,10 @@ impl LayerDef {
 
     /// Span of the layer's `name:` value, or of the block.
     pub fn name_span(&self) -> Span {
-        self.block.get("name").map(|f| f.value_span).unwrap_or(self.block.span)
+        self.block
+            .get("name")
+            .map(|f| f.value_span)
+            .unwrap_or(self.block.span)
     }
 
     /// A diagnostic located in this layer's file.
@@ -190,9 +218,14 @@ impl LayerDef {
     }
 
     /// Reads this layer's `<block_name> { ... }` into `T`; its defaults when absent.
-    pub fn params<T: for<'de> Deserialize<'de> + Default>(&self, block_name: &str) -> Result<T, Diagnostic> {
+    pub fn params<T: for<'de> Deserialize<'de> + Default>(
+        &self,
+        block_name: &str,
+    ) -> Result<T, Diagnostic> {
         let mut found = self.block.all(block_name);
-        let Some(field) = found.next() else { return Ok(T::default()) };
+        let Some(field) = found.next() else {
+            return Ok(T::default());
+        };
         if let Some(second) = found.next() {
             return Err(self.error(
                 second.name_span,
@@ -201,7 +234,9 @@ impl LayerDef {
         }
         match &field.value {
             Value::Block(b) => from_block(b, block_name).map_err(|e| self.de_error(e, b.span)),
-            Value::Scalar(_) => from_field::<T>(field).map_err(|e| self.de_error(e, field.value_span)),
+            Value::Scalar(_) => {
+                from_field::<T>(field).map_err(|e| self.de_error(e, field.value_span))
+            }
         }
     }
 
@@ -253,13 +288,26 @@ struct NetCommon {
     debug_info: bool,
 }
 
-const NET_FIELDS: &[&str] =
-    &["name", "layer", "input", "input_dim", "input_shape", "force_backward", "state", "debug_info"];
+const NET_FIELDS: &[&str] = &[
+    "name",
+    "layer",
+    "input",
+    "input_dim",
+    "input_shape",
+    "force_backward",
+    "state",
+    "debug_info",
+];
 
 /// Reads a net file. All independent problems are reported together.
 pub fn read_net_file(path: &std::path::Path) -> Result<NetDef> {
     let source = SourceFile::read(path)?;
     parse_net(&proto::parse(&source)?)
+}
+
+/// Reads a net from text (tests, generated nets); `name` stands for the file in messages.
+pub fn parse_net_str(name: &str, text: &str) -> Result<NetDef> {
+    parse_net(&proto::parse_str(name, text)?)
 }
 
 /// Builds the typed net from a parsed document.
@@ -319,12 +367,20 @@ pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef>
     })
 }
 
-fn legacy_inputs(common: &NetCommon, root: &Block, source: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Vec<LegacyInput> {
+fn legacy_inputs(
+    common: &NetCommon,
+    root: &Block,
+    source: &Arc<SourceFile>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<LegacyInput> {
     let spans: Vec<Span> = root.all("input").map(|f| f.value_span).collect();
     let n = common.input.len();
     if n == 0 {
         if let Some(f) = root.get("input_dim").or_else(|| root.get("input_shape")) {
-            diags.push(Diagnostic::new(format!("`{}` without an `input` name", f.name)).at(source, f.name_span));
+            diags.push(
+                Diagnostic::new(format!("`{}` without an `input` name", f.name))
+                    .at(source, f.name_span),
+            );
         }
         return vec![];
     }
@@ -355,7 +411,11 @@ fn legacy_inputs(common: &NetCommon, root: &Block, source: &Arc<SourceFile>, dia
         .iter()
         .zip(shapes)
         .zip(spans)
-        .map(|((name, shape), span)| LegacyInput { name: name.clone(), shape, span })
+        .map(|((name, shape), span)| LegacyInput {
+            name: name.clone(),
+            shape,
+            span,
+        })
         .collect()
 }
 
@@ -371,7 +431,11 @@ fn parse_layer(block: &Block, source: &Arc<SourceFile>) -> Result<LayerDef, Vec<
                 _ => None,
             });
             let mut candidates: Vec<&str> = LAYER_FIELDS.to_vec();
-            let own = type_name.as_deref().and_then(crate::layers::find).map(|t| t.params).unwrap_or(&[]);
+            let own = type_name
+                .as_deref()
+                .and_then(crate::layers::find)
+                .map(|t| t.params)
+                .unwrap_or(&[]);
             candidates.extend(own.iter().copied());
             let all = crate::layers::all_param_blocks();
             candidates.extend(all.iter().copied());
@@ -381,14 +445,23 @@ fn parse_layer(block: &Block, source: &Arc<SourceFile>) -> Result<LayerDef, Vec<
     })?;
     let mut diags = Vec::new();
     if common.type_name.is_empty() {
-        diags.push(Diagnostic::new("layer has no `type`").at(source, block.get("name").map_or(block.span, |f| f.name_span)));
+        diags.push(Diagnostic::new("layer has no `type`").at(
+            source,
+            block.get("name").map_or(block.span, |f| f.name_span),
+        ));
     }
     if !common.include.is_empty() && !common.exclude.is_empty() {
-        let span = block.all("exclude").next().map_or(block.span, |f| f.name_span);
+        let span = block
+            .all("exclude")
+            .next()
+            .map_or(block.span, |f| f.name_span);
         diags.push(
-            Diagnostic::new(format!("layer `{}` has both `include` and `exclude` rules", common.name))
-                .at(source, span)
-                .with_help("Caffe takes either include rules or exclude rules, not both"),
+            Diagnostic::new(format!(
+                "layer `{}` has both `include` and `exclude` rules",
+                common.name
+            ))
+            .at(source, span)
+            .with_help("Caffe takes either include rules or exclude rules, not both"),
         );
     }
     if !diags.is_empty() {

@@ -21,8 +21,16 @@ pub fn totals(graph: &Graph) -> Totals {
         .nodes
         .iter()
         .map(|n| {
-            let b: Vec<_> = n.bottoms.iter().map(|&i| graph.blob_shape(i).to_vec()).collect();
-            let t: Vec<_> = n.tops.iter().map(|&i| graph.blob_shape(i).to_vec()).collect();
+            let b: Vec<_> = n
+                .bottoms
+                .iter()
+                .map(|&i| graph.blob_shape(i).to_vec())
+                .collect();
+            let t: Vec<_> = n
+                .tops
+                .iter()
+                .map(|&i| graph.blob_shape(i).to_vec())
+                .collect();
             n.layer.flops(&b, &t)
         })
         .sum();
@@ -34,8 +42,17 @@ pub fn totals(graph: &Graph) -> Totals {
         .and_then(|&t| graph.blob_shape(t).first().copied())
         .unwrap_or(1)
         .max(1);
-    let activation_bytes = graph.blobs.iter().map(|b| 4 * b.shape.as_deref().map_or(0, count)).sum();
-    Totals { params: graph.param_count(), flops, batch, activation_bytes }
+    let activation_bytes = graph
+        .blobs
+        .iter()
+        .map(|b| 4 * b.shape.as_deref().map_or(0, count))
+        .sum();
+    Totals {
+        params: graph.param_count(),
+        flops,
+        batch,
+        activation_bytes,
+    }
 }
 
 /// Renders the per-layer table and the totals.
@@ -49,11 +66,28 @@ pub fn render(graph: &Graph) -> String {
         "FLOPs".into(),
     ]];
     for n in &graph.nodes {
-        let names = |ids: &[usize]| ids.iter().map(|&i| graph.blobs[i].name.clone()).collect::<Vec<_>>().join(", ");
-        let shapes: Vec<String> = n.tops.iter().map(|&t| fmt_shape(graph.blob_shape(t))).collect();
+        let names = |ids: &[usize]| {
+            ids.iter()
+                .map(|&i| graph.blobs[i].name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let shapes: Vec<String> = n
+            .tops
+            .iter()
+            .map(|&t| fmt_shape(graph.blob_shape(t)))
+            .collect();
         let params: usize = n.param_shapes.iter().map(|s| count(s)).sum();
-        let b: Vec<_> = n.bottoms.iter().map(|&i| graph.blob_shape(i).to_vec()).collect();
-        let t: Vec<_> = n.tops.iter().map(|&i| graph.blob_shape(i).to_vec()).collect();
+        let b: Vec<_> = n
+            .bottoms
+            .iter()
+            .map(|&i| graph.blob_shape(i).to_vec())
+            .collect();
+        let t: Vec<_> = n
+            .tops
+            .iter()
+            .map(|&i| graph.blob_shape(i).to_vec())
+            .collect();
         rows.push([
             n.def.name.clone(),
             n.layer.type_name().to_string(),
@@ -75,7 +109,13 @@ pub fn render(graph: &Graph) -> String {
             .iter()
             .zip(widths)
             .enumerate()
-            .map(|(c, (s, w))| if c >= 4 { format!("{s:>w$}") } else { format!("{s:<w$}") })
+            .map(|(c, (s, w))| {
+                if c >= 4 {
+                    format!("{s:>w$}")
+                } else {
+                    format!("{s:<w$}")
+                }
+            })
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
         if i == 0 {
@@ -84,7 +124,14 @@ pub fn render(graph: &Graph) -> String {
     }
     let t = totals(graph);
     let _ = writeln!(out);
-    let _ = writeln!(out, "net `{}`, phase {}, {} layers, batch {}", graph.name, graph.phase, graph.nodes.len(), t.batch);
+    let _ = writeln!(
+        out,
+        "net `{}`, phase {}, {} layers, batch {}",
+        graph.name,
+        graph.phase,
+        graph.nodes.len(),
+        t.batch
+    );
     let _ = writeln!(out, "parameters:        {}", group_digits(t.params as u64));
     let _ = writeln!(
         out,
@@ -105,7 +152,7 @@ pub fn group_digits(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

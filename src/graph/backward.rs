@@ -19,7 +19,12 @@ pub fn analyse(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
             .enumerate()
             .map(|(i, &b)| {
                 need |= blob_need[b];
-                let wanted = node.def.propagate_down.get(i).copied().unwrap_or(blob_need[b]);
+                let wanted = node
+                    .def
+                    .propagate_down
+                    .get(i)
+                    .copied()
+                    .unwrap_or(blob_need[b]);
                 wanted && node.layer.can_backprop_to(i)
             })
             .collect();
@@ -43,7 +48,9 @@ pub fn analyse(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
         }
         if node.need_backward && skip_propagate && !node.tops.is_empty() {
             node.need_backward = false;
-            node.bottom_need_backward.iter_mut().for_each(|x| *x = false);
+            node.bottom_need_backward
+                .iter_mut()
+                .for_each(|x| *x = false);
         }
         if !contributes {
             node.need_backward = false;
@@ -64,7 +71,8 @@ pub fn analyse(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
         for node in graph.nodes.iter_mut() {
             node.need_backward = true;
             for i in 0..node.bottoms.len() {
-                let allowed = node.layer.can_backprop_to(i) && node.def.propagate_down.get(i).copied().unwrap_or(true);
+                let allowed = node.layer.can_backprop_to(i)
+                    && node.def.propagate_down.get(i).copied().unwrap_or(true);
                 node.bottom_need_backward[i] |= allowed;
             }
         }

@@ -13,6 +13,11 @@ pub fn filter(net: &NetDef, state: &NetState) -> Vec<LayerDef> {
         def.top = net.inputs.iter().map(|i| i.name.clone()).collect();
         out.push(def);
     }
-    out.extend(net.layers.iter().filter(|l| layer_included(l, state)).cloned());
+    out.extend(
+        net.layers
+            .iter()
+            .filter(|l| layer_included(l, state))
+            .cloned(),
+    );
     out
 }

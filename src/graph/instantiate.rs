@@ -6,15 +6,20 @@ use crate::error::Diagnostic;
 use crate::layers::{self, input, BuildContext, Layer};
 use crate::netdef::{LayerDef, NetDef};
 
-pub fn instantiate(defs: Vec<LayerDef>, net: &NetDef, ctx: &BuildContext) -> Result<Vec<Node>, Vec<Diagnostic>> {
+pub fn instantiate(
+    defs: Vec<LayerDef>,
+    net: &NetDef,
+    ctx: &BuildContext,
+) -> Result<Vec<Node>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut nodes = Vec::new();
     for def in defs {
-        let built: Result<Box<dyn Layer>, Vec<Diagnostic>> = if def.block.fields.is_empty() && def.type_name == "Input" {
-            legacy_input(net, ctx).map_err(|d| vec![d])
-        } else {
-            layers::build(&def, ctx)
-        };
+        let built: Result<Box<dyn Layer>, Vec<Diagnostic>> =
+            if def.block.fields.is_empty() && def.type_name == "Input" {
+                legacy_input(net, ctx).map_err(|d| vec![d])
+            } else {
+                layers::build(&def, ctx)
+            };
         match built {
             Ok(layer) => {
                 let mut errs = check_counts(&def, layer.as_ref());
@@ -37,8 +42,9 @@ pub fn instantiate(defs: Vec<LayerDef>, net: &NetDef, ctx: &BuildContext) -> Res
 fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let mut shapes = Vec::new();
     for i in &net.inputs {
-        let shape = input::to_shape(&i.shape, ctx.batch)
-            .map_err(|m| Diagnostic::new(format!("net input `{}`: {m}", i.name)).at(&net.source, i.span))?;
+        let shape = input::to_shape(&i.shape, ctx.batch).map_err(|m| {
+            Diagnostic::new(format!("net input `{}`: {m}", i.name)).at(&net.source, i.span)
+        })?;
         shapes.push(shape);
     }
     Ok(Box::new(input::InputLayer::with_shapes(shapes)))
@@ -47,12 +53,24 @@ fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
 /// Bottom/top counts, and per-top/per-bottom lists that must match them.
 fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    for (what, n, arity) in [("bottom", def.bottom.len(), layer.bottoms()), ("top", def.top.len(), layer.tops())] {
+    for (what, n, arity) in [
+        ("bottom", def.bottom.len(), layer.bottoms()),
+        ("top", def.top.len(), layer.tops()),
+    ] {
         if !arity.admits(n) {
-            let span = if n > arity.max { def.field_span(what, arity.max) } else { def.name_span() };
+            let span = if n > arity.max {
+                def.field_span(what, arity.max)
+            } else {
+                def.name_span()
+            };
             diags.push(def.error(
                 span,
-                format!("{} takes {} {what}{}, found {n}", def.describe(), arity.describe(), if arity.max == 1 { "" } else { "s" }),
+                format!(
+                    "{} takes {} {what}{}, found {n}",
+                    def.describe(),
+                    arity.describe(),
+                    if arity.max == 1 { "" } else { "s" }
+                ),
             ));
         }
     }
@@ -60,7 +78,12 @@ fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
         diags.push(
             def.error(
                 def.field_span("loss_weight", 0),
-                format!("{} has {} `loss_weight` values for {} tops", def.describe(), def.loss_weight.len(), def.top.len()),
+                format!(
+                    "{} has {} `loss_weight` values for {} tops",
+                    def.describe(),
+                    def.loss_weight.len(),
+                    def.top.len()
+                ),
             )
             .with_help("give one `loss_weight` per top, or none"),
         );
@@ -69,7 +92,12 @@ fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
         diags.push(
             def.error(
                 def.field_span("propagate_down", 0),
-                format!("{} has {} `propagate_down` values for {} bottoms", def.describe(), def.propagate_down.len(), def.bottom.len()),
+                format!(
+                    "{} has {} `propagate_down` values for {} bottoms",
+                    def.describe(),
+                    def.propagate_down.len(),
+                    def.bottom.len()
+                ),
             )
             .with_help("give one `propagate_down` per bottom, or none"),
         );
@@ -78,7 +106,11 @@ fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
         if pd && !layer.can_backprop_to(i) {
             diags.push(def.error(
                 def.field_span("propagate_down", i),
-                format!("{}: bottom {i} (`{}`) takes no gradient; `propagate_down` must be false", def.describe(), def.bottom.get(i).map_or("", |s| s)),
+                format!(
+                    "{}: bottom {i} (`{}`) takes no gradient; `propagate_down` must be false",
+                    def.describe(),
+                    def.bottom.get(i).map_or("", |s| s)
+                ),
             ));
         }
     }

@@ -57,7 +57,9 @@ pub struct Node {
 impl Node {
     pub fn new(def: LayerDef, layer: Box<dyn Layer>) -> Node {
         let is_loss = layer.is_loss();
-        let loss_weights = (0..def.top.len()).map(|i| def.loss_weight_of(i, is_loss)).collect();
+        let loss_weights = (0..def.top.len())
+            .map(|i| def.loss_weight_of(i, is_loss))
+            .collect();
         Node {
             def,
             layer,
@@ -88,8 +90,14 @@ pub struct BuildOptions {
 impl BuildOptions {
     pub fn for_phase(phase: Phase) -> BuildOptions {
         BuildOptions {
-            state: NetState { phase, ..NetState::default() },
-            context: BuildContext { phase, ..BuildContext::default() },
+            state: NetState {
+                phase,
+                ..NetState::default()
+            },
+            context: BuildContext {
+                phase,
+                ..BuildContext::default()
+            },
         }
     }
 }

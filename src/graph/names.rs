@@ -21,15 +21,31 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
                 Some(&id) => bottoms.push(id),
                 None => {
                     let def = &nodes[n].def;
-                    let known: Vec<&str> = by_name.keys().map(|s| s.as_str()).filter(|s| !s.contains("_split_")).collect();
-                    let later = nodes[n + 1..].iter().find(|m| m.def.top.contains(name)).map(|m| m.def.name.clone());
+                    let known: Vec<&str> = by_name
+                        .keys()
+                        .map(|s| s.as_str())
+                        .filter(|s| !s.contains("_split_"))
+                        .collect();
+                    let later = nodes[n + 1..]
+                        .iter()
+                        .find(|m| m.def.top.contains(name))
+                        .map(|m| m.def.name.clone());
                     let help = match later {
-                        Some(l) => Some(format!("`{name}` is produced later, by layer `{l}`; layers run in file order")),
+                        Some(l) => Some(format!(
+                            "`{name}` is produced later, by layer `{l}`; layers run in file order"
+                        )),
                         None => did_you_mean(name, known.iter().copied()),
                     };
                     diags.push(
-                        def.error(def.field_span("bottom", b), format!("{}: bottom `{name}` is not produced by any earlier layer{}", def.describe(), phase_note(net, phase)))
-                            .with_help_opt(help),
+                        def.error(
+                            def.field_span("bottom", b),
+                            format!(
+                                "{}: bottom `{name}` is not produced by any earlier layer{}",
+                                def.describe(),
+                                phase_note(net, phase)
+                            ),
+                        )
+                        .with_help_opt(help),
                     );
                     bottoms.push(usize::MAX);
                 }
@@ -38,7 +54,8 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
         let mut tops = Vec::new();
         for (t, name) in nodes[n].def.top.iter().enumerate() {
             let def = &nodes[n].def;
-            let in_place = def.bottom.get(t) == Some(name) && bottoms.get(t).is_some_and(|&b| b != usize::MAX);
+            let in_place =
+                def.bottom.get(t) == Some(name) && bottoms.get(t).is_some_and(|&b| b != usize::MAX);
             if in_place {
                 tops.push(bottoms[t]);
                 continue;
@@ -51,14 +68,24 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
                     None => "give this top a new name".to_string(),
                 };
                 diags.push(
-                    def.error(def.field_span("top", t), format!("{}: top `{name}` is already produced by layer `{}`", def.describe(), other.name))
-                        .with_help(help),
+                    def.error(
+                        def.field_span("top", t),
+                        format!(
+                            "{}: top `{name}` is already produced by layer `{}`",
+                            def.describe(),
+                            other.name
+                        ),
+                    )
+                    .with_help(help),
                 );
                 tops.push(id);
                 continue;
             }
             let id = blobs.len();
-            blobs.push(BlobInfo { name: name.clone(), shape: None });
+            blobs.push(BlobInfo {
+                name: name.clone(),
+                shape: None,
+            });
             consumed.push(false);
             by_name.insert(name.clone(), id);
             producer.insert(id, n);
@@ -87,11 +114,22 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
         }
     }
     let outputs = (0..blobs.len()).filter(|&b| !read_after[b]).collect();
-    Ok(Graph { name: net.name.clone(), phase, nodes, blobs, force_backward: net.force_backward, outputs })
+    Ok(Graph {
+        name: net.name.clone(),
+        phase,
+        nodes,
+        blobs,
+        force_backward: net.force_backward,
+        outputs,
+    })
 }
 
 fn phase_note(net: &NetDef, phase: Phase) -> String {
-    if net.layers.iter().any(|l| !l.include.is_empty() || !l.exclude.is_empty()) {
+    if net
+        .layers
+        .iter()
+        .any(|l| !l.include.is_empty() || !l.exclude.is_empty())
+    {
         format!(" in phase {phase}")
     } else {
         String::new()
@@ -106,7 +144,10 @@ fn check_duplicate_layer_names(nodes: &[Node]) -> Vec<Diagnostic> {
             continue;
         }
         if let Some(&first) = seen.get(node.def.name.as_str()) {
-            let (line, _) = nodes[first].def.source.line_col(nodes[first].def.name_span().start);
+            let (line, _) = nodes[first]
+                .def
+                .source
+                .line_col(nodes[first].def.name_span().start);
             diags.push(
                 node.def
                     .error(node.def.name_span(), format!("layer name `{}` is used twice", node.def.name))
@@ -132,13 +173,22 @@ pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
         if node.def.param.len() > count {
             diags.push(node.def.error(
                 node.def.field_span("param", count),
-                format!("{} has {} learnable blobs but {} `param` blocks", node.def.describe(), count, node.def.param.len()),
+                format!(
+                    "{} has {} learnable blobs but {} `param` blocks",
+                    node.def.describe(),
+                    count,
+                    node.def.param.len()
+                ),
             ));
         }
-        let specs: Vec<ParamSpec> = (0..count).map(|i| node.def.param.get(i).cloned().unwrap_or_default()).collect();
+        let specs: Vec<ParamSpec> = (0..count)
+            .map(|i| node.def.param.get(i).cloned().unwrap_or_default())
+            .collect();
         let mut param_owners = vec![ParamOwner::Own; count];
         for (i, spec) in specs.iter().enumerate() {
-            let Some(name) = spec.name.as_ref().filter(|s| !s.is_empty()) else { continue };
+            let Some(name) = spec.name.as_ref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
             match owners.get(name) {
                 None => {
                     owners.insert(name.clone(), (n, i));
@@ -148,7 +198,9 @@ pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
                     let (mine, theirs) = (&node.param_shapes[i], &owner.param_shapes[oi]);
                     let ok = match spec.share_mode.unwrap_or(DimCheckMode::Strict) {
                         DimCheckMode::Strict => mine == theirs,
-                        DimCheckMode::Permissive => crate::layers::count(mine) == crate::layers::count(theirs),
+                        DimCheckMode::Permissive => {
+                            crate::layers::count(mine) == crate::layers::count(theirs)
+                        }
                     };
                     if !ok {
                         diags.push(node.def.error(
@@ -162,7 +214,10 @@ pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
                             ),
                         ));
                     }
-                    param_owners[i] = ParamOwner::SharedWith { node: on, index: oi };
+                    param_owners[i] = ParamOwner::SharedWith {
+                        node: on,
+                        index: oi,
+                    };
                 }
             }
         }

@@ -11,7 +11,11 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     for n in 0..graph.nodes.len() {
         let node = &graph.nodes[n];
-        let bottom: Option<Vec<Vec<usize>>> = node.bottoms.iter().map(|&b| graph.blobs[b].shape.clone()).collect();
+        let bottom: Option<Vec<Vec<usize>>> = node
+            .bottoms
+            .iter()
+            .map(|&b| graph.blobs[b].shape.clone())
+            .collect();
         let Some(bottom) = bottom else { continue };
         let node = &mut graph.nodes[n];
         let def = &node.def;
@@ -20,7 +24,12 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
                 if tops.len() != node.tops.len() {
                     diags.push(def.error(
                         def.name_span(),
-                        format!("{}: the shape rule gave {} tops for {} declared", def.describe(), tops.len(), node.tops.len()),
+                        format!(
+                            "{}: the shape rule gave {} tops for {} declared",
+                            def.describe(),
+                            tops.len(),
+                            node.tops.len()
+                        ),
                     ));
                     continue;
                 }
@@ -28,16 +37,19 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
                     let id = node.tops[t];
                     let in_place = node.bottoms.get(t) == Some(&id);
                     if in_place && bottom[t] != shape {
-                        diags.push(def.error(
-                            def.field_span("top", t),
-                            format!(
-                                "{}: in-place top `{}` would change shape from {} to {}",
-                                def.describe(),
-                                def.top[t],
-                                fmt_shape(&bottom[t]),
-                                fmt_shape(&shape)
-                            ),
-                        ).with_help("give the top its own name"));
+                        diags.push(
+                            def.error(
+                                def.field_span("top", t),
+                                format!(
+                                    "{}: in-place top `{}` would change shape from {} to {}",
+                                    def.describe(),
+                                    def.top[t],
+                                    fmt_shape(&bottom[t]),
+                                    fmt_shape(&shape)
+                                ),
+                            )
+                            .with_help("give the top its own name"),
+                        );
                         continue;
                     }
                     graph.blobs[id].shape = Some(shape);

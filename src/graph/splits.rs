@@ -31,14 +31,18 @@ pub fn insert_splits(nodes: Vec<Node>) -> Result<Vec<Node>, Vec<Diagnostic>> {
         }
     }
     // (producer, top) pairs that need a split, with their consumers.
-    let mut needs: Vec<((usize, usize), Vec<(usize, usize)>)> = consumers
+    type Uses = Vec<(usize, usize)>;
+    let mut needs: Vec<((usize, usize), Uses)> = consumers
         .into_iter()
         .filter(|((n, t), c)| c.len() > 1 || (!c.is_empty() && nodes[*n].loss_weights[*t] != 0.0))
         .collect();
     needs.sort();
 
     // Rename the consumers' bottoms, and plan the split layers per producer.
-    let mut renamed: Vec<Vec<Option<String>>> = nodes.iter().map(|n| vec![None; n.def.bottom.len()]).collect();
+    let mut renamed: Vec<Vec<Option<String>>> = nodes
+        .iter()
+        .map(|n| vec![None; n.def.bottom.len()])
+        .collect();
     let mut after: HashMap<usize, Vec<Node>> = HashMap::new();
     let mut moved_loss: Vec<(usize, usize)> = Vec::new();
     for ((p, t), cons) in needs {
@@ -47,9 +51,16 @@ pub fn insert_splits(nodes: Vec<Node>) -> Result<Vec<Node>, Vec<Diagnostic>> {
         let base = split_name(blob, &producer.def.name, t);
         let weight = producer.loss_weights[t];
         let offset = usize::from(weight != 0.0);
-        let mut def = LayerDef::synthetic(base.clone(), "Split", producer.def.source.clone(), producer.def.field_span("top", t));
+        let mut def = LayerDef::synthetic(
+            base.clone(),
+            "Split",
+            producer.def.source.clone(),
+            producer.def.field_span("top", t),
+        );
         def.bottom = vec![blob.clone()];
-        def.top = (0..cons.len() + offset).map(|k| format!("{base}_{k}")).collect();
+        def.top = (0..cons.len() + offset)
+            .map(|k| format!("{base}_{k}"))
+            .collect();
         for (k, &(c, b)) in cons.iter().enumerate() {
             renamed[c][b] = Some(def.top[k + offset].clone());
         }

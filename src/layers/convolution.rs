@@ -79,27 +79,55 @@ impl Geometry {
     /// Output extent along axis `a` for input extent `len`, or None when the kernel does not fit.
     pub fn out_len(&self, a: usize, len: usize) -> Option<usize> {
         let span = self.dilation[a] * (self.kernel[a] - 1) + 1;
-        (len + 2 * self.pad[a]).checked_sub(span).map(|d| d / self.stride[a] + 1)
+        (len + 2 * self.pad[a])
+            .checked_sub(span)
+            .map(|d| d / self.stride[a] + 1)
     }
 }
 
 /// Reads one per-axis setting: `x_h`/`x_w`, or 1 or 2 repeated values, or the default.
-fn per_axis(def: &LayerDef, name: &str, list: &[u32], h: Option<u32>, w: Option<u32>, default: u32) -> Result<[usize; 2], Diagnostic> {
-    let err = |m: String| def.error(def.block.get("convolution_param").map_or(def.name_span(), |f| f.value_span), m);
+fn per_axis(
+    def: &LayerDef,
+    name: &str,
+    list: &[u32],
+    h: Option<u32>,
+    w: Option<u32>,
+    default: u32,
+) -> Result<[usize; 2], Diagnostic> {
+    let err = |m: String| {
+        def.error(
+            def.block
+                .get("convolution_param")
+                .map_or(def.name_span(), |f| f.value_span),
+            m,
+        )
+    };
     if h.is_some() || w.is_some() {
         if !list.is_empty() {
-            return Err(err(format!("{}: give either `{name}` or `{name}_h`/`{name}_w`, not both", def.describe())));
+            return Err(err(format!(
+                "{}: give either `{name}` or `{name}_h`/`{name}_w`, not both",
+                def.describe()
+            )));
         }
         match (h, w) {
             (Some(h), Some(w)) => return Ok([h as usize, w as usize]),
-            _ => return Err(err(format!("{}: `{name}_h` and `{name}_w` must be given together", def.describe()))),
+            _ => {
+                return Err(err(format!(
+                    "{}: `{name}_h` and `{name}_w` must be given together",
+                    def.describe()
+                )))
+            }
         }
     }
     match list {
         [] => Ok([default as usize; 2]),
         [v] => Ok([*v as usize; 2]),
         [a, b] => Ok([*a as usize, *b as usize]),
-        _ => Err(err(format!("{}: `{name}` has {} values; 2-D convolution takes 1 or 2", def.describe(), list.len()))),
+        _ => Err(err(format!(
+            "{}: `{name}` has {} values; 2-D convolution takes 1 or 2",
+            def.describe(),
+            list.len()
+        ))),
     }
 }
 
@@ -114,9 +142,16 @@ pub fn geometry(def: &LayerDef, p: &ConvolutionParams) -> Result<Geometry, Diagn
         pad: per_axis(def, "pad", &p.pad, p.pad_h, p.pad_w, 0)?,
         dilation: per_axis(def, "dilation", &p.dilation, None, None, 1)?,
     };
-    for (name, v) in [("kernel", g.kernel), ("stride", g.stride), ("dilation", g.dilation)] {
+    for (name, v) in [
+        ("kernel", g.kernel),
+        ("stride", g.stride),
+        ("dilation", g.dilation),
+    ] {
         if v.contains(&0) {
-            return Err(def.error(def.name_span(), format!("{}: {name} must be positive", def.describe())));
+            return Err(def.error(
+                def.name_span(),
+                format!("{}: {name} must be positive", def.describe()),
+            ));
         }
     }
     Ok(g)
@@ -134,19 +169,33 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
     let p: ConvolutionParams = def.params("convolution_param")?;
     let num_output = required(def, p.num_output, "convolution_param", "num_output")? as usize;
     let geometry = geometry(def, &p)?;
-    p.weight_filler.validate(def, "convolution_param", "weight_filler")?;
-    p.bias_filler.validate(def, "convolution_param", "bias_filler")?;
+    p.weight_filler
+        .validate(def, "convolution_param", "weight_filler")?;
+    p.bias_filler
+        .validate(def, "convolution_param", "bias_filler")?;
     let group = p.group as usize;
-    if group == 0 || num_output % group != 0 {
+    if group == 0 || !num_output.is_multiple_of(group) {
         return Err(def.error(
             def.name_span(),
-            format!("{}: num_output {num_output} is not divisible by group {group}", def.describe()),
+            format!(
+                "{}: num_output {num_output} is not divisible by group {group}",
+                def.describe()
+            ),
         ));
     }
     if p.axis != 1 {
-        return Err(def.error(def.name_span(), format!("{}: only axis 1 (channels) is supported", def.describe())));
+        return Err(def.error(
+            def.name_span(),
+            format!("{}: only axis 1 (channels) is supported", def.describe()),
+        ));
     }
-    Ok(Box::new(ConvolutionLayer { params: p, geometry, num_output, group, channels: 0 }))
+    Ok(Box::new(ConvolutionLayer {
+        params: p,
+        geometry,
+        num_output,
+        group,
+        channels: 0,
+    }))
 }
 
 impl Layer for ConvolutionLayer {
@@ -164,15 +213,24 @@ impl Layer for ConvolutionLayer {
         let mut tops = Vec::new();
         for (i, b) in bottom.iter().enumerate() {
             if b.len() != 4 {
-                return Err(ShapeError::at_bottom(i, format!("needs an NxCxHxW bottom, got {}", super::fmt_shape(b))));
+                return Err(ShapeError::at_bottom(
+                    i,
+                    format!("needs an NxCxHxW bottom, got {}", super::fmt_shape(b)),
+                ));
             }
             if i == 0 {
                 self.channels = b[1];
             } else if b[1..] != bottom[0][1..] {
                 return Err(ShapeError::mismatch(i, b, 0, &bottom[0]));
             }
-            if b[1] % self.group != 0 {
-                return Err(ShapeError::at_bottom(i, format!("{} channels are not divisible by group {}", b[1], self.group)));
+            if !b[1].is_multiple_of(self.group) {
+                return Err(ShapeError::at_bottom(
+                    i,
+                    format!(
+                        "{} channels are not divisible by group {}",
+                        b[1], self.group
+                    ),
+                ));
             }
             let g = &self.geometry;
             let (Some(h), Some(w)) = (g.out_len(0, b[2]), g.out_len(1, b[3])) else {
@@ -180,7 +238,14 @@ impl Layer for ConvolutionLayer {
                     i,
                     format!(
                         "kernel {}x{} (dilation {}x{}, pad {}x{}) does not fit the {}x{} input",
-                        g.kernel[0], g.kernel[1], g.dilation[0], g.dilation[1], g.pad[0], g.pad[1], b[2], b[3]
+                        g.kernel[0],
+                        g.kernel[1],
+                        g.dilation[0],
+                        g.dilation[1],
+                        g.pad[0],
+                        g.pad[1],
+                        b[2],
+                        b[3]
                     ),
                 ));
             };
@@ -191,7 +256,12 @@ impl Layer for ConvolutionLayer {
 
     fn param_shapes(&self) -> Vec<Shape> {
         let k = self.geometry.kernel;
-        let mut v = vec![vec![self.num_output, self.channels / self.group, k[0], k[1]]];
+        let mut v = vec![vec![
+            self.num_output,
+            self.channels / self.group,
+            k[0],
+            k[1],
+        ]];
         if self.params.bias_term {
             v.push(vec![self.num_output]);
         }
@@ -201,6 +271,8 @@ impl Layer for ConvolutionLayer {
     fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
         let k = self.geometry.kernel;
         let macs_per_out = (self.channels / self.group * k[0] * k[1]) as u64;
-        top.iter().map(|t| 2 * macs_per_out * super::count(t) as u64).sum()
+        top.iter()
+            .map(|t| 2 * macs_per_out * super::count(t) as u64)
+            .sum()
     }
 }

@@ -27,7 +27,11 @@ pub struct EltwiseParams {
 
 impl Default for EltwiseParams {
     fn default() -> Self {
-        EltwiseParams { operation: EltwiseOp::Sum, coeff: vec![], stable_prod_grad: true }
+        EltwiseParams {
+            operation: EltwiseOp::Sum,
+            coeff: vec![],
+            stable_prod_grad: true,
+        }
     }
 }
 
@@ -37,14 +41,25 @@ pub struct EltwiseLayer {
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: EltwiseParams = def.params("eltwise_param")?;
-    let span = def.block.get("eltwise_param").map_or(def.name_span(), |f| f.value_span);
+    let span = def
+        .block
+        .get("eltwise_param")
+        .map_or(def.name_span(), |f| f.value_span);
     if !p.coeff.is_empty() && p.operation != EltwiseOp::Sum {
-        return Err(def.error(span, format!("{}: `coeff` applies only to operation SUM", def.describe())));
+        return Err(def.error(
+            span,
+            format!("{}: `coeff` applies only to operation SUM", def.describe()),
+        ));
     }
     if !p.coeff.is_empty() && p.coeff.len() != def.bottom.len() {
         return Err(def.error(
             span,
-            format!("{}: {} coefficients for {} bottoms", def.describe(), p.coeff.len(), def.bottom.len()),
+            format!(
+                "{}: {} coefficients for {} bottoms",
+                def.describe(),
+                p.coeff.len(),
+                def.bottom.len()
+            ),
         ));
     }
     Ok(Box::new(EltwiseLayer { params: p }))

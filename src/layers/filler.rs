@@ -5,7 +5,15 @@ use crate::netdef::LayerDef;
 use serde::Deserialize;
 
 /// Filler types Caffe knows.
-pub const FILLER_TYPES: &[&str] = &["constant", "uniform", "gaussian", "positive_unitball", "xavier", "msra", "bilinear"];
+pub const FILLER_TYPES: &[&str] = &[
+    "constant",
+    "uniform",
+    "gaussian",
+    "positive_unitball",
+    "xavier",
+    "msra",
+    "bilinear",
+];
 
 /// `VarianceNorm` of xavier/msra: FAN_IN = 0, FAN_OUT = 1, AVERAGE = 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -66,9 +74,17 @@ impl FillerParams {
             })
             .unwrap_or(def.name_span());
         Err(def
-            .error(span, format!("{}: unknown filler type \"{}\" in `{field}`", def.describe(), self.type_name))
-            .with_help(did_you_mean(&self.type_name, FILLER_TYPES.iter().copied()).unwrap_or_else(|| {
-                format!("filler types: {}", FILLER_TYPES.join(", "))
-            })))
+            .error(
+                span,
+                format!(
+                    "{}: unknown filler type \"{}\" in `{field}`",
+                    def.describe(),
+                    self.type_name
+                ),
+            )
+            .with_help(
+                did_you_mean(&self.type_name, FILLER_TYPES.iter().copied())
+                    .unwrap_or_else(|| format!("filler types: {}", FILLER_TYPES.join(", "))),
+            ))
     }
 }

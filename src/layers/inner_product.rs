@@ -2,7 +2,7 @@
 //! W is N×K (K×N with `transpose: true`), b is N.
 
 use super::filler::FillerParams;
-use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{canonical_axis, count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::netdef::LayerDef;
 use serde::Deserialize;
@@ -31,12 +31,6 @@ impl Default for InnerProductParams {
     }
 }
 
-/// Resolves a possibly negative Caffe axis against a rank.
-pub fn canonical_axis(axis: i32, rank: usize) -> Option<usize> {
-    let a = if axis < 0 { axis + rank as i32 } else { axis };
-    (0..rank as i32).contains(&a).then_some(a as usize)
-}
-
 pub struct InnerProductLayer {
     pub params: InnerProductParams,
     pub num_output: usize,
@@ -47,9 +41,15 @@ pub struct InnerProductLayer {
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: InnerProductParams = def.params("inner_product_param")?;
     let num_output = required(def, p.num_output, "inner_product_param", "num_output")? as usize;
-    p.weight_filler.validate(def, "inner_product_param", "weight_filler")?;
-    p.bias_filler.validate(def, "inner_product_param", "bias_filler")?;
-    Ok(Box::new(InnerProductLayer { params: p, num_output, k: 0 }))
+    p.weight_filler
+        .validate(def, "inner_product_param", "weight_filler")?;
+    p.bias_filler
+        .validate(def, "inner_product_param", "bias_filler")?;
+    Ok(Box::new(InnerProductLayer {
+        params: p,
+        num_output,
+        k: 0,
+    }))
 }
 
 impl Layer for InnerProductLayer {
@@ -66,11 +66,21 @@ impl Layer for InnerProductLayer {
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         let b = &bottom[0];
         let axis = canonical_axis(self.params.axis, b.len()).ok_or_else(|| {
-            ShapeError::at_bottom(0, format!("axis {} is out of range for shape {}", self.params.axis, super::fmt_shape(b)))
+            ShapeError::at_bottom(
+                0,
+                format!(
+                    "axis {} is out of range for shape {}",
+                    self.params.axis,
+                    super::fmt_shape(b)
+                ),
+            )
         })?;
         let k = count(&b[axis..]);
         if self.k != 0 && self.k != k {
-            return Err(ShapeError::at_bottom(0, format!("input size changed from {} to {k}", self.k)));
+            return Err(ShapeError::at_bottom(
+                0,
+                format!("input size changed from {} to {k}", self.k),
+            ));
         }
         self.k = k;
         let mut top = b[..axis].to_vec();
@@ -79,7 +89,11 @@ impl Layer for InnerProductLayer {
     }
 
     fn param_shapes(&self) -> Vec<Shape> {
-        let w = if self.params.transpose { vec![self.k, self.num_output] } else { vec![self.num_output, self.k] };
+        let w = if self.params.transpose {
+            vec![self.k, self.num_output]
+        } else {
+            vec![self.num_output, self.k]
+        };
         let mut v = vec![w];
         if self.params.bias_term {
             v.push(vec![self.num_output]);

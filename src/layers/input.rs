@@ -44,14 +44,21 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
     let n = def.top.len();
     if !(p.shape.len() == n || p.shape.len() == 1) {
         return Err(def.error(
-            def.block.get("input_param").map_or(def.name_span(), |f| f.name_span),
-            format!("{} has {n} tops but {} `shape` blocks (need 1 or {n})", def.describe(), p.shape.len()),
+            def.block
+                .get("input_param")
+                .map_or(def.name_span(), |f| f.name_span),
+            format!(
+                "{} has {n} tops but {} `shape` blocks (need 1 or {n})",
+                def.describe(),
+                p.shape.len()
+            ),
         ));
     }
     let mut shapes = Vec::new();
     for i in 0..n {
         let dims = &p.shape[i.min(p.shape.len() - 1)].dim;
-        let shape = to_shape(dims, ctx.batch).map_err(|m| def.error(def.name_span(), format!("{}: {m}", def.describe())))?;
+        let shape = to_shape(dims, ctx.batch)
+            .map_err(|m| def.error(def.name_span(), format!("{}: {m}", def.describe())))?;
         shapes.push(shape);
     }
     Ok(Box::new(InputLayer { shapes }))

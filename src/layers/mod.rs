@@ -23,12 +23,22 @@ pub fn fmt_shape(shape: &[usize]) -> String {
     if shape.is_empty() {
         return "scalar".to_string();
     }
-    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 /// Number of elements of a shape.
 pub fn count(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// Resolves a possibly negative Caffe axis (`-1` = last) against a rank.
+pub fn canonical_axis(axis: i32, rank: usize) -> Option<usize> {
+    let a = if axis < 0 { axis + rank as i32 } else { axis };
+    (0..rank as i32).contains(&a).then_some(a as usize)
 }
 
 /// How many bottoms or tops a layer takes: `min..=max`.
@@ -46,7 +56,10 @@ impl Arity {
         Arity { min, max }
     }
     pub const fn at_least(min: usize) -> Arity {
-        Arity { min, max: usize::MAX }
+        Arity {
+            min,
+            max: usize::MAX,
+        }
     }
     pub fn admits(&self, n: usize) -> bool {
         n >= self.min && n <= self.max
@@ -72,16 +85,26 @@ pub struct ShapeError {
 
 impl ShapeError {
     pub fn new(message: impl Into<String>) -> ShapeError {
-        ShapeError { bottom: None, message: message.into() }
+        ShapeError {
+            bottom: None,
+            message: message.into(),
+        }
     }
     pub fn at_bottom(bottom: usize, message: impl Into<String>) -> ShapeError {
-        ShapeError { bottom: Some(bottom), message: message.into() }
+        ShapeError {
+            bottom: Some(bottom),
+            message: message.into(),
+        }
     }
     /// Bottom `i` must have the shape of bottom `j`.
     pub fn mismatch(i: usize, got: &[usize], j: usize, want: &[usize]) -> ShapeError {
         ShapeError::at_bottom(
             i,
-            format!("bottom {i} has shape {} but bottom {j} has shape {}", fmt_shape(got), fmt_shape(want)),
+            format!(
+                "bottom {i} has shape {} but bottom {j} has shape {}",
+                fmt_shape(got),
+                fmt_shape(want)
+            ),
         )
     }
 }
@@ -101,7 +124,12 @@ pub struct BuildContext {
 
 impl Default for BuildContext {
     fn default() -> Self {
-        BuildContext { phase: Phase::Train, batch: None, input_shapes: HashMap::new(), data_dirs: vec![] }
+        BuildContext {
+            phase: Phase::Train,
+            batch: None,
+            input_shapes: HashMap::new(),
+            data_dirs: vec![],
+        }
     }
 }
 
@@ -164,12 +192,36 @@ pub struct LayerType {
 
 /// Every layer type netrun knows, by Caffe type name.
 pub static REGISTRY: &[LayerType] = &[
-    LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
-    LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
-    LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
-    LayerType { name: "Input", params: &["input_param"], build: input::build },
-    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
-    LayerType { name: "Split", params: &[], build: split::build },
+    LayerType {
+        name: "Convolution",
+        params: &["convolution_param"],
+        build: convolution::build,
+    },
+    LayerType {
+        name: "Eltwise",
+        params: &["eltwise_param"],
+        build: eltwise::build,
+    },
+    LayerType {
+        name: "InnerProduct",
+        params: &["inner_product_param"],
+        build: inner_product::build,
+    },
+    LayerType {
+        name: "Input",
+        params: &["input_param"],
+        build: input::build,
+    },
+    LayerType {
+        name: "PReLU",
+        params: &["prelu_param"],
+        build: prelu::build,
+    },
+    LayerType {
+        name: "Split",
+        params: &[],
+        build: split::build,
+    },
 ];
 
 /// Looks a type up by its Caffe name.
@@ -179,7 +231,10 @@ pub fn find(type_name: &str) -> Option<&'static LayerType> {
 
 /// Every `*_param` block name some layer type reads.
 pub fn all_param_blocks() -> Vec<&'static str> {
-    let mut v: Vec<&str> = REGISTRY.iter().flat_map(|t| t.params.iter().copied()).collect();
+    let mut v: Vec<&str> = REGISTRY
+        .iter()
+        .flat_map(|t| t.params.iter().copied())
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -193,14 +248,25 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
         let hint = did_you_mean(&def.type_name, names.iter().copied());
         let list = format!("known types: {}", names.join(", "));
         return Err(vec![def
-            .error(def.field_span("type", 0), format!("unknown layer type `{}` in layer `{}`", def.type_name, def.name))
+            .error(
+                def.field_span("type", 0),
+                format!(
+                    "unknown layer type `{}` in layer `{}`",
+                    def.type_name, def.name
+                ),
+            )
             .with_help(match hint {
                 Some(h) => format!("{h} ({list})"),
                 None => list,
             })]);
     };
     let mut diags = Vec::new();
-    for f in def.block.fields.iter().filter(|f| f.name.ends_with("_param")) {
+    for f in def
+        .block
+        .fields
+        .iter()
+        .filter(|f| f.name.ends_with("_param"))
+    {
         if !ty.params.contains(&f.name.as_str()) {
             let known = all_param_blocks();
             let message = if known.contains(&f.name.as_str()) {
@@ -212,7 +278,11 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
                 if ty.params.is_empty() {
                     format!("{} layers take no `*_param` block", ty.name)
                 } else {
-                    format!("{} layers take {}", ty.name, crate::proto::de::quote_list(ty.params))
+                    format!(
+                        "{} layers take {}",
+                        ty.name,
+                        crate::proto::de::quote_list(ty.params)
+                    )
                 }
             });
             diags.push(def.error(f.name_span, message).with_help(help));
@@ -225,17 +295,31 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
 }
 
 /// Reads a required positive count such as `num_output`, naming the block when missing.
-pub fn required<T: Copy>(def: &LayerDef, value: Option<T>, block: &str, field: &str) -> Result<T, Diagnostic> {
+pub fn required<T: Copy>(
+    def: &LayerDef,
+    value: Option<T>,
+    block: &str,
+    field: &str,
+) -> Result<T, Diagnostic> {
     value.ok_or_else(|| {
-        let span = def.block.get(block).map_or(def.name_span(), |f| f.name_span);
-        def.error(span, format!("{} needs `{block} {{ {field}: ... }}`", def.describe()))
+        let span = def
+            .block
+            .get(block)
+            .map_or(def.name_span(), |f| f.name_span);
+        def.error(
+            span,
+            format!("{} needs `{block} {{ {field}: ... }}`", def.describe()),
+        )
     })
 }
 
 /// Where relative data paths of a net are looked for: the net file's folder,
 /// the working directory, then `NETRUN_DATA_DIR` when set.
 pub fn data_dirs(net_file: &std::path::Path) -> Vec<PathBuf> {
-    let mut dirs = vec![net_file.parent().map(|p| p.to_path_buf()).unwrap_or_default()];
+    let mut dirs = vec![net_file
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()];
     if let Ok(cwd) = std::env::current_dir() {
         dirs.push(cwd);
     }

@@ -17,7 +17,10 @@ pub struct PReLUParams {
 impl Default for PReLUParams {
     fn default() -> Self {
         PReLUParams {
-            filler: FillerParams { value: 0.25, ..FillerParams::default() },
+            filler: FillerParams {
+                value: 0.25,
+                ..FillerParams::default()
+            },
             channel_shared: false,
         }
     }
@@ -31,7 +34,10 @@ pub struct PReLULayer {
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: PReLUParams = def.params("prelu_param")?;
     p.filler.validate(def, "prelu_param", "filler")?;
-    Ok(Box::new(PReLULayer { params: p, channels: 0 }))
+    Ok(Box::new(PReLULayer {
+        params: p,
+        channels: 0,
+    }))
 }
 
 impl Layer for PReLULayer {
@@ -48,14 +54,21 @@ impl Layer for PReLULayer {
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         let b = &bottom[0];
         if b.len() < 2 {
-            return Err(ShapeError::at_bottom(0, format!("needs at least 2 axes, got {}", super::fmt_shape(b))));
+            return Err(ShapeError::at_bottom(
+                0,
+                format!("needs at least 2 axes, got {}", super::fmt_shape(b)),
+            ));
         }
         self.channels = b[1];
         Ok(vec![b.clone()])
     }
 
     fn param_shapes(&self) -> Vec<Shape> {
-        vec![if self.params.channel_shared { vec![1] } else { vec![self.channels] }]
+        vec![if self.params.channel_shared {
+            vec![1]
+        } else {
+            vec![self.channels]
+        }]
     }
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {

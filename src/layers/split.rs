@@ -10,7 +10,9 @@ pub struct SplitLayer {
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    Ok(Box::new(SplitLayer { tops: def.top.len() }))
+    Ok(Box::new(SplitLayer {
+        tops: def.top.len(),
+    }))
 }
 
 impl Layer for SplitLayer {

@@ -48,7 +48,11 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { message: msg.to_string(), span: None, help: None }
+        DeError {
+            message: msg.to_string(),
+            span: None,
+            help: None,
+        }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
@@ -82,7 +86,10 @@ pub fn quote_list(names: &[&str]) -> String {
 
 /// Deserializes `T` from a block, e.g. a layer's `convolution_param { ... }`.
 /// `context` names the block in messages ("unknown field `x` in `convolution_param`").
-pub fn from_block<'de, T: serde::Deserialize<'de>>(block: &'de Block, context: &'de str) -> Result<T, DeError> {
+pub fn from_block<'de, T: serde::Deserialize<'de>>(
+    block: &'de Block,
+    context: &'de str,
+) -> Result<T, DeError> {
     T::deserialize(BlockDe { block, context })
 }
 
@@ -110,7 +117,11 @@ impl<'de> de::Deserializer<'de> for BlockDe<'de> {
         }
         let span = self.block.span;
         visitor
-            .visit_map(BlockMap { groups: groups.into_iter(), current: None, context: self.context })
+            .visit_map(BlockMap {
+                groups: groups.into_iter(),
+                current: None,
+                context: self.context,
+            })
             .map_err(|e| e.at(span))
     }
 
@@ -130,25 +141,36 @@ struct BlockMap<'a, I> {
 impl<'de, I: Iterator<Item = (&'de str, Vec<&'de Field>)>> de::MapAccess<'de> for BlockMap<'de, I> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
-        let Some((name, fields)) = self.groups.next() else { return Ok(None) };
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        let Some((name, fields)) = self.groups.next() else {
+            return Ok(None);
+        };
         let span = fields[0].name_span;
         self.current = Some(fields);
-        let key = seed.deserialize(name.into_deserializer()).map_err(|e: DeError| {
-            let e = e.at(span);
-            if e.message.starts_with("unknown field") && !self.context.is_empty() {
-                DeError { message: format!("{} in `{}`", e.message, self.context), ..e }
-            } else {
-                e
-            }
-        })?;
+        let key = seed
+            .deserialize(name.into_deserializer())
+            .map_err(|e: DeError| {
+                let e = e.at(span);
+                if e.message.starts_with("unknown field") && !self.context.is_empty() {
+                    DeError {
+                        message: format!("{} in `{}`", e.message, self.context),
+                        ..e
+                    }
+                } else {
+                    e
+                }
+            })?;
         Ok(Some(key))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let fields = self.current.take().unwrap_or_default();
         let span = fields.first().map(|f| f.value_span).unwrap_or_default();
-        seed.deserialize(FieldsDe { fields }).map_err(|e| e.at(span))
+        seed.deserialize(FieldsDe { fields })
+            .map_err(|e| e.at(span))
     }
 }
 
@@ -162,12 +184,20 @@ impl<'a> FieldsDe<'a> {
         if self.fields.len() > 1 {
             let second = self.fields[1];
             return Err(DeError {
-                message: format!("field `{}` is given {} times but takes one value", second.name, self.fields.len()),
+                message: format!(
+                    "field `{}` is given {} times but takes one value",
+                    second.name,
+                    self.fields.len()
+                ),
                 span: Some(second.name_span),
-                help: Some("remove the extra lines; only repeated fields may appear more than once".into()),
+                help: Some(
+                    "remove the extra lines; only repeated fields may appear more than once".into(),
+                ),
             });
         }
-        Ok(ValueDe { field: self.fields[0] })
+        Ok(ValueDe {
+            field: self.fields[0],
+        })
     }
 }
 
@@ -183,14 +213,20 @@ impl<'de> de::Deserializer<'de> for FieldsDe<'de> {
     type Error = DeError;
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_seq(FieldSeq { fields: self.fields.into_iter() })
+        visitor.visit_seq(FieldSeq {
+            fields: self.fields.into_iter(),
+        })
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -220,13 +256,22 @@ impl<'de> de::Deserializer<'de> for FieldsDe<'de> {
         deserialize_identifier deserialize_ignored_any
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         self.single()?.deserialize_unit(v)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(v)
     }
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, _: usize, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(v)
     }
 }
@@ -238,10 +283,16 @@ struct FieldSeq<'a> {
 impl<'de> de::SeqAccess<'de> for FieldSeq<'de> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.fields.next() {
             None => Ok(None),
-            Some(field) => seed.deserialize(ValueDe { field }).map(Some).map_err(|e| e.at(field.value_span)),
+            Some(field) => seed
+                .deserialize(ValueDe { field })
+                .map(Some)
+                .map_err(|e| e.at(field.value_span)),
         }
     }
 }
@@ -255,18 +306,32 @@ impl<'a> ValueDe<'a> {
     fn scalar(&self, expected: &str) -> Result<&'a Scalar, DeError> {
         match &self.field.value {
             Value::Scalar(s) => Ok(s),
-            Value::Block(_) => Err(self.error(format!("field `{}` expects {expected}, found a block", self.field.name))),
+            Value::Block(_) => Err(self.error(format!(
+                "field `{}` expects {expected}, found a block",
+                self.field.name
+            ))),
         }
     }
 
     fn error(&self, message: String) -> DeError {
-        DeError { message, span: Some(self.field.value_span), help: None }
+        DeError {
+            message,
+            span: Some(self.field.value_span),
+            help: None,
+        }
     }
 
     fn mismatch(&self, expected: &str, found: &Scalar) -> DeError {
-        let mut e = self.error(format!("field `{}` expects {expected}, found {}", self.field.name, found.describe()));
+        let mut e = self.error(format!(
+            "field `{}` expects {expected}, found {}",
+            self.field.name,
+            found.describe()
+        ));
         if let (Scalar::Ident(i), true) = (found, expected.contains("string")) {
-            e.help = Some(format!("strings are quoted: `{}: \"{i}\"`", self.field.name));
+            e.help = Some(format!(
+                "strings are quoted: `{}: \"{i}\"`",
+                self.field.name
+            ));
         }
         e
     }
@@ -278,13 +343,17 @@ impl<'a> ValueDe<'a> {
                 Some(b) => (true, b),
                 None => (false, text.as_str()),
             };
-            let parsed = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-                i128::from_str_radix(hex, 16).ok()
-            } else if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| b.is_ascii_digit()) {
-                i128::from_str_radix(&body[1..], 8).ok()
-            } else {
-                body.parse::<i128>().ok()
-            };
+            let parsed =
+                if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+                    i128::from_str_radix(hex, 16).ok()
+                } else if body.len() > 1
+                    && body.starts_with('0')
+                    && body.bytes().all(|b| b.is_ascii_digit())
+                {
+                    i128::from_str_radix(&body[1..], 8).ok()
+                } else {
+                    body.parse::<i128>().ok()
+                };
             if let Some(v) = parsed {
                 return Ok(if neg { -v } else { v });
             }
@@ -320,7 +389,10 @@ macro_rules! int_method {
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
             let v = self.integer($what)?;
             let v = <$ty>::try_from(v).map_err(|_| {
-                self.error(format!("field `{}` expects {}, but {v} is out of range", self.field.name, $what))
+                self.error(format!(
+                    "field `{}` expects {}, but {v} is out of range",
+                    self.field.name, $what
+                ))
             })?;
             visitor.$visit(v)
         }
@@ -332,7 +404,11 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.field.value {
-            Value::Block(block) => BlockDe { block, context: &self.field.name }.deserialize_any(visitor),
+            Value::Block(block) => BlockDe {
+                block,
+                context: &self.field.name,
+            }
+            .deserialize_any(visitor),
             Value::Scalar(Scalar::Str(s)) => visitor.visit_borrowed_str(s),
             Value::Scalar(Scalar::Ident(s)) => visitor.visit_borrowed_str(s),
             Value::Scalar(Scalar::Number(n)) => match self.integer("a number") {
@@ -345,14 +421,21 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let s = self.scalar("`true` or `false`")?;
         match s {
-            Scalar::Ident(i) if matches!(i.as_str(), "true" | "True" | "t") => visitor.visit_bool(true),
-            Scalar::Ident(i) if matches!(i.as_str(), "false" | "False" | "f") => visitor.visit_bool(false),
+            Scalar::Ident(i) if matches!(i.as_str(), "true" | "True" | "t") => {
+                visitor.visit_bool(true)
+            }
+            Scalar::Ident(i) if matches!(i.as_str(), "false" | "False" | "f") => {
+                visitor.visit_bool(false)
+            }
             Scalar::Number(n) if n == "1" => visitor.visit_bool(true),
             Scalar::Number(n) if n == "0" => visitor.visit_bool(false),
             other => {
                 let mut e = self.mismatch("`true` or `false`", other);
                 if let Scalar::Str(v) = other {
-                    e.help = Some(format!("booleans are not quoted: `{}: {v}`", self.field.name));
+                    e.help = Some(format!(
+                        "booleans are not quoted: `{}: {v}`",
+                        self.field.name
+                    ));
                 }
                 Err(e)
             }
@@ -395,12 +478,18 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_seq(FieldSeq { fields: vec![self.field].into_iter() })
+        visitor.visit_seq(FieldSeq {
+            fields: vec![self.field].into_iter(),
+        })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -410,7 +499,11 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match &self.field.value {
-            Value::Block(block) => BlockDe { block, context: &self.field.name }.deserialize_any(visitor),
+            Value::Block(block) => BlockDe {
+                block,
+                context: &self.field.name,
+            }
+            .deserialize_any(visitor),
             Value::Scalar(s) => {
                 let mut e = self.error(format!(
                     "field `{}` is a block, found {}",
@@ -444,7 +537,10 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
                 let index = self.integer(expected)?;
                 if index < 0 || index as usize >= variants.len() {
                     return Err(DeError {
-                        message: format!("enum value {index} is out of range for field `{}`", self.field.name),
+                        message: format!(
+                            "enum value {index} is out of range for field `{}`",
+                            self.field.name
+                        ),
                         span: Some(span),
                         help: Some(format!(
                             "the values are {}",

@@ -86,7 +86,8 @@ pub struct Document {
 /// Parses Caffe text format. A syntax error comes back as one diagnostic at
 /// the first offending character.
 pub fn parse(source: &Arc<SourceFile>) -> Result<Document> {
-    let mut pairs = TextFormat::parse(Rule::file, &source.text).map_err(|e| syntax_error(source, e))?;
+    let mut pairs =
+        TextFormat::parse(Rule::file, &source.text).map_err(|e| syntax_error(source, e))?;
     let file = pairs.next().expect("grammar: `file` is the root rule");
     let mut fields = Vec::new();
     for pair in file.into_inner() {
@@ -124,12 +125,22 @@ fn read_field(source: &Arc<SourceFile>, pair: Pair, out: &mut Vec<Field>) -> Res
             for item in value.into_inner() {
                 let value_span = span_of(&item);
                 let value = Value::Scalar(read_scalar(source, item)?);
-                out.push(Field { name: name.clone(), name_span, value, value_span });
+                out.push(Field {
+                    name: name.clone(),
+                    name_span,
+                    value,
+                    value_span,
+                });
             }
         } else {
             let value_span = span_of(&value);
             let value = read_value(source, value)?;
-            out.push(Field { name: name.clone(), name_span, value, value_span });
+            out.push(Field {
+                name: name.clone(),
+                name_span,
+                value,
+                value_span,
+            });
         }
     }
     Ok(())
@@ -154,7 +165,10 @@ fn read_scalar(source: &Arc<SourceFile>, pair: Pair) -> Result<Scalar> {
         Rule::string => {
             let mut s = String::new();
             for quoted in pair.into_inner() {
-                let inner = quoted.into_inner().next().expect("grammar: quoted has a body");
+                let inner = quoted
+                    .into_inner()
+                    .next()
+                    .expect("grammar: quoted has a body");
                 unescape(source, &inner, &mut s)?;
             }
             Ok(Scalar::Str(s))
@@ -224,7 +238,11 @@ fn unescape(source: &Arc<SourceFile>, pair: &Pair, out: &mut String) -> Result<(
             }
             bytes.push((v & 0xff) as u8);
         } else {
-            return Err(bad_escape(source, base + i, &format!("unknown escape `\\{e}`")));
+            return Err(bad_escape(
+                source,
+                base + i,
+                &format!("unknown escape `\\{e}`"),
+            ));
         }
     }
     match String::from_utf8(bytes) {
@@ -232,7 +250,11 @@ fn unescape(source: &Arc<SourceFile>, pair: &Pair, out: &mut String) -> Result<(
             out.push_str(&s);
             Ok(())
         }
-        Err(_) => Err(bad_escape(source, base, "the escapes do not form valid UTF-8")),
+        Err(_) => Err(bad_escape(
+            source,
+            base,
+            "the escapes do not form valid UTF-8",
+        )),
     }
 }
 

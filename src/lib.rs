@@ -3,12 +3,17 @@
 //! Pipeline: text ([`proto`]) → typed definitions ([`netdef`]) → a resolved,
 //! shape-checked layer graph ([`graph`]) built from the layer registry ([`layers`]).
 
+pub mod backend;
+pub mod blob;
 pub mod error;
 pub mod graph;
+pub mod layer_io;
 pub mod layers;
+pub mod net;
 pub mod netdef;
 pub mod proto;
 pub mod source;
 pub mod summary;
+pub mod testing;
 
 pub use error::{Diagnostic, Error, Result};

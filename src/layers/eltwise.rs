@@ -1,7 +1,11 @@
 //! Eltwise: element-wise PROD, SUM (with optional coefficients) or MAX of equal-shaped bottoms.
+//! SUM: y = Σ c_k·x_k, dx_k = c_k·dy. PROD: y = Π x_k, dx_k = dy·Π_{j≠k} x_j
+//! (computed directly, not as y/x_k). MAX: y = max_k x_k, dx_k = dy where k
+//! was the first maximum.
 
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -37,6 +41,8 @@ impl Default for EltwiseParams {
 
 pub struct EltwiseLayer {
     pub params: EltwiseParams,
+    /// MAX: which bottom held the maximum of each element.
+    argmax: Vec<u32>,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -62,7 +68,10 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             ),
         ));
     }
-    Ok(Box::new(EltwiseLayer { params: p }))
+    Ok(Box::new(EltwiseLayer {
+        params: p,
+        argmax: Vec::new(),
+    }))
 }
 
 impl Layer for EltwiseLayer {
@@ -87,5 +96,77 @@ impl Layer for EltwiseLayer {
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         ((bottom.len() - 1) * count(&bottom[0])) as u64
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let y = tops[0].data_mut();
+        match self.params.operation {
+            EltwiseOp::Sum => {
+                y.fill(0.0);
+                for (k, b) in bottoms.iter().enumerate() {
+                    let c = self.params.coeff.get(k).copied().unwrap_or(1.0);
+                    y.iter_mut().zip(b.data()).for_each(|(v, &x)| *v += c * x);
+                }
+            }
+            EltwiseOp::Prod => {
+                y.copy_from_slice(bottoms[0].data());
+                for b in &bottoms[1..] {
+                    y.iter_mut().zip(b.data()).for_each(|(v, &x)| *v *= x);
+                }
+            }
+            EltwiseOp::Max => {
+                y.copy_from_slice(bottoms[0].data());
+                self.argmax.clear();
+                self.argmax.resize(y.len(), 0);
+                for (k, b) in bottoms.iter().enumerate().skip(1) {
+                    for ((v, &x), a) in y.iter_mut().zip(b.data()).zip(self.argmax.iter_mut()) {
+                        if x > *v {
+                            *v = x;
+                            *a = k as u32;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let (mut bottoms, tops, _) = io.backward_split();
+        let dy = tops[0].diff();
+        let inputs: Vec<Vec<f32>> = match self.params.operation {
+            EltwiseOp::Prod => bottoms.iter().map(|b| b.data().to_vec()).collect(),
+            _ => Vec::new(),
+        };
+        for (k, b) in bottoms.iter_mut().enumerate() {
+            if !propagate_down[k] {
+                continue;
+            }
+            let dx = b.diff_mut();
+            match self.params.operation {
+                EltwiseOp::Sum => {
+                    let c = self.params.coeff.get(k).copied().unwrap_or(1.0);
+                    dx.iter_mut().zip(dy).for_each(|(d, &g)| *d = c * g);
+                }
+                EltwiseOp::Prod => {
+                    dx.copy_from_slice(dy);
+                    for (_, x) in inputs.iter().enumerate().filter(|(j, _)| *j != k) {
+                        dx.iter_mut().zip(x).for_each(|(d, &v)| *d *= v);
+                    }
+                }
+                EltwiseOp::Max => {
+                    for ((d, &g), &a) in dx.iter_mut().zip(dy).zip(&self.argmax) {
+                        *d = if a as usize == k { g } else { 0.0 };
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -88,3 +88,86 @@ impl FillerParams {
             ))
     }
 }
+
+/// Fills `blob` as Caffe's fillers do; deterministic for a given generator state.
+///
+/// xavier: U(−√(3/n), √(3/n)); msra: N(0, √(2/n)); n = fan_in (count/shape[0]),
+/// fan_out (count/shape[1]) or their mean, per `variance_norm`.
+pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::layer_io::Rng) {
+    use rand::Rng as _;
+    use rand_distr::{Distribution, Normal};
+    let count = blob.count();
+    let num = blob.dim(0).max(1);
+    let fan_in = (count / num).max(1) as f32;
+    let fan_out = if blob.shape().len() > 1 {
+        (count / blob.dim(1).max(1)).max(1) as f32
+    } else {
+        count.max(1) as f32
+    };
+    let n = match p.variance_norm {
+        VarianceNorm::FanIn => fan_in,
+        VarianceNorm::FanOut => fan_out,
+        VarianceNorm::Average => (fan_in + fan_out) / 2.0,
+    };
+    let data = blob.data_mut();
+    let gaussian = |mean: f32, std: f32, data: &mut [f32], rng: &mut crate::layer_io::Rng| {
+        // A zero (or invalid) std gives the mean everywhere.
+        match Normal::new(mean, std) {
+            Ok(d) if std > 0.0 => data.iter_mut().for_each(|v| *v = d.sample(rng)),
+            _ => data.fill(mean),
+        }
+    };
+    match p.type_name.as_str() {
+        "uniform" => data
+            .iter_mut()
+            .for_each(|v| *v = uniform(rng, p.min, p.max)),
+        "gaussian" => {
+            gaussian(p.mean, p.std, data, rng);
+            if p.sparse >= 0 {
+                // Keep each weight with probability sparse / num_outputs.
+                let keep = (p.sparse as f64 / num as f64).min(1.0);
+                data.iter_mut().for_each(|v| {
+                    if !rng.gen_bool(keep) {
+                        *v = 0.0
+                    }
+                });
+            }
+        }
+        "positive_unitball" => {
+            data.iter_mut().for_each(|v| *v = uniform(rng, 0.0, 1.0));
+            let dim = count / num;
+            for row in data.chunks_mut(dim.max(1)) {
+                let sum: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+        "xavier" => {
+            let scale = (3.0 / n).sqrt();
+            data.iter_mut()
+                .for_each(|v| *v = uniform(rng, -scale, scale));
+        }
+        "msra" => gaussian(0.0, (2.0 / n).sqrt(), data, rng),
+        "bilinear" => {
+            let shape = blob.shape().to_vec();
+            let (h, w) = (shape[shape.len().saturating_sub(2)], shape[shape.len() - 1]);
+            let f = (w as f32 / 2.0).ceil();
+            let c = (2.0 * f - 1.0 - f % 2.0) / (2.0 * f);
+            for (i, v) in blob.data_mut().iter_mut().enumerate() {
+                let x = (i % w) as f32;
+                let y = ((i / w) % h) as f32;
+                *v = (1.0 - (x / f - c).abs()) * (1.0 - (y / f - c).abs());
+            }
+        }
+        _ => data.fill(p.value),
+    }
+}
+
+/// U[lo, hi), or `lo` when the range is empty.
+fn uniform(rng: &mut crate::layer_io::Rng, lo: f32, hi: f32) -> f32 {
+    use rand::Rng as _;
+    if hi > lo {
+        rng.gen_range(lo..hi)
+    } else {
+        lo
+    }
+}

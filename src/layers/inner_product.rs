@@ -1,9 +1,13 @@
 //! InnerProduct (fully connected): y = x·Wᵀ + b, x flattened from `axis` to M×K.
 //! W is N×K (K×N with `transpose: true`), b is N.
+//! Backward: dW += dyᵀ·x (N×K), db += Σ_rows dy, dx = dy·W.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
 use super::{canonical_axis, count, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::backend::gemm;
+use crate::blob::Blob;
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -103,5 +107,77 @@ impl Layer for InnerProductLayer {
 
     fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
         2 * self.k as u64 * count(&top[0]) as u64
+    }
+
+    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+        fill(&self.params.weight_filler, &mut params[0], rng);
+        if let Some(b) = params.get_mut(1) {
+            fill(&self.params.bias_filler, b, rng);
+        }
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, params) = io.forward_split();
+        let (k, n) = (self.k, self.num_output);
+        let m = bottoms[0].count() / k;
+        let y = tops[0].data_mut();
+        gemm(
+            false,
+            !self.params.transpose,
+            m,
+            n,
+            k,
+            1.0,
+            bottoms[0].data(),
+            params[0].data(),
+            0.0,
+            y,
+        );
+        if let Some(bias) = params.get(1) {
+            for row in y.chunks_mut(n) {
+                row.iter_mut().zip(bias.data()).for_each(|(v, &b)| *v += b);
+            }
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let (mut bottoms, tops, params) = io.backward_split();
+        let (k, n) = (self.k, self.num_output);
+        let m = bottoms[0].count() / k;
+        let dy = tops[0].diff();
+        let (x, dx) = bottoms[0].data_and_diff_mut();
+        if self.params.transpose {
+            // W is K×N: dW += xᵀ·dy.
+            gemm(true, false, k, n, m, 1.0, x, dy, 1.0, params[0].diff_mut());
+        } else {
+            gemm(true, false, n, k, m, 1.0, dy, x, 1.0, params[0].diff_mut());
+        }
+        if let Some(bias) = params.get_mut(1) {
+            let db = bias.diff_mut();
+            for row in dy.chunks(n) {
+                db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+            }
+        }
+        if propagate_down[0] {
+            gemm(
+                false,
+                self.params.transpose,
+                m,
+                k,
+                n,
+                1.0,
+                dy,
+                params[0].data(),
+                0.0,
+                dx,
+            );
+        }
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{BlobShape, LayerDef};
 use serde::Deserialize;
 
@@ -79,5 +80,19 @@ impl Layer for InputLayer {
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(self.shapes.clone())
+    }
+
+    /// The tops are filled from outside the net (`netrun forward --inputs`, tests).
+    fn forward(&mut self, _io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        _io: &mut LayerIo,
+        _propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! (with the engine) forward and backward. [`REGISTRY`] maps Caffe type names
 //! to constructors; adding a layer is one file plus one line there.
 
+use crate::blob::Blob;
 use crate::error::{did_you_mean, Diagnostic};
+use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::{LayerDef, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -175,6 +177,45 @@ pub trait Layer: Send {
     /// Forward floating-point operations for these shapes (a multiply-add counts 2).
     fn flops(&self, _bottom: &[Shape], _top: &[Shape]) -> u64 {
         0
+    }
+
+    /// Whether top `i` may be the same blob as bottom `i` (ReLU, PReLU, ...).
+    fn supports_in_place(&self) -> bool {
+        false
+    }
+
+    /// Initialises the learnable blobs (shaped as [`Layer::param_shapes`]) with the layer's fillers.
+    fn fill_params(&self, _params: &mut [Blob], _rng: &mut Rng) {}
+
+    /// Whether learnable blob `i`'s diff is the true gradient of the loss. A
+    /// layer whose coded update is deliberately something else (CenterLoss's
+    /// centers) says false, and the gradient checker tests it against its formula.
+    fn param_diff_is_gradient(&self, _index: usize) -> bool {
+        true
+    }
+
+    /// Computes the tops from the bottoms. Loss layers write the unweighted
+    /// loss into top 0; the net applies `loss_weight`.
+    fn forward(&mut self, _io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        Err(format!(
+            "{} layers cannot run on the CPU yet",
+            self.type_name()
+        ))
+    }
+
+    /// Computes bottom diffs (where `propagate_down[i]`) and accumulates the
+    /// learnable blobs' diffs from the top diffs. A loss top's diff holds its
+    /// loss weight, as in Caffe.
+    fn backward(
+        &mut self,
+        _io: &mut LayerIo,
+        _propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        Err(format!(
+            "{} layers cannot run backward on the CPU yet",
+            self.type_name()
+        ))
     }
 }
 

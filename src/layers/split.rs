@@ -3,6 +3,7 @@
 
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 
 pub struct SplitLayer {
@@ -27,5 +28,32 @@ impl Layer for SplitLayer {
     }
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(vec![bottom[0].clone(); self.tops])
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        for t in tops.iter_mut() {
+            t.data_mut().copy_from_slice(bottoms[0].data());
+        }
+        Ok(())
+    }
+
+    /// dx = Σ_k dy_k.
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        let (mut bottoms, tops, _) = io.backward_split();
+        let dx = bottoms[0].diff_mut();
+        dx.copy_from_slice(tops[0].diff());
+        for t in &tops[1..] {
+            dx.iter_mut().zip(t.diff()).for_each(|(d, &g)| *d += g);
+        }
+        Ok(())
     }
 }

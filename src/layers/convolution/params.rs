@@ -1,10 +1,8 @@
-//! Convolution (cross-correlation), Caffe's `ConvolutionParameter`.
-//! Legend: N batch, C input channels, H×W input, O outputs, g groups, kh×kw kernel.
-//! Output size per axis: (H + 2·pad − (dilation·(k − 1) + 1)) / stride + 1, floored.
+//! `ConvolutionParameter` and the per-axis window geometry it describes.
 
-use super::filler::FillerParams;
-use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layers::filler::FillerParams;
+use crate::layers::required;
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -155,124 +153,4 @@ pub fn geometry(def: &LayerDef, p: &ConvolutionParams) -> Result<Geometry, Diagn
         }
     }
     Ok(g)
-}
-
-pub struct ConvolutionLayer {
-    pub params: ConvolutionParams,
-    pub geometry: Geometry,
-    pub num_output: usize,
-    pub group: usize,
-    pub channels: usize,
-}
-
-pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    let p: ConvolutionParams = def.params("convolution_param")?;
-    let num_output = required(def, p.num_output, "convolution_param", "num_output")? as usize;
-    let geometry = geometry(def, &p)?;
-    p.weight_filler
-        .validate(def, "convolution_param", "weight_filler")?;
-    p.bias_filler
-        .validate(def, "convolution_param", "bias_filler")?;
-    let group = p.group as usize;
-    if group == 0 || !num_output.is_multiple_of(group) {
-        return Err(def.error(
-            def.name_span(),
-            format!(
-                "{}: num_output {num_output} is not divisible by group {group}",
-                def.describe()
-            ),
-        ));
-    }
-    if p.axis != 1 {
-        return Err(def.error(
-            def.name_span(),
-            format!("{}: only axis 1 (channels) is supported", def.describe()),
-        ));
-    }
-    Ok(Box::new(ConvolutionLayer {
-        params: p,
-        geometry,
-        num_output,
-        group,
-        channels: 0,
-    }))
-}
-
-impl Layer for ConvolutionLayer {
-    fn type_name(&self) -> &'static str {
-        "Convolution"
-    }
-    fn bottoms(&self) -> Arity {
-        Arity::at_least(1)
-    }
-    fn tops(&self) -> Arity {
-        Arity::at_least(1)
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let mut tops = Vec::new();
-        for (i, b) in bottom.iter().enumerate() {
-            if b.len() != 4 {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!("needs an NxCxHxW bottom, got {}", super::fmt_shape(b)),
-                ));
-            }
-            if i == 0 {
-                self.channels = b[1];
-            } else if b[1..] != bottom[0][1..] {
-                return Err(ShapeError::mismatch(i, b, 0, &bottom[0]));
-            }
-            if !b[1].is_multiple_of(self.group) {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!(
-                        "{} channels are not divisible by group {}",
-                        b[1], self.group
-                    ),
-                ));
-            }
-            let g = &self.geometry;
-            let (Some(h), Some(w)) = (g.out_len(0, b[2]), g.out_len(1, b[3])) else {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!(
-                        "kernel {}x{} (dilation {}x{}, pad {}x{}) does not fit the {}x{} input",
-                        g.kernel[0],
-                        g.kernel[1],
-                        g.dilation[0],
-                        g.dilation[1],
-                        g.pad[0],
-                        g.pad[1],
-                        b[2],
-                        b[3]
-                    ),
-                ));
-            };
-            tops.push(vec![b[0], self.num_output, h, w]);
-        }
-        Ok(tops)
-    }
-
-    fn param_shapes(&self) -> Vec<Shape> {
-        let k = self.geometry.kernel;
-        let mut v = vec![vec![
-            self.num_output,
-            self.channels / self.group,
-            k[0],
-            k[1],
-        ]];
-        if self.params.bias_term {
-            v.push(vec![self.num_output]);
-        }
-        v
-    }
-
-    fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
-        let k = self.geometry.kernel;
-        let macs_per_out = (self.channels / self.group * k[0] * k[1]) as u64;
-        top.iter()
-            .map(|t| 2 * macs_per_out * super::count(t) as u64)
-            .sum()
-    }
 }

@@ -1,0 +1,163 @@
+//! CPU kernels: BLAS-style level 1–3 routines on row-major f32 slices.
+
+use gemm::Parallelism;
+
+/// C ← alpha·op(A)·op(B) + beta·C, row-major, as Caffe's `caffe_cpu_gemm`.
+/// op(A) is m×k (A stored k×m when `trans_a`), op(B) is k×n (B stored n×k
+/// when `trans_b`), C is m×n. `beta = 0` ignores C's previous contents.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    let threads = super::threads();
+    // Small products are faster on one thread than spread out.
+    let threads = if m * n * k >= 64 * 64 * 64 {
+        threads
+    } else {
+        1
+    };
+    gemm_on(threads, trans_a, trans_b, m, n, k, alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on the calling thread only (for callers that parallelise outside).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_serial(
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    gemm_on(1, trans_a, trans_b, m, n, k, alpha, a, b, beta, c)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_on(
+    threads: usize,
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: operand too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            c[..m * n].fill(0.0);
+        } else {
+            c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        }
+        return;
+    }
+    // Element (i, p) of op(A) sits at i·rs + p·cs.
+    let (a_rs, a_cs) = if trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_rs, b_cs) = if trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above bound every index the strides reach; `c`
+    // does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// y ← alpha·op(A)·x + beta·y, A m×n row-major (op(A) = Aᵀ when `trans`).
+#[allow(clippy::too_many_arguments)]
+pub fn gemv(
+    trans: bool,
+    m: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    x: &[f32],
+    beta: f32,
+    y: &mut [f32],
+) {
+    let (rows, cols) = if trans { (n, m) } else { (m, n) };
+    // A matrix–vector product is a GEMM with one column.
+    gemm(
+        trans,
+        false,
+        rows,
+        1,
+        cols,
+        alpha,
+        a,
+        x,
+        beta,
+        &mut y[..rows],
+    );
+}
+
+/// y ← alpha·x + y.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// x ← alpha·x.
+pub fn scal(alpha: f32, x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v *= alpha);
+}
+
+/// Σ xᵢ·yᵢ accumulated in f64.
+pub fn dot(x: &[f32], y: &[f32]) -> f64 {
+    x.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
+}

@@ -1,0 +1,173 @@
+//! Net: a [`Graph`] with storage, run forward and backward on the CPU.
+//!
+//! Blobs are allocated once from the inferred shapes (in-place tops share
+//! their bottom's blob). Learnable blobs live in one store; a layer sharing a
+//! `param { name: ... }` points at the owner's blob, so its diff accumulates
+//! into the owner's, as in Caffe.
+
+use crate::blob::Blob;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, ParamOwner};
+use crate::layer_io::{select_mut, LayerIo, Rng, RunCtx};
+use rand::SeedableRng;
+
+/// A learnable blob as the solver sees it.
+#[derive(Debug, Clone)]
+pub struct Learnable {
+    /// Index into [`Net::params`].
+    pub param: usize,
+    /// `<layer>.<index>` of the owning layer.
+    pub name: String,
+    pub lr_mult: f32,
+    pub decay_mult: f32,
+}
+
+pub struct Net {
+    pub graph: Graph,
+    pub blobs: Vec<Blob>,
+    /// Learnable storage, owners only.
+    pub params: Vec<Blob>,
+    /// Per node, per learnable blob: index into `params`.
+    pub param_ids: Vec<Vec<usize>>,
+    pub learnables: Vec<Learnable>,
+    pub rng: Rng,
+}
+
+impl Net {
+    /// Allocates blobs and fills learnable blobs deterministically from `seed`.
+    pub fn new(graph: Graph, seed: u64) -> Result<Net> {
+        let mut rng = Rng::seed_from_u64(seed);
+        let blobs: Vec<Blob> = graph
+            .blobs
+            .iter()
+            .map(|b| Blob::new(b.shape.as_deref().unwrap_or(&[])))
+            .collect();
+        let mut params: Vec<Blob> = Vec::new();
+        let mut param_ids: Vec<Vec<usize>> = Vec::new();
+        let mut learnables = Vec::new();
+        for node in &graph.nodes {
+            // Every blob is filled (as Caffe does) before shared ones are dropped for their owner's.
+            let mut fresh: Vec<Blob> = node.param_shapes.iter().map(|s| Blob::new(s)).collect();
+            node.layer.fill_params(&mut fresh, &mut rng);
+            let mut ids = Vec::new();
+            for (i, blob) in fresh.into_iter().enumerate() {
+                match node.param_owners[i] {
+                    ParamOwner::Own => {
+                        ids.push(params.len());
+                        learnables.push(Learnable {
+                            param: params.len(),
+                            name: format!("{}.{i}", node.def.name),
+                            lr_mult: node.param_specs[i].lr_mult,
+                            decay_mult: node.param_specs[i].decay_mult,
+                        });
+                        params.push(blob);
+                    }
+                    ParamOwner::SharedWith { node: n, index } => ids.push(param_ids[n][index]),
+                }
+            }
+            param_ids.push(ids);
+        }
+        let mut net = Net {
+            graph,
+            blobs,
+            params,
+            param_ids,
+            learnables,
+            rng,
+        };
+        net.set_loss_weights();
+        Ok(net)
+    }
+
+    /// Caffe's `SetLossWeights`: a loss top's diff holds its weight, which is
+    /// what the loss layer's backward scales by.
+    fn set_loss_weights(&mut self) {
+        for node in &self.graph.nodes {
+            for (t, &w) in node.loss_weights.iter().enumerate() {
+                if w != 0.0 {
+                    self.blobs[node.tops[t]].diff_mut().fill(w);
+                }
+            }
+        }
+    }
+
+    /// The blob named `name`.
+    pub fn blob(&self, name: &str) -> Option<&Blob> {
+        self.graph
+            .blobs
+            .iter()
+            .position(|b| b.name == name)
+            .map(|i| &self.blobs[i])
+    }
+
+    pub fn blob_mut(&mut self, name: &str) -> Option<&mut Blob> {
+        self.graph
+            .blobs
+            .iter()
+            .position(|b| b.name == name)
+            .map(move |i| &mut self.blobs[i])
+    }
+
+    /// Runs every layer forward; returns Σ loss_weight · loss over all loss tops.
+    pub fn forward(&mut self) -> Result<f64> {
+        let mut loss = 0.0f64;
+        let phase = self.graph.phase;
+        for n in 0..self.graph.nodes.len() {
+            let node = &mut self.graph.nodes[n];
+            let params = select_mut(&mut self.params, &self.param_ids[n]);
+            let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
+            let mut ctx = RunCtx {
+                phase,
+                rng: &mut self.rng,
+            };
+            node.layer
+                .forward(&mut io, &mut ctx)
+                .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "forward", m))?;
+            for (t, &w) in node.loss_weights.iter().enumerate() {
+                if w != 0.0 {
+                    let top = &self.blobs[node.tops[t]];
+                    loss += w as f64 * top.data().iter().map(|&v| v as f64).sum::<f64>();
+                }
+            }
+        }
+        Ok(loss)
+    }
+
+    /// Runs backward over the layers that need it, in reverse order.
+    /// Learnable diffs accumulate; call [`Net::clear_param_diffs`] between steps.
+    pub fn backward(&mut self) -> Result<()> {
+        self.set_loss_weights();
+        let phase = self.graph.phase;
+        for n in (0..self.graph.nodes.len()).rev() {
+            let node = &mut self.graph.nodes[n];
+            if !node.need_backward {
+                continue;
+            }
+            let params = select_mut(&mut self.params, &self.param_ids[n]);
+            let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
+            let mut ctx = RunCtx {
+                phase,
+                rng: &mut self.rng,
+            };
+            node.layer
+                .backward(&mut io, &node.bottom_need_backward, &mut ctx)
+                .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "backward", m))?;
+        }
+        Ok(())
+    }
+
+    /// Forward then backward; returns the loss.
+    pub fn forward_backward(&mut self) -> Result<f64> {
+        let loss = self.forward()?;
+        self.backward()?;
+        Ok(loss)
+    }
+
+    pub fn clear_param_diffs(&mut self) {
+        self.params.iter_mut().for_each(Blob::zero_diff);
+    }
+}
+
+fn run_error(layer: &str, type_name: &str, pass: &str, message: String) -> Error {
+    Error::Other(format!("layer `{layer}` ({type_name}) {pass}: {message}"))
+}

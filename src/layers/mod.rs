@@ -9,13 +9,26 @@ use crate::netdef::{LayerDef, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod batch_norm;
+pub mod bias;
+pub mod concat;
 pub mod convolution;
+pub mod dropout;
 pub mod eltwise;
 pub mod filler;
+pub mod flatten;
 pub mod inner_product;
 pub mod input;
+pub mod pooling;
 pub mod prelu;
+pub mod relu;
+pub mod reshape;
+pub mod scale;
+pub mod sigmoid;
+pub mod silence;
+pub mod slice;
 pub mod split;
+pub mod tanh;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -234,14 +247,39 @@ pub struct LayerType {
 /// Every layer type netrun knows, by Caffe type name.
 pub static REGISTRY: &[LayerType] = &[
     LayerType {
+        name: "BatchNorm",
+        params: &["batch_norm_param"],
+        build: batch_norm::build,
+    },
+    LayerType {
+        name: "Bias",
+        params: &["bias_param"],
+        build: bias::build,
+    },
+    LayerType {
+        name: "Concat",
+        params: &["concat_param"],
+        build: concat::build,
+    },
+    LayerType {
         name: "Convolution",
         params: &["convolution_param"],
         build: convolution::build,
     },
     LayerType {
+        name: "Dropout",
+        params: &["dropout_param"],
+        build: dropout::build,
+    },
+    LayerType {
         name: "Eltwise",
         params: &["eltwise_param"],
         build: eltwise::build,
+    },
+    LayerType {
+        name: "Flatten",
+        params: &["flatten_param"],
+        build: flatten::build,
     },
     LayerType {
         name: "InnerProduct",
@@ -259,9 +297,49 @@ pub static REGISTRY: &[LayerType] = &[
         build: prelu::build,
     },
     LayerType {
+        name: "Pooling",
+        params: &["pooling_param"],
+        build: pooling::build,
+    },
+    LayerType {
+        name: "ReLU",
+        params: &["relu_param"],
+        build: relu::build,
+    },
+    LayerType {
+        name: "Reshape",
+        params: &["reshape_param"],
+        build: reshape::build,
+    },
+    LayerType {
+        name: "Scale",
+        params: &["scale_param"],
+        build: scale::build,
+    },
+    LayerType {
+        name: "Sigmoid",
+        params: &["sigmoid_param"],
+        build: sigmoid::build,
+    },
+    LayerType {
+        name: "Silence",
+        params: &[],
+        build: silence::build,
+    },
+    LayerType {
+        name: "Slice",
+        params: &["slice_param"],
+        build: slice::build,
+    },
+    LayerType {
         name: "Split",
         params: &[],
         build: split::build,
+    },
+    LayerType {
+        name: "TanH",
+        params: &["tanh_param"],
+        build: tanh::build,
     },
 ];
 

@@ -7,13 +7,24 @@ use crate::netdef::{LayerDef, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod accuracy;
+pub mod center_loss;
+pub mod combined_margin_inner_product;
+pub mod contrastive_loss;
 pub mod convolution;
 pub mod eltwise;
+pub mod euclidean_loss;
 pub mod filler;
 pub mod inner_product;
 pub mod input;
+pub mod loss;
+pub mod margin_inner_product;
+pub mod normalize;
 pub mod prelu;
+pub mod softmax;
+pub mod softmax_with_loss;
 pub mod split;
+pub mod triplet_loss;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -193,6 +204,26 @@ pub struct LayerType {
 /// Every layer type netrun knows, by Caffe type name.
 pub static REGISTRY: &[LayerType] = &[
     LayerType {
+        name: "Accuracy",
+        params: &["accuracy_param"],
+        build: accuracy::build,
+    },
+    LayerType {
+        name: "CenterLoss",
+        params: &["center_loss_param", "loss_param"],
+        build: center_loss::build,
+    },
+    LayerType {
+        name: "CombinedMarginInnerProduct",
+        params: &["combined_margin_inner_product_param"],
+        build: combined_margin_inner_product::build,
+    },
+    LayerType {
+        name: "ContrastiveLoss",
+        params: &["contrastive_loss_param", "loss_param"],
+        build: contrastive_loss::build,
+    },
+    LayerType {
         name: "Convolution",
         params: &["convolution_param"],
         build: convolution::build,
@@ -201,6 +232,11 @@ pub static REGISTRY: &[LayerType] = &[
         name: "Eltwise",
         params: &["eltwise_param"],
         build: eltwise::build,
+    },
+    LayerType {
+        name: "EuclideanLoss",
+        params: &["loss_param"],
+        build: euclidean_loss::build,
     },
     LayerType {
         name: "InnerProduct",
@@ -213,14 +249,39 @@ pub static REGISTRY: &[LayerType] = &[
         build: input::build,
     },
     LayerType {
+        name: "MarginInnerProduct",
+        params: &["margin_inner_product_param"],
+        build: margin_inner_product::build,
+    },
+    LayerType {
+        name: "Normalize",
+        params: &["normalize_param"],
+        build: normalize::build,
+    },
+    LayerType {
         name: "PReLU",
         params: &["prelu_param"],
         build: prelu::build,
     },
     LayerType {
+        name: "Softmax",
+        params: &["softmax_param"],
+        build: softmax::build,
+    },
+    LayerType {
+        name: "SoftmaxWithLoss",
+        params: &["softmax_param", "loss_param"],
+        build: softmax_with_loss::build,
+    },
+    LayerType {
         name: "Split",
         params: &[],
         build: split::build,
+    },
+    LayerType {
+        name: "TripletLoss",
+        params: &["triplet_loss_param", "loss_param"],
+        build: triplet_loss::build,
     },
 ];
 

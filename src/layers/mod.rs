@@ -9,16 +9,24 @@ use crate::netdef::{LayerDef, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod accuracy;
 pub mod batch_norm;
 pub mod bias;
+pub mod center_loss;
+pub mod combined_margin_inner_product;
 pub mod concat;
+pub mod contrastive_loss;
 pub mod convolution;
 pub mod dropout;
 pub mod eltwise;
+pub mod euclidean_loss;
 pub mod filler;
 pub mod flatten;
 pub mod inner_product;
 pub mod input;
+pub mod loss;
+pub mod margin_inner_product;
+pub mod normalize;
 pub mod pooling;
 pub mod prelu;
 pub mod relu;
@@ -27,8 +35,11 @@ pub mod scale;
 pub mod sigmoid;
 pub mod silence;
 pub mod slice;
+pub mod softmax;
+pub mod softmax_with_loss;
 pub mod split;
 pub mod tanh;
+pub mod triplet_loss;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -245,102 +256,37 @@ pub struct LayerType {
 }
 
 /// Every layer type netrun knows, by Caffe type name.
+#[rustfmt::skip]
 pub static REGISTRY: &[LayerType] = &[
-    LayerType {
-        name: "BatchNorm",
-        params: &["batch_norm_param"],
-        build: batch_norm::build,
-    },
-    LayerType {
-        name: "Bias",
-        params: &["bias_param"],
-        build: bias::build,
-    },
-    LayerType {
-        name: "Concat",
-        params: &["concat_param"],
-        build: concat::build,
-    },
-    LayerType {
-        name: "Convolution",
-        params: &["convolution_param"],
-        build: convolution::build,
-    },
-    LayerType {
-        name: "Dropout",
-        params: &["dropout_param"],
-        build: dropout::build,
-    },
-    LayerType {
-        name: "Eltwise",
-        params: &["eltwise_param"],
-        build: eltwise::build,
-    },
-    LayerType {
-        name: "Flatten",
-        params: &["flatten_param"],
-        build: flatten::build,
-    },
-    LayerType {
-        name: "InnerProduct",
-        params: &["inner_product_param"],
-        build: inner_product::build,
-    },
-    LayerType {
-        name: "Input",
-        params: &["input_param"],
-        build: input::build,
-    },
-    LayerType {
-        name: "PReLU",
-        params: &["prelu_param"],
-        build: prelu::build,
-    },
-    LayerType {
-        name: "Pooling",
-        params: &["pooling_param"],
-        build: pooling::build,
-    },
-    LayerType {
-        name: "ReLU",
-        params: &["relu_param"],
-        build: relu::build,
-    },
-    LayerType {
-        name: "Reshape",
-        params: &["reshape_param"],
-        build: reshape::build,
-    },
-    LayerType {
-        name: "Scale",
-        params: &["scale_param"],
-        build: scale::build,
-    },
-    LayerType {
-        name: "Sigmoid",
-        params: &["sigmoid_param"],
-        build: sigmoid::build,
-    },
-    LayerType {
-        name: "Silence",
-        params: &[],
-        build: silence::build,
-    },
-    LayerType {
-        name: "Slice",
-        params: &["slice_param"],
-        build: slice::build,
-    },
-    LayerType {
-        name: "Split",
-        params: &[],
-        build: split::build,
-    },
-    LayerType {
-        name: "TanH",
-        params: &["tanh_param"],
-        build: tanh::build,
-    },
+    LayerType { name: "Accuracy", params: &["accuracy_param"], build: accuracy::build },
+    LayerType { name: "BatchNorm", params: &["batch_norm_param"], build: batch_norm::build },
+    LayerType { name: "Bias", params: &["bias_param"], build: bias::build },
+    LayerType { name: "CenterLoss", params: &["center_loss_param", "loss_param"], build: center_loss::build },
+    LayerType { name: "CombinedMarginInnerProduct", params: &["combined_margin_inner_product_param"], build: combined_margin_inner_product::build },
+    LayerType { name: "Concat", params: &["concat_param"], build: concat::build },
+    LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
+    LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
+    LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
+    LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
+    LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
+    LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
+    LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
+    LayerType { name: "Input", params: &["input_param"], build: input::build },
+    LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },
+    LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },
+    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
+    LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },
+    LayerType { name: "ReLU", params: &["relu_param"], build: relu::build },
+    LayerType { name: "Reshape", params: &["reshape_param"], build: reshape::build },
+    LayerType { name: "Scale", params: &["scale_param"], build: scale::build },
+    LayerType { name: "Sigmoid", params: &["sigmoid_param"], build: sigmoid::build },
+    LayerType { name: "Silence", params: &[], build: silence::build },
+    LayerType { name: "Slice", params: &["slice_param"], build: slice::build },
+    LayerType { name: "Softmax", params: &["softmax_param"], build: softmax::build },
+    LayerType { name: "SoftmaxWithLoss", params: &["softmax_param", "loss_param"], build: softmax_with_loss::build },
+    LayerType { name: "Split", params: &[], build: split::build },
+    LayerType { name: "TanH", params: &["tanh_param"], build: tanh::build },
+    LayerType { name: "TripletLoss", params: &["triplet_loss_param", "loss_param"], build: triplet_loss::build },
 ];
 
 /// Looks a type up by its Caffe name.

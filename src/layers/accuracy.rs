@@ -1,0 +1,99 @@
+//! Accuracy: the share of positions whose label is among the `top_k` highest scores.
+//! Legend: scores viewed as outer × C × inner around `axis`; labels hold outer·inner values.
+//!
+//! Forward, over positions whose label l ≠ ignore_label (n of them):
+//!   hit = 1 when fewer than top_k classes c ≠ l have x_c ≥ x_l (ties count against l),
+//!   top 0 = Σ hit / n  (0 when n = 0).
+//! Optional top 1 (shape `[C]`): per class c, Σ hit / (positions labelled c), 0 for classes
+//! absent from the batch. Not a loss (loss_weight 0) and no gradient to any bottom.
+
+use super::loss::{axis_of, check_label_count};
+use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::error::Diagnostic;
+use crate::netdef::LayerDef;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccuracyParams {
+    pub top_k: u32,
+    pub axis: i32,
+    /// Positions with this label are not counted.
+    pub ignore_label: Option<i32>,
+}
+
+impl Default for AccuracyParams {
+    fn default() -> Self {
+        AccuracyParams {
+            top_k: 1,
+            axis: 1,
+            ignore_label: None,
+        }
+    }
+}
+
+pub struct AccuracyLayer {
+    pub params: AccuracyParams,
+    /// The resolved class axis, fixed at reshape.
+    pub axis: usize,
+    tops: usize,
+}
+
+pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    let p: AccuracyParams = def.params("accuracy_param")?;
+    if p.top_k == 0 {
+        return Err(def.error(
+            def.block
+                .get("accuracy_param")
+                .map_or(def.name_span(), |f| f.value_span),
+            format!("{}: top_k must be at least 1", def.describe()),
+        ));
+    }
+    Ok(Box::new(AccuracyLayer {
+        params: p,
+        axis: 0,
+        tops: def.top.len(),
+    }))
+}
+
+impl Layer for AccuracyLayer {
+    fn type_name(&self) -> &'static str {
+        "Accuracy"
+    }
+    fn bottoms(&self) -> Arity {
+        Arity::exactly(2)
+    }
+    fn tops(&self) -> Arity {
+        Arity::between(1, 2)
+    }
+    fn can_backprop_to(&self, _bottom: usize) -> bool {
+        false
+    }
+
+    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
+        let scores = &bottom[0];
+        self.axis = axis_of(self.params.axis, scores, 0)?;
+        let classes = scores[self.axis];
+        if self.params.top_k as usize > classes {
+            return Err(ShapeError::at_bottom(
+                0,
+                format!(
+                    "top_k {} exceeds the {classes} classes on axis {} of shape {}",
+                    self.params.top_k,
+                    self.axis,
+                    fmt_shape(scores)
+                ),
+            ));
+        }
+        check_label_count(bottom, self.axis, 1)?;
+        let mut tops = vec![vec![]];
+        if self.tops == 2 {
+            tops.push(vec![classes]);
+        }
+        Ok(tops)
+    }
+
+    fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
+        count(&bottom[0]) as u64
+    }
+}

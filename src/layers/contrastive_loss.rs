@@ -1,0 +1,102 @@
+//! ContrastiveLoss (BVLC): pulls similar pairs together, pushes dissimilar ones past a margin.
+//! Legend: N pairs; a_n, b_n ∈ R^C (bottoms 0, 1: N×C or N×C×1×1); s_n = (int) bottom 2
+//! (N values; non-zero = similar); d_n = ‖a_n − b_n‖.
+//!
+//! Forward: loss = 1/(2N) · Σ_n [ s_n·d_n² + (1 − s_n)·max(margin − d_n, 0)² ];
+//! with `legacy_version` the dissimilar term is max(margin − d_n², 0).
+//! Backward as Caffe's CPU code (g = loss_weight, α = g/N for bottom 0, −g/N for bottom 1):
+//!   similar:            α·(a_n − b_n)
+//!   dissimilar:         −α·(margin − d_n)/(d_n + 1e-4)·(a_n − b_n) when margin − d_n > 0, else 0
+//!                       (the 1e-4 makes it differ slightly from the true gradient)
+//!   dissimilar, legacy: −α·(a_n − b_n) when margin − d_n² > 0, else 0
+//! No gradient to the similarity bottom.
+
+use super::loss::LossParams;
+use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::error::Diagnostic;
+use crate::netdef::LayerDef;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContrastiveLossParams {
+    pub margin: f32,
+    pub legacy_version: bool,
+}
+
+impl Default for ContrastiveLossParams {
+    fn default() -> Self {
+        ContrastiveLossParams {
+            margin: 1.0,
+            legacy_version: false,
+        }
+    }
+}
+
+pub struct ContrastiveLossLayer {
+    pub params: ContrastiveLossParams,
+}
+
+pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    LossParams::reject_settings(def)?;
+    Ok(Box::new(ContrastiveLossLayer {
+        params: def.params("contrastive_loss_param")?,
+    }))
+}
+
+/// Caffe reads the blobs through the legacy N×C×H×W accessors with H = W = 1, so
+/// a blob may have at most 4 axes and every axis after the channels must be 1.
+fn check_pair_blob(shape: &[usize], i: usize) -> Result<(), ShapeError> {
+    if shape.is_empty() || shape.len() > 4 || shape.iter().skip(2).any(|&d| d != 1) {
+        return Err(ShapeError::at_bottom(
+            i,
+            format!("needs an N×C (or N×C×1×1) bottom, got {}", fmt_shape(shape)),
+        ));
+    }
+    Ok(())
+}
+
+impl Layer for ContrastiveLossLayer {
+    fn type_name(&self) -> &'static str {
+        "ContrastiveLoss"
+    }
+    fn bottoms(&self) -> Arity {
+        Arity::exactly(3)
+    }
+    fn tops(&self) -> Arity {
+        Arity::exactly(1)
+    }
+    fn is_loss(&self) -> bool {
+        true
+    }
+    fn can_backprop_to(&self, bottom: usize) -> bool {
+        bottom < 2
+    }
+
+    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
+        check_pair_blob(&bottom[0], 0)?;
+        check_pair_blob(&bottom[1], 1)?;
+        let channels = |s: &Shape| s.get(1).copied().unwrap_or(1);
+        if bottom[0][0] != bottom[1][0] || channels(&bottom[0]) != channels(&bottom[1]) {
+            return Err(ShapeError::mismatch(1, &bottom[1], 0, &bottom[0]));
+        }
+        let (sim, n) = (&bottom[2], bottom[0][0]);
+        if sim.first() != Some(&n) || count(sim) != n {
+            return Err(ShapeError::at_bottom(
+                2,
+                format!(
+                    "the similarity bottom 2 has shape {} but bottom 0 has shape {}: \
+                     it needs one value per pair ({n})",
+                    fmt_shape(sim),
+                    fmt_shape(&bottom[0])
+                ),
+            ));
+        }
+        Ok(vec![vec![]])
+    }
+
+    fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
+        // Subtract, then a multiply-add per feature value.
+        3 * count(&bottom[0]) as u64
+    }
+}

@@ -1,0 +1,125 @@
+//! `LossParameter` (`loss_param`) and the shape checks shared by the loss layers.
+//!
+//! Caffe's `LossLayer` requires bottom 0 and bottom 1 to agree on their first
+//! axis; the loss top is a scalar (`[]`, one value) whose default `loss_weight` is 1.
+//! Only SoftmaxWithLoss uses `loss_param`; the other loss layers accept the block
+//! (Caffe allows it on every layer) but reject settings they would silently ignore.
+
+use super::{count, fmt_shape, ShapeError};
+use crate::error::Diagnostic;
+use crate::netdef::LayerDef;
+use serde::Deserialize;
+
+/// `LossParameter.NormalizationMode`: what the summed loss is divided by.
+/// FULL = 0 (outer·inner), VALID = 1 (non-ignored positions), BATCH_SIZE = 2 (outer), NONE = 3 (1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NormalizationMode {
+    Full,
+    Valid,
+    BatchSize,
+    None,
+}
+
+/// `loss_param { ignore_label normalization normalize }`. `normalization` and the
+/// deprecated `normalize` are kept optional so [`LossParams::mode`] can apply
+/// Caffe's precedence.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossParams {
+    /// Positions whose label equals this add no loss and get no gradient.
+    pub ignore_label: Option<i32>,
+    pub normalization: Option<NormalizationMode>,
+    /// Deprecated: true → VALID, false → BATCH_SIZE, used only without `normalization`.
+    pub normalize: Option<bool>,
+}
+
+impl LossParams {
+    /// The effective mode: `normalization` if given, else the legacy `normalize`, else VALID.
+    pub fn mode(&self) -> NormalizationMode {
+        match (self.normalization, self.normalize) {
+            (Some(m), _) => m,
+            (None, Some(true)) => NormalizationMode::Valid,
+            (None, Some(false)) => NormalizationMode::BatchSize,
+            (None, None) => NormalizationMode::Valid,
+        }
+    }
+
+    /// For loss layers whose normaliser is fixed: reads `loss_param` (so typos are
+    /// still reported) and rejects any setting, which Caffe would ignore silently.
+    pub fn reject_settings(def: &LayerDef) -> Result<(), Diagnostic> {
+        let p: LossParams = def.params("loss_param")?;
+        let set: Vec<&str> = [
+            ("ignore_label", p.ignore_label.is_some()),
+            ("normalization", p.normalization.is_some()),
+            ("normalize", p.normalize.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        if set.is_empty() {
+            return Ok(());
+        }
+        let span = def
+            .block
+            .get("loss_param")
+            .map_or(def.name_span(), |f| f.value_span);
+        Err(def
+            .error(
+                span,
+                format!(
+                    "{}: `loss_param.{}` has no effect on {} layers",
+                    def.describe(),
+                    set.join("`, `loss_param."),
+                    def.type_name
+                ),
+            )
+            .with_help("this loss has a fixed normaliser and no ignore label; remove the setting"))
+    }
+}
+
+/// Caffe's `LossLayer` check: bottoms 0 and `i` have the same first axis.
+pub fn check_same_num(bottom: &[Vec<usize>], i: usize) -> Result<(), ShapeError> {
+    let (a, b) = (&bottom[0], &bottom[i]);
+    if a.first() != b.first() {
+        return Err(ShapeError::at_bottom(
+            i,
+            format!(
+                "bottom {i} has shape {} but bottom 0 has shape {}: their first (batch) axes must agree",
+                fmt_shape(b),
+                fmt_shape(a)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Labels in bottom `i` must hold one value per position of bottom 0 outside `axis`,
+/// i.e. `outer·inner = count(shape[..axis])·count(shape[axis+1..])` values.
+pub fn check_label_count(bottom: &[Vec<usize>], axis: usize, i: usize) -> Result<(), ShapeError> {
+    let (scores, label) = (&bottom[0], &bottom[i]);
+    let want = count(&scores[..axis]) * count(&scores[axis + 1..]);
+    if count(label) != want {
+        return Err(ShapeError::at_bottom(
+            i,
+            format!(
+                "label bottom {i} has shape {} ({} values) but bottom 0 has shape {}, \
+                 which needs {want} labels (one per position outside axis {axis})",
+                fmt_shape(label),
+                count(label),
+                fmt_shape(scores)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves `axis` against bottom `i`'s shape, or says why it cannot.
+pub fn axis_of(axis: i32, shape: &[usize], i: usize) -> Result<usize, ShapeError> {
+    super::canonical_axis(axis, shape.len()).ok_or_else(|| {
+        ShapeError::at_bottom(
+            i,
+            format!("axis {axis} is out of range for shape {}", fmt_shape(shape)),
+        )
+    })
+}

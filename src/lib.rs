@@ -3,6 +3,7 @@
 //! Pipeline: text ([`proto`]) → typed definitions ([`netdef`]) → a resolved,
 //! shape-checked layer graph ([`graph`]) built from the layer registry ([`layers`]).
 
+pub mod data;
 pub mod error;
 pub mod graph;
 pub mod layers;

@@ -8,12 +8,16 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub mod convolution;
+pub mod data;
+pub mod dummy_data;
 pub mod eltwise;
 pub mod filler;
+pub mod image_data;
 pub mod inner_product;
 pub mod input;
 pub mod prelu;
 pub mod split;
+pub mod transform;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -198,9 +202,24 @@ pub static REGISTRY: &[LayerType] = &[
         build: convolution::build,
     },
     LayerType {
+        name: "Data",
+        params: &["data_param", "transform_param"],
+        build: data::build,
+    },
+    LayerType {
+        name: "DummyData",
+        params: &["dummy_data_param"],
+        build: dummy_data::build,
+    },
+    LayerType {
         name: "Eltwise",
         params: &["eltwise_param"],
         build: eltwise::build,
+    },
+    LayerType {
+        name: "ImageData",
+        params: &["image_data_param", "transform_param"],
+        build: image_data::build,
     },
     LayerType {
         name: "InnerProduct",

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod blob;
+pub mod data;
 pub mod error;
 pub mod graph;
 pub mod layer_io;

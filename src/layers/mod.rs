@@ -17,11 +17,14 @@ pub mod combined_margin_inner_product;
 pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
+pub mod data;
 pub mod dropout;
+pub mod dummy_data;
 pub mod eltwise;
 pub mod euclidean_loss;
 pub mod filler;
 pub mod flatten;
+pub mod image_data;
 pub mod inner_product;
 pub mod input;
 pub mod loss;
@@ -39,6 +42,7 @@ pub mod softmax;
 pub mod softmax_with_loss;
 pub mod split;
 pub mod tanh;
+pub mod transform;
 pub mod triplet_loss;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
@@ -266,10 +270,13 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Concat", params: &["concat_param"], build: concat::build },
     LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
     LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
+    LayerType { name: "Data", params: &["data_param", "transform_param"], build: data::build },
     LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
+    LayerType { name: "DummyData", params: &["dummy_data_param"], build: dummy_data::build },
     LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
     LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
     LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
+    LayerType { name: "ImageData", params: &["image_data_param", "transform_param"], build: image_data::build },
     LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
     LayerType { name: "Input", params: &["input_param"], build: input::build },
     LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },

@@ -1,0 +1,218 @@
+//! Data: samples stored as Caffe `Datum` records in an LMDB database (LevelDB
+//! is not read), then transformed.
+//! Legend: N batch; C×H×W from the first record (an encoded record's image
+//! decides H×W, and C unless forced). Tops: data N×C×H×W (H = W = crop_size
+//! when cropping), optional label N.
+
+use super::transform::{
+    param_given, param_span, sample_shape, SampleError, TransformParams, Unreadable,
+};
+use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::data::{self, datum::Datum, fmt_paths};
+use crate::error::Diagnostic;
+use crate::netdef::LayerDef;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+const BLOCK: &str = "data_param";
+
+/// `DataParameter.DB`: LEVELDB = 0, LMDB = 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Backend {
+    #[default]
+    Leveldb,
+    Lmdb,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataParams {
+    /// The database folder.
+    pub source: Option<String>,
+    pub batch_size: Option<u32>,
+    pub rand_skip: u32,
+    pub backend: Backend,
+    /// Legacy spellings of the `transform_param` fields of the same names.
+    pub scale: Option<f32>,
+    pub mean_file: Option<String>,
+    pub crop_size: Option<u32>,
+    pub mirror: Option<bool>,
+    /// Decode encoded records as 3-channel colour.
+    pub force_encoded_color: bool,
+    /// Batches read ahead.
+    pub prefetch: u32,
+}
+
+impl Default for DataParams {
+    fn default() -> Self {
+        DataParams {
+            source: None,
+            batch_size: None,
+            rand_skip: 0,
+            backend: Backend::Leveldb,
+            scale: None,
+            mean_file: None,
+            crop_size: None,
+            mirror: None,
+            force_encoded_color: false,
+            prefetch: 4,
+        }
+    }
+}
+
+pub struct DataLayer {
+    pub params: DataParams,
+    pub transform: TransformParams,
+    /// The database folder, where `source` was found.
+    pub source_path: Option<PathBuf>,
+    /// N, C, H, W of the data top.
+    pub shape: [usize; 4],
+    pub tops: usize,
+}
+
+/// Moves the legacy `data_param` transform fields into `t`; giving one in both places is an error.
+fn merge_legacy(def: &LayerDef, p: &DataParams, t: &mut TransformParams) -> Result<(), Diagnostic> {
+    let given = [
+        ("scale", p.scale.is_some()),
+        ("mean_file", p.mean_file.is_some()),
+        ("crop_size", p.crop_size.is_some()),
+        ("mirror", p.mirror.is_some()),
+    ];
+    for (name, _) in given.iter().filter(|(_, g)| *g) {
+        if param_given(def, "transform_param", name) {
+            return Err(def
+                .error(
+                    param_span(def, BLOCK, name),
+                    format!(
+                        "{}: `{name}` is given in both `data_param` and `transform_param`",
+                        def.describe()
+                    ),
+                )
+                .with_help(format!("keep `transform_param {{ {name}: ... }}` only")));
+        }
+    }
+    t.scale = p.scale.unwrap_or(t.scale);
+    t.mean_file = p.mean_file.clone().or(t.mean_file.take());
+    t.crop_size = p.crop_size.unwrap_or(t.crop_size);
+    t.mirror = p.mirror.unwrap_or(t.mirror);
+    Ok(())
+}
+
+pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    let p: DataParams = def.params(BLOCK)?;
+    let mut transform = TransformParams::read(def)?;
+    merge_legacy(def, &p, &mut transform)?;
+    let source = required(def, p.source.as_deref(), BLOCK, "source")?.to_string();
+    let batch = match ctx.batch {
+        Some(b) => b,
+        None => required(def, p.batch_size, BLOCK, "batch_size")? as usize,
+    };
+    if batch == 0 {
+        return Err(def.error(
+            param_span(def, BLOCK, "batch_size"),
+            format!("{}: batch_size must be positive", def.describe()),
+        ));
+    }
+    let found = data::resolve(&source, &ctx.data_dirs);
+    let source_path = found.as_ref().ok().map(|r| r.path.clone());
+    let span = param_span(def, BLOCK, "source");
+    let read = match p.backend {
+        Backend::Leveldb => Err(SampleError::Unreadable(Unreadable {
+            message: "LevelDB is not supported; convert to LMDB with `netrun convert ...`".into(),
+            span: param_span(def, BLOCK, "backend"),
+            help: Some(if param_given(def, BLOCK, "backend") {
+                "after converting, set `backend: LMDB`".into()
+            } else {
+                "`backend` defaults to LEVELDB; after converting, set `backend: LMDB`".into()
+            }),
+        })),
+        Backend::Lmdb => match found {
+            Ok(r) => first_record(def, &p, &transform, &r.path),
+            Err(tried) => Err(SampleError::Unreadable(Unreadable {
+                message: format!("cannot open LMDB `{source}` (tried {})", fmt_paths(&tried)),
+                span,
+                help: None,
+            })),
+        },
+    };
+    let [c, h, w] = transform.apply(def, sample_shape(def, ctx, read)?)?;
+    Ok(Box::new(DataLayer {
+        params: p,
+        transform,
+        source_path,
+        shape: [batch, c, h, w],
+        tops: def.top.len(),
+    }))
+}
+
+/// C, H, W of the first record of the database in `dir`.
+fn first_record(
+    def: &LayerDef,
+    p: &DataParams,
+    t: &TransformParams,
+    dir: &std::path::Path,
+) -> Result<[usize; 3], SampleError> {
+    let span = param_span(def, BLOCK, "source");
+    let unreadable = |message: String| {
+        SampleError::Unreadable(Unreadable {
+            message,
+            span,
+            help: None,
+        })
+    };
+    let invalid = |message: String| {
+        SampleError::Invalid(def.error(
+            span,
+            format!(
+                "{}: first record of `{}` {message}",
+                def.describe(),
+                dir.display()
+            ),
+        ))
+    };
+    let (key, value) = match data::lmdb::read_first(dir) {
+        Ok(Some(kv)) => kv,
+        Ok(None) => return Err(unreadable(format!("LMDB `{}` is empty", dir.display()))),
+        Err(e) => {
+            return Err(unreadable(format!(
+                "cannot open LMDB `{}`: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let key = String::from_utf8_lossy(&key);
+    let d =
+        Datum::decode(&value).map_err(|e| invalid(format!("(key `{key}`) is not a Datum: {e}")))?;
+    let forced = if t.force_color || p.force_encoded_color {
+        Some(3)
+    } else if t.force_gray {
+        Some(1)
+    } else {
+        None
+    };
+    d.sample_shape(forced)
+        .map_err(|e| invalid(format!("(key `{key}`) {e}")))
+}
+
+impl Layer for DataLayer {
+    fn type_name(&self) -> &'static str {
+        "Data"
+    }
+    fn bottoms(&self) -> Arity {
+        Arity::exactly(0)
+    }
+    fn tops(&self) -> Arity {
+        Arity::between(1, 2)
+    }
+    fn is_data(&self) -> bool {
+        true
+    }
+    fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
+        let mut tops = vec![self.shape.to_vec()];
+        if self.tops > 1 {
+            tops.push(vec![self.shape[0]]);
+        }
+        Ok(tops)
+    }
+}

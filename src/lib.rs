@@ -2,12 +2,14 @@
 //!
 //! Pipeline: text ([`proto`]) → typed definitions ([`netdef`]) → a resolved,
 //! shape-checked layer graph ([`graph`]) built from the layer registry ([`layers`]).
+//! A solver file ([`solverdef`]) names the nets to train and test and the schedule.
 
 pub mod error;
 pub mod graph;
 pub mod layers;
 pub mod netdef;
 pub mod proto;
+pub mod solverdef;
 pub mod source;
 pub mod summary;
 

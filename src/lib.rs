@@ -2,6 +2,7 @@
 //!
 //! Pipeline: text ([`proto`]) → typed definitions ([`netdef`]) → a resolved,
 //! shape-checked layer graph ([`graph`]) built from the layer registry ([`layers`]).
+//! A solver file ([`solverdef`]) names the nets to train and test and the schedule.
 
 pub mod backend;
 pub mod blob;
@@ -13,6 +14,7 @@ pub mod layers;
 pub mod net;
 pub mod netdef;
 pub mod proto;
+pub mod solverdef;
 pub mod source;
 pub mod summary;
 pub mod testing;

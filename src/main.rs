@@ -3,6 +3,11 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use netrun::graph::{BuildOptions, Graph};
 use netrun::netdef::{self, Phase};
+use netrun::proto::{self, Document};
+use netrun::solverdef::{self, NetSpec, SolverDef};
+use netrun::source::SourceFile;
+use netrun::{Diagnostic, Error};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,7 +42,7 @@ impl From<PhaseArg> for Phase {
 /// Options shared by commands that build a net.
 #[derive(clap::Args)]
 struct NetArgs {
-    /// Which phase's layers to build.
+    /// Which phase's layers to build (net files; a solver gives each of its nets its phase).
     #[arg(long, value_enum, default_value = "TRAIN")]
     phase: PhaseArg,
     /// Per-sample shape of a data layer's top whose source cannot be read, e.g. `data=3,112,96`.
@@ -81,10 +86,68 @@ fn build_options(args: &NetArgs, net_file: &Path) -> BuildOptions {
 }
 
 fn check(file: &Path, args: &NetArgs) -> netrun::Result<()> {
-    let net = netdef::read_net_file(file)?;
+    let doc = proto::parse(&SourceFile::read(file)?)?;
+    if solverdef::looks_like_solver(&doc.root) {
+        return check_solver(&doc, args);
+    }
+    let net = netdef::parse_net(&doc)?;
     let graph = Graph::build(&net, &build_options(args, file))?;
     print!("{}", netrun::summary::render(&graph));
     Ok(())
+}
+
+/// Checks a solver, then its train net and each test net in the phase and
+/// state the solver gives them. Problems of all nets are reported together.
+fn check_solver(doc: &Document, args: &NetArgs) -> netrun::Result<()> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?;
+    let solver = solverdef::parse_solver(doc, &cwd)?;
+    print!("{}", solverdef::summary(&solver));
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    // A net that is both the train and the test net reports a shared problem once.
+    let mut seen = HashSet::new();
+    let nets = std::iter::once(("train net".to_string(), &solver.train_net)).chain(
+        solver
+            .test_nets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("test net #{i}"), t)),
+    );
+    for (label, spec) in nets {
+        println!();
+        println!(
+            "== {label}: {}, phase {}",
+            spec.describe(&solver.source),
+            spec.phase
+        );
+        match build_solver_net(&solver, spec, args) {
+            Ok(graph) => print!("{}", netrun::summary::render(&graph)),
+            Err(e) => {
+                println!("(not built: see the errors below)");
+                let found = match e {
+                    Error::Config(d) => d,
+                    other => vec![Diagnostic::new(other.to_string())],
+                };
+                for d in found {
+                    if seen.insert(d.to_string()) {
+                        diags.push(d);
+                    }
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(diags))
+    }
+}
+
+fn build_solver_net(solver: &SolverDef, spec: &NetSpec, args: &NetArgs) -> netrun::Result<Graph> {
+    let loaded = solver.load_net(spec)?;
+    let mut opts = build_options(args, &loaded.file);
+    opts.context.phase = loaded.state.phase;
+    opts.state = loaded.state;
+    Graph::build(&loaded.net, &opts)
 }
 
 fn main() -> ExitCode {

@@ -18,5 +18,6 @@ pub mod solverdef;
 pub mod source;
 pub mod summary;
 pub mod testing;
+pub mod timing;
 
 pub use error::{Diagnostic, Error, Result};

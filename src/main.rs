@@ -18,6 +18,9 @@ use std::process::ExitCode;
     about = "Caffe-style declarative deep learning for face recognition"
 )]
 struct Cli {
+    /// Compute threads (GEMM and parallel loops); default `NETRUN_THREADS` or all cores.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +64,19 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         net: NetArgs,
+    },
+    /// Time forward and backward per layer on random data, like `caffe time`.
+    Time {
+        /// A net file (`.net`, `.prototxt`).
+        file: PathBuf,
+        #[command(flatten)]
+        net: NetArgs,
+        /// Timed iterations (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Time the forward pass only.
+        #[arg(long)]
+        forward_only: bool,
     },
 }
 
@@ -150,10 +166,36 @@ fn build_solver_net(solver: &SolverDef, spec: &NetSpec, args: &NetArgs) -> netru
     Graph::build(&loaded.net, &opts)
 }
 
+fn time(file: &Path, args: &NetArgs, iterations: usize, forward_only: bool) -> netrun::Result<()> {
+    let net = netdef::read_net_file(file)?;
+    let graph = Graph::build(&net, &build_options(args, file))?;
+    let mut net = netrun::net::Net::new(graph, 1)?;
+    println!(
+        "timing `{}` on {} thread(s)",
+        net.graph.name,
+        netrun::backend::threads()
+    );
+    let timings = netrun::timing::time(&mut net, iterations, !forward_only)?;
+    print!(
+        "{}",
+        netrun::timing::render(&timings, netrun::timing::peak_rss())
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        netrun::backend::set_threads(n);
+    }
     let result = match &cli.command {
         Command::Check { file, net } => check(file, net),
+        Command::Time {
+            file,
+            net,
+            iterations,
+            forward_only,
+        } => time(file, net, *iterations, *forward_only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

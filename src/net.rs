@@ -81,7 +81,7 @@ impl Net {
 
     /// Caffe's `SetLossWeights`: a loss top's diff holds its weight, which is
     /// what the loss layer's backward scales by.
-    fn set_loss_weights(&mut self) {
+    pub fn set_loss_weights(&mut self) {
         for node in &self.graph.nodes {
             for (t, &w) in node.loss_weights.iter().enumerate() {
                 if w != 0.0 {
@@ -111,23 +111,30 @@ impl Net {
     /// Runs every layer forward; returns Σ loss_weight · loss over all loss tops.
     pub fn forward(&mut self) -> Result<f64> {
         let mut loss = 0.0f64;
-        let phase = self.graph.phase;
         for n in 0..self.graph.nodes.len() {
-            let node = &mut self.graph.nodes[n];
-            let params = select_mut(&mut self.params, &self.param_ids[n]);
-            let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
-            let mut ctx = RunCtx {
-                phase,
-                rng: &mut self.rng,
-            };
-            node.layer
-                .forward(&mut io, &mut ctx)
-                .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "forward", m))?;
-            for (t, &w) in node.loss_weights.iter().enumerate() {
-                if w != 0.0 {
-                    let top = &self.blobs[node.tops[t]];
-                    loss += w as f64 * top.data().iter().map(|&v| v as f64).sum::<f64>();
-                }
+            loss += self.forward_layer(n)?;
+        }
+        Ok(loss)
+    }
+
+    /// Runs layer `n` forward; returns its weighted loss.
+    pub fn forward_layer(&mut self, n: usize) -> Result<f64> {
+        let phase = self.graph.phase;
+        let node = &mut self.graph.nodes[n];
+        let params = select_mut(&mut self.params, &self.param_ids[n]);
+        let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
+        let mut ctx = RunCtx {
+            phase,
+            rng: &mut self.rng,
+        };
+        node.layer
+            .forward(&mut io, &mut ctx)
+            .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "forward", m))?;
+        let mut loss = 0.0f64;
+        for (t, &w) in node.loss_weights.iter().enumerate() {
+            if w != 0.0 {
+                let top = &self.blobs[node.tops[t]];
+                loss += w as f64 * top.data().iter().map(|&v| v as f64).sum::<f64>();
             }
         }
         Ok(loss)
@@ -137,23 +144,28 @@ impl Net {
     /// Learnable diffs accumulate; call [`Net::clear_param_diffs`] between steps.
     pub fn backward(&mut self) -> Result<()> {
         self.set_loss_weights();
-        let phase = self.graph.phase;
         for n in (0..self.graph.nodes.len()).rev() {
-            let node = &mut self.graph.nodes[n];
-            if !node.need_backward {
-                continue;
-            }
-            let params = select_mut(&mut self.params, &self.param_ids[n]);
-            let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
-            let mut ctx = RunCtx {
-                phase,
-                rng: &mut self.rng,
-            };
-            node.layer
-                .backward(&mut io, &node.bottom_need_backward, &mut ctx)
-                .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "backward", m))?;
+            self.backward_layer(n)?;
         }
         Ok(())
+    }
+
+    /// Runs layer `n` backward if it needs it (loss tops' diffs must hold their weights).
+    pub fn backward_layer(&mut self, n: usize) -> Result<()> {
+        let phase = self.graph.phase;
+        let node = &mut self.graph.nodes[n];
+        if !node.need_backward {
+            return Ok(());
+        }
+        let params = select_mut(&mut self.params, &self.param_ids[n]);
+        let mut io = LayerIo::from_store(&mut self.blobs, &node.bottoms, &node.tops, params);
+        let mut ctx = RunCtx {
+            phase,
+            rng: &mut self.rng,
+        };
+        node.layer
+            .backward(&mut io, &node.bottom_need_backward, &mut ctx)
+            .map_err(|m| run_error(&node.def.name, node.layer.type_name(), "backward", m))
     }
 
     /// Forward then backward; returns the loss.

@@ -343,3 +343,67 @@ fn rule_name(rule: Rule) -> &'static str {
         }
     }
 }
+
+/// Token-level checks of the grammar rules; the tree built from them is
+/// tested in `tests/grammar.rs`.
+#[cfg(test)]
+mod tests {
+    use super::{Rule, TextFormat};
+    use pest::{consumes_to, fails_with, parses_to};
+
+    #[test]
+    fn field_forms() {
+        parses_to! { parser: TextFormat, input: "a: 1;", rule: Rule::field,
+        tokens: [field(0, 5, [name(0, 1), number(3, 4)])] };
+        parses_to! { parser: TextFormat, input: "p { a: 1 }", rule: Rule::field,
+        tokens: [field(0, 10, [name(0, 1), block(2, 10, [field(4, 9, [name(4, 5), number(7, 8)])])])] };
+        parses_to! { parser: TextFormat, input: "p: <>", rule: Rule::field,
+        tokens: [field(0, 5, [name(0, 1), block(3, 5)])] };
+        parses_to! { parser: TextFormat, input: "d: [1, x]", rule: Rule::field,
+        tokens: [field(0, 9, [name(0, 1), list(3, 9, [number(4, 5), ident(7, 8)])])] };
+    }
+
+    #[test]
+    fn field_needs_colon_before_a_scalar() {
+        fails_with! { parser: TextFormat, input: "a 1", rule: Rule::field,
+        positives: vec![Rule::block], negatives: vec![], pos: 2 };
+    }
+
+    #[test]
+    fn adjacent_quoted_strings_form_one_string() {
+        parses_to! { parser: TextFormat, input: "\"a\" 'b'", rule: Rule::string,
+        tokens: [string(0, 7, [quoted(0, 3, [dq_inner(1, 2)]), quoted(4, 7, [sq_inner(5, 6)])])] };
+        parses_to! { parser: TextFormat, input: r#""\x41""#, rule: Rule::string,
+        tokens: [string(0, 6, [quoted(0, 6, [dq_inner(1, 5)])])] };
+    }
+
+    #[test]
+    fn numbers_and_identifiers_are_single_tokens() {
+        for (input, end) in [
+            ("-3", 2),
+            ("0x1F", 4),
+            ("017", 3),
+            ("1e-4", 4),
+            (".5", 2),
+            ("2.", 2),
+            ("1.5f", 4),
+        ] {
+            parses_to! { parser: TextFormat, input: input, rule: Rule::number,
+            tokens: [number(0, end)] };
+        }
+        for (input, end) in [("MAX", 3), ("-inf", 4), ("nan", 3), ("true", 4)] {
+            parses_to! { parser: TextFormat, input: input, rule: Rule::ident,
+            tokens: [ident(0, end)] };
+        }
+        fails_with! { parser: TextFormat, input: "3x", rule: Rule::number,
+        positives: vec![Rule::number], negatives: vec![], pos: 0 };
+    }
+
+    /// A field's own span runs over the whitespace and comment looked past for
+    /// its optional separator; diagnostics use the name and value spans instead.
+    #[test]
+    fn comments_are_skipped_up_to_end_of_input() {
+        parses_to! { parser: TextFormat, input: "a: 1 # c", rule: Rule::file,
+        tokens: [file(0, 8, [field(0, 8, [name(0, 1), number(3, 4)]), EOI(8, 8)])] };
+    }
+}

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 /// `../shared/<rel>`, the read-only folder beside the repository.
 pub fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join(rel)
 }
 
 /// Builds a graph from net text in the given phase.

@@ -367,7 +367,49 @@ fn syntax_errors_point_at_the_first_bad_character() {
     let e = syntax_error("a: 1\n}\n");
     assert!(e.contains("g.net:2:1"), "{e}");
     assert!(e.contains("closes no block"), "{e}");
+    let e = syntax_error("a: 1 b 2");
+    assert!(
+        e.contains("expected `:` or `{` after `b`, found `2`"),
+        "{e}"
+    );
+    let e = syntax_error("layer { name: \"a\" 3 }");
+    assert!(e.contains("expected a field name or `}`, found `3`"), "{e}");
+}
+
+#[test]
+fn an_unclosed_block_points_at_its_brace() {
     let e = syntax_error("layer {\n  name: \"a\"\n");
-    assert!(e.contains("found end of file"), "{e}");
-    assert!(e.contains("1 `{` not closed"), "{e}");
+    assert!(
+        e.contains("the file ends inside this `layer {` block"),
+        "{e}"
+    );
+    assert!(e.contains("g.net:1:7"), "{e}");
+    assert!(e.contains("add the missing `}`"), "{e}");
+    // Braces in strings and comments do not count.
+    let e = syntax_error("a { s: \"}\" # }\n");
+    assert!(e.contains("g.net:1:3"), "{e}");
+    let e = syntax_error("a {\n  b {\n    c: 1\n}\n");
+    assert!(
+        e.contains("the `b {` on line 2 is the one missing its `}`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unclosed_string_is_named_as_such() {
+    let e = syntax_error("a: 1\nname: 'conv1\nb: 2\n");
+    assert!(e.contains("this string is not closed"), "{e}");
+    assert!(e.contains("g.net:2:7"), "{e}");
+    assert!(e.contains("with a matching `'`"), "{e}");
+}
+
+#[test]
+fn a_field_without_value_is_found_before_the_next_name() {
+    let e = syntax_error("p {\n  kernel_size:\n  stride: 2\n}");
+    assert!(e.contains("`kernel_size:` has no value"), "{e}");
+    assert!(e.contains("g.net:2:3"), "{e}");
+    assert!(
+        e.contains("`stride` on line 3 was read as its value"),
+        "{e}"
+    );
 }

@@ -137,6 +137,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// "did you mean `x`?" for the closest candidate, when one is close enough:
 /// Jaro-Winkler similarity ≥ 0.85, or (for words of 3+ letters) at most one
 /// edit per 4 letters, so that short slips such as `dta` → `data` are caught.
+/// On equal similarity the earlier candidate wins.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,

@@ -173,7 +173,7 @@ fn both_include_and_exclude_is_an_error() {
         "layer { name: \"x\" type: \"Input\" top: \"x\"\n  include { phase: TRAIN }\n  exclude { phase: TEST } }",
     );
     assert!(
-        e.contains("layer `x` has both `include` and `exclude` rules"),
+        e.contains("layer `x` (Input) has both `include` and `exclude` rules"),
         "{e}"
     );
     assert!(e.contains("test.net:3:3"), "{e}");
@@ -223,10 +223,10 @@ fn legacy_inputs_with_input_shape_blocks() {
 fn legacy_input_dim_count_must_be_four_per_input() {
     let e = build_error("input: \"data\"\ninput_dim: 1 input_dim: 3 input_dim: 8\n");
     assert!(
-        e.contains("1 legacy net input(s) need 4 `input_dim` values"),
+        e.contains("net input `data` needs 4 `input_dim` values (N, C, H, W), found 3"),
         "{e}"
     );
-    assert!(e.contains("found 3"), "{e}");
+    assert!(e.contains("test.net:2:38"), "{e}");
 }
 
 // ---- splits -------------------------------------------------------------
@@ -431,11 +431,11 @@ fn independent_shape_errors_are_reported_together() {
         + &conv("after", "l", "a", 2, 1);
     let e = build_error(&text);
     assert!(
-        e.contains("layer `left` (Convolution) (bottom `data_data_0_split_0`): kernel 5x5"),
+        e.contains("layer `left` (Convolution) (bottom `data`): kernel 5x5"),
         "{e}"
     );
     assert!(
-        e.contains("layer `right` (Convolution) (bottom `data_data_0_split_1`): kernel 7x7"),
+        e.contains("layer `right` (Convolution) (bottom `data`): kernel 7x7"),
         "{e}"
     );
     // The layer after the failed one is skipped, not reported.
@@ -449,7 +449,7 @@ fn eltwise_shape_mismatch_names_bottoms_and_shapes() {
     let e = build_error(&text);
     assert!(
         e.contains(
-            "layer `sum` (Eltwise) (bottom `b`): bottom 1 has shape 1x5 but bottom 0 has shape 1x4"
+            "layer `sum` (Eltwise): bottom 1 (`b`) has shape 1x5 but bottom 0 (`a`) has shape 1x4"
         ),
         "{e}"
     );
@@ -612,4 +612,84 @@ fn build_options_level_selects_layers() {
     assert_eq!(Graph::build(&net, &opts).unwrap().nodes.len(), 1);
     opts.state.level = 1;
     assert_eq!(Graph::build(&net, &opts).unwrap().nodes.len(), 2);
+}
+
+// ---- follow-on errors and messages added with the corpus ----------------
+
+#[test]
+fn a_failed_shape_rule_does_not_also_report_its_param_blocks() {
+    let text = input("data", &[1, 3, 4, 4])
+        + "layer { name: \"c\" type: \"Convolution\" bottom: \"data\" top: \"c\" param { lr_mult: 1 } param { lr_mult: 2 } convolution_param { num_output: 2 kernel_size: 5 } }\n";
+    let e = build_error(&text);
+    assert!(e.contains("does not fit the 4x4 input"), "{e}");
+    assert!(e.ends_with("1 error found"), "{e}");
+}
+
+#[test]
+fn an_in_place_top_whose_bottom_others_read_names_the_readers() {
+    let text = input("data", &[1, 4])
+        + &ip("a", "data", "a", 4, "")
+        + &eltwise("sum", &["a", "data"], "s")
+        + &prelu("r", "a", "a", "");
+    let e = build_error(&text);
+    assert!(
+        e.contains("layer `r` (PReLU): cannot compute `a` in place: layer `sum` also reads it"),
+        "{e}"
+    );
+    assert!(e.contains("test.net:4:"), "{e}");
+}
+
+#[test]
+fn a_bottom_from_a_layer_left_out_by_its_rules_says_so() {
+    let text = input("data", &[1, 4])
+        + "layer { name: \"aux\" type: \"Input\" top: \"aux\" include { stage: \"debug\" } input_param { shape { dim: 1 dim: 4 } } }\n"
+        + &eltwise("sum", &["data", "aux"], "s");
+    let e = build_error(&text);
+    assert!(
+        e.contains("bottom `aux` is not produced by any earlier layer in phase TRAIN"),
+        "{e}"
+    );
+    assert!(e.contains("layer `aux` produces `aux`, but its include/exclude rules leave it out of the TRAIN net"), "{e}");
+}
+
+#[test]
+fn per_top_list_counts_point_at_the_first_extra_value() {
+    let text = input("data", &[1, 4]) + &ip("f", "data", "f", 2, "loss_weight: 1 loss_weight: 2");
+    let e = build_error(&text);
+    assert!(e.contains("has 2 `loss_weight` values for 1 top"), "{e}");
+    assert!(e.contains("test.net:2:92"), "{e}");
+    let text = input("a", &[1, 4]) + &input("b", &[1, 4])
+        + "layer { name: \"e\" type: \"Eltwise\" bottom: \"a\" bottom: \"b\" top: \"e\" propagate_down: true }\n";
+    let e = build_error(&text);
+    assert!(
+        e.contains("has 1 `propagate_down` value for 2 bottoms"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_negative_legacy_input_dim_is_located() {
+    let e = build_error("input: \"data\"\ninput_dim: 1 input_dim: -3 input_dim: 8 input_dim: 8\n");
+    assert!(
+        e.contains("net input `data`: dimension -3 is negative"),
+        "{e}"
+    );
+    assert!(e.contains("test.net:2:25"), "{e}");
+}
+
+#[test]
+fn legacy_input_forms_are_exclusive() {
+    let e = build_error("input: \"data\"\ninput_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\ninput_shape { dim: 1 }\n");
+    assert!(
+        e.contains("net inputs take either `input_dim` or `input_shape`, not both"),
+        "{e}"
+    );
+    assert!(e.contains("test.net:3:1"), "{e}");
+}
+
+#[test]
+fn an_unknown_net_field_does_not_also_report_the_legacy_inputs() {
+    let e = build_error("input: \"data\"\ninput_dims: 1\ninput_dim: 3\n");
+    assert!(e.contains("unknown net field `input_dims`"), "{e}");
+    assert!(e.ends_with("1 error found"), "{e}");
 }

@@ -334,14 +334,15 @@ impl<'a> ValueDe<'a> {
                     self.field.name
                 ));
             }
-            Scalar::Str(v) if expected.contains("number") || expected.contains("integer") => {
-                if v.trim().parse::<f64>().is_ok() {
-                    e.help = Some(format!(
-                        "numbers are not quoted: `{}: {}`",
-                        self.field.name,
-                        v.trim()
-                    ));
-                }
+            Scalar::Str(v)
+                if (expected.contains("number") || expected.contains("integer"))
+                    && v.trim().parse::<f64>().is_ok() =>
+            {
+                e.help = Some(format!(
+                    "numbers are not quoted: `{}: {}`",
+                    self.field.name,
+                    v.trim()
+                ));
             }
             _ => {}
         }

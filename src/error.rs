@@ -134,23 +134,55 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// "did you mean `x`?" for the closest candidate, when one is close enough.
+/// "did you mean `x`?" for the closest candidate, when one is close enough:
+/// Jaro-Winkler similarity ≥ 0.85, or (for words of 3+ letters) at most one
+/// edit per 4 letters, so that short slips such as `dta` → `data` are caught.
+/// On equal similarity the earlier candidate wins.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
     let lower = word.to_ascii_lowercase();
+    let max_edits = if word.chars().count() >= 3 {
+        (word.chars().count() / 4).max(1)
+    } else {
+        0
+    };
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        let score = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
-        if best.is_none_or(|(s, _)| score > s) {
+        let c_lower = c.to_ascii_lowercase();
+        let score = strsim::jaro_winkler(&lower, &c_lower);
+        let close = score >= 0.85
+            || lower == c_lower
+            || strsim::osa_distance(&lower, &c_lower) <= max_edits;
+        if close && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }
     }
-    match best {
-        Some((score, c)) if score >= 0.85 || c.eq_ignore_ascii_case(word) => {
-            Some(format!("did you mean `{c}`?"))
-        }
-        _ => None,
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggestions_for_slips_and_none_for_unrelated_words() {
+        let fields = ["num_output", "bottom", "data", "kernel_size", "SUM"];
+        let dym = |w| did_you_mean(w, fields);
+        assert_eq!(
+            dym("num_ouput").as_deref(),
+            Some("did you mean `num_output`?")
+        );
+        assert_eq!(dym("botom").as_deref(), Some("did you mean `bottom`?"));
+        assert_eq!(dym("dta").as_deref(), Some("did you mean `data`?"));
+        assert_eq!(
+            dym("kernal_size").as_deref(),
+            Some("did you mean `kernel_size`?")
+        );
+        assert_eq!(dym("sum").as_deref(), Some("did you mean `SUM`?"));
+        assert_eq!(dym("xyz"), None);
+        assert_eq!(dym("ab"), None);
+        assert_eq!(dym("weights"), None);
     }
 }

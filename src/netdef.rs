@@ -199,6 +199,15 @@ impl LayerDef {
             .unwrap_or_else(|| self.name_span())
     }
 
+    /// Bottom `i` as the file writes it: the split pass renames fan-out
+    /// bottoms to `<blob>_<producer>_<top>_split_<k>`, which users never wrote.
+    pub fn written_bottom(&self, i: usize) -> &str {
+        match self.block.all("bottom").nth(i).map(|f| &f.value) {
+            Some(Value::Scalar(proto::Scalar::Str(s))) => s,
+            _ => self.bottom.get(i).map_or("", |s| s.as_str()),
+        }
+    }
+
     /// Span of the layer's `name:` value, or of the block.
     pub fn name_span(&self) -> Span {
         self.block
@@ -227,10 +236,15 @@ impl LayerDef {
             return Ok(T::default());
         };
         if let Some(second) = found.next() {
-            return Err(self.error(
-                second.name_span,
-                format!("{} has more than one `{block_name}` block", self.describe()),
-            ));
+            let (line, _) = self.source.line_col(field.name_span.start);
+            return Err(self
+                .error(
+                    second.name_span,
+                    format!("{} has more than one `{block_name}` block", self.describe()),
+                )
+                .with_help(format!(
+                    "move these fields into the `{block_name}` on line {line}"
+                )));
         }
         match &field.value {
             Value::Block(b) => from_block(b, block_name).map_err(|e| self.de_error(e, b.span)),
@@ -273,7 +287,10 @@ pub struct NetDef {
 pub struct LegacyInput {
     pub name: String,
     pub shape: Vec<i64>,
+    /// The `input:` value.
     pub span: Span,
+    /// Each dimension's value in the file, for errors about one of them.
+    pub dim_spans: Vec<Span>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -349,13 +366,13 @@ pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef>
                     .or_else(|| Some(format!("a net file holds {}", quote_list(NET_FIELDS))));
             }
             diags.push(e.into_diagnostic(source, root.span));
-            NetCommon::default()
+            // Nothing more to check on the net level: its fields were not read.
+            return Err(Error::Config(sort_diags(diags)));
         }
     };
     let inputs = legacy_inputs(&common, root, source, &mut diags);
     if !diags.is_empty() {
-        diags.sort_by_key(|d| d.location.as_ref().map(|(_, s)| s.start));
-        return Err(Error::Config(diags));
+        return Err(Error::Config(sort_diags(diags)));
     }
     Ok(NetDef {
         name: common.name,
@@ -365,6 +382,11 @@ pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef>
         state: common.state.unwrap_or_default(),
         source: source.clone(),
     })
+}
+
+fn sort_diags(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort_by_key(|d| d.location.as_ref().map(|(_, s)| s.start));
+    diags
 }
 
 fn legacy_inputs(
@@ -379,57 +401,117 @@ fn legacy_inputs(
         if let Some(f) = root.get("input_dim").or_else(|| root.get("input_shape")) {
             diags.push(
                 Diagnostic::new(format!("`{}` without an `input` name", f.name))
-                    .at(source, f.name_span),
+                    .at(source, f.name_span)
+                    .with_help(format!(
+                        "name the blob first: `input: \"data\"`, then its `{}`",
+                        f.name
+                    )),
             );
         }
         return vec![];
     }
-    let shapes: Vec<Vec<i64>> = if !common.input_shape.is_empty() {
-        common.input_shape.iter().map(|s| s.dim.clone()).collect()
+    let dim_fields: Vec<&crate::proto::Field> = root.all("input_dim").collect();
+    let shape_fields: Vec<&crate::proto::Field> = root.all("input_shape").collect();
+    let plural = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+    let who = if n == 1 {
+        format!("net input `{}` needs", common.input[0])
     } else {
-        common.input_dim.chunks(4).map(|c| c.to_vec()).collect()
+        format!("{n} net inputs need")
     };
-    let dims_ok = if common.input_shape.is_empty() {
-        common.input_dim.len() == 4 * n
+    let help = "give 4 `input_dim` lines or one `input_shape { dim: ... }` per `input`";
+    let problem = if !dim_fields.is_empty() && !shape_fields.is_empty() {
+        Some((
+            "net inputs take either `input_dim` or `input_shape`, not both".to_string(),
+            shape_fields[0].name_span,
+            "keep one of the two forms",
+        ))
+    } else if !shape_fields.is_empty() {
+        let k = shape_fields.len();
+        (k != n).then(|| {
+            let at = shape_fields[n.min(k - 1)].name_span;
+            (
+                format!("{who} {}, found {k}", plural(n, "`input_shape` block")),
+                at,
+                help,
+            )
+        })
     } else {
-        common.input_shape.len() == n
+        let k = dim_fields.len();
+        (k != 4 * n).then(|| {
+            // The first value too many, the last one given, or the `input:` itself.
+            let at = match k {
+                0 => spans[0],
+                _ => dim_fields[(4 * n).min(k - 1)].value_span,
+            };
+            let each = if n == 1 { "" } else { " each" };
+            (
+                format!(
+                    "{who} {} (N, C, H, W{each}), found {k}",
+                    plural(4 * n, "`input_dim` value")
+                ),
+                at,
+                help,
+            )
+        })
     };
-    if !dims_ok {
-        diags.push(
-            Diagnostic::new(format!(
-                "{n} legacy net input(s) need {} `input_dim` values (4 per input) or {n} `input_shape` blocks, found {} and {}",
-                4 * n,
-                common.input_dim.len(),
-                common.input_shape.len()
-            ))
-            .at(source, spans[0]),
-        );
+    if let Some((message, span, help)) = problem {
+        diags.push(Diagnostic::new(message).at(source, span).with_help(help));
         return vec![];
     }
+    let (shapes, dim_spans): (Vec<Vec<i64>>, Vec<Vec<Span>>) = if shape_fields.is_empty() {
+        let spans: Vec<Span> = dim_fields.iter().map(|f| f.value_span).collect();
+        (
+            common.input_dim.chunks(4).map(|c| c.to_vec()).collect(),
+            spans.chunks(4).map(|c| c.to_vec()).collect(),
+        )
+    } else {
+        let dim_spans = shape_fields
+            .iter()
+            .map(|f| match &f.value {
+                Value::Block(b) => b.all("dim").map(|d| d.value_span).collect(),
+                Value::Scalar(_) => vec![],
+            })
+            .collect();
+        (
+            common.input_shape.iter().map(|s| s.dim.clone()).collect(),
+            dim_spans,
+        )
+    };
     common
         .input
         .iter()
-        .zip(shapes)
+        .zip(shapes.into_iter().zip(dim_spans))
         .zip(spans)
-        .map(|((name, shape), span)| LegacyInput {
+        .map(|((name, (shape, dim_spans)), span)| LegacyInput {
             name: name.clone(),
             shape,
             span,
+            dim_spans,
         })
         .collect()
 }
 
 fn parse_layer(block: &Block, source: &Arc<SourceFile>) -> Result<LayerDef, Vec<Diagnostic>> {
+    let string_field = |name: &str| {
+        block.get(name).and_then(|f| match &f.value {
+            Value::Scalar(proto::Scalar::Str(s)) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let type_name = string_field("type");
+    // `layer `fc5` (InnerProduct)` as far as the block tells, for messages.
+    let describe = match (string_field("name"), &type_name) {
+        (Some(n), Some(t)) => format!("layer `{n}` ({t})"),
+        (Some(n), None) => format!("layer `{n}`"),
+        (None, Some(t)) => format!("unnamed {t} layer"),
+        (None, None) => "unnamed layer".to_string(),
+    };
     // `*_param` blocks belong to the layer type and are checked by it.
     let common_block = block.filtered(|f| !f.name.ends_with("_param"));
     let common: LayerCommon = from_block(&common_block, "layer").map_err(|e| {
         let mut e = e;
-        if e.message.starts_with("unknown field") {
-            let field = e.message.split('`').nth(1).unwrap_or("").to_string();
-            let type_name = block.get("type").and_then(|f| match &f.value {
-                Value::Scalar(proto::Scalar::Str(s)) => Some(s.clone()),
-                _ => None,
-            });
+        if let Some(rest) = e.message.strip_suffix(" in `layer`") {
+            let field = rest.split('`').nth(1).unwrap_or("").to_string();
             let mut candidates: Vec<&str> = LAYER_FIELDS.to_vec();
             let own = type_name
                 .as_deref()
@@ -440,15 +522,31 @@ fn parse_layer(block: &Block, source: &Arc<SourceFile>) -> Result<LayerDef, Vec<
             let all = crate::layers::all_param_blocks();
             candidates.extend(all.iter().copied());
             e.help = did_you_mean(&field, candidates.iter().copied()).or(e.help);
+            e.message = rest.to_string();
         }
+        e.message = format!("{describe}: {}", e.message);
         vec![e.into_diagnostic(source, block.span)]
     })?;
     let mut diags = Vec::new();
     if common.type_name.is_empty() {
-        diags.push(Diagnostic::new("layer has no `type`").at(
-            source,
-            block.get("name").map_or(block.span, |f| f.name_span),
-        ));
+        // A `*_param` block tells which type was meant.
+        let guess = block.fields.iter().find_map(|f| {
+            crate::layers::REGISTRY
+                .iter()
+                .find(|t| t.params.contains(&f.name.as_str()))
+                .map(|t| (t.name, f.name.as_str()))
+        });
+        diags.push(
+            Diagnostic::new(format!("{describe} has no `type`"))
+                .at(
+                    source,
+                    block.get("name").map_or(block.span, |f| f.name_span),
+                )
+                .with_help(match guess {
+                    Some((t, p)) => format!("add `type: \"{t}\"`, the type that reads `{p}`"),
+                    None => "every layer needs a `type`, such as `type: \"Convolution\"`".into(),
+                }),
+        );
     }
     if !common.include.is_empty() && !common.exclude.is_empty() {
         let span = block
@@ -456,12 +554,9 @@ fn parse_layer(block: &Block, source: &Arc<SourceFile>) -> Result<LayerDef, Vec<
             .next()
             .map_or(block.span, |f| f.name_span);
         diags.push(
-            Diagnostic::new(format!(
-                "layer `{}` has both `include` and `exclude` rules",
-                common.name
-            ))
-            .at(source, span)
-            .with_help("Caffe takes either include rules or exclude rules, not both"),
+            Diagnostic::new(format!("{describe} has both `include` and `exclude` rules"))
+                .at(source, span)
+                .with_help("Caffe takes either include rules or exclude rules, not both"),
         );
     }
     if !diags.is_empty() {

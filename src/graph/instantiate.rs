@@ -43,7 +43,13 @@ fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
     let mut shapes = Vec::new();
     for i in &net.inputs {
         let shape = input::to_shape(&i.shape, ctx.batch).map_err(|m| {
-            Diagnostic::new(format!("net input `{}`: {m}", i.name)).at(&net.source, i.span)
+            let at = i
+                .shape
+                .iter()
+                .position(|&d| d < 0)
+                .and_then(|k| i.dim_spans.get(k));
+            Diagnostic::new(format!("net input `{}`: {m}", i.name))
+                .at(&net.source, at.copied().unwrap_or(i.span))
         })?;
         shapes.push(shape);
     }
@@ -74,33 +80,31 @@ fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
             ));
         }
     }
-    if !def.loss_weight.is_empty() && def.loss_weight.len() != def.top.len() {
-        diags.push(
-            def.error(
-                def.field_span("loss_weight", 0),
-                format!(
-                    "{} has {} `loss_weight` values for {} tops",
-                    def.describe(),
-                    def.loss_weight.len(),
-                    def.top.len()
-                ),
-            )
-            .with_help("give one `loss_weight` per top, or none"),
-        );
-    }
-    if !def.propagate_down.is_empty() && def.propagate_down.len() != def.bottom.len() {
-        diags.push(
-            def.error(
-                def.field_span("propagate_down", 0),
-                format!(
-                    "{} has {} `propagate_down` values for {} bottoms",
-                    def.describe(),
-                    def.propagate_down.len(),
-                    def.bottom.len()
-                ),
-            )
-            .with_help("give one `propagate_down` per bottom, or none"),
-        );
+    for (field, given, what, wanted) in [
+        ("loss_weight", def.loss_weight.len(), "top", def.top.len()),
+        (
+            "propagate_down",
+            def.propagate_down.len(),
+            "bottom",
+            def.bottom.len(),
+        ),
+    ] {
+        if given != 0 && given != wanted {
+            // Point at the first value too many, or at the first one when too few.
+            let at = if given > wanted { wanted } else { 0 };
+            diags.push(
+                def.error(
+                    def.field_span(field, at),
+                    format!(
+                        "{} has {} for {}",
+                        def.describe(),
+                        plural(given, &format!("`{field}` value")),
+                        plural(wanted, what)
+                    ),
+                )
+                .with_help(format!("give one `{field}` per {what}, or none")),
+            );
+        }
     }
     for (i, &pd) in def.propagate_down.iter().enumerate() {
         if pd && !layer.can_backprop_to(i) {
@@ -115,4 +119,9 @@ fn check_counts(def: &LayerDef, layer: &dyn Layer) -> Vec<Diagnostic> {
         }
     }
     diags
+}
+
+/// `1 top`, `2 tops`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

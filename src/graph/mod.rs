@@ -117,11 +117,20 @@ impl Graph {
     /// Runs every pass. Errors of a pass are all reported; later passes run
     /// only when earlier ones succeeded, except that the shape pass reports
     /// independent shape errors together.
+    ///
+    /// The state is the file's `state { }` with the options' phase, their
+    /// level where non-zero, and their stages added (Caffe merges the same way).
     pub fn build(net: &NetDef, opts: &BuildOptions) -> Result<Graph> {
         let mut state = net.state.clone();
         state.phase = opts.state.phase;
-        state.level = opts.state.level;
-        state.stage = opts.state.stage.clone();
+        if opts.state.level != 0 {
+            state.level = opts.state.level;
+        }
+        for s in &opts.state.stage {
+            if !state.stage.contains(s) {
+                state.stage.push(s.clone());
+            }
+        }
         let mut ctx = opts.context.clone();
         ctx.phase = state.phase;
         let defs = filter::filter(net, &state);

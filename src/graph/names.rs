@@ -21,20 +21,33 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
                 Some(&id) => bottoms.push(id),
                 None => {
                     let def = &nodes[n].def;
-                    let known: Vec<&str> = by_name
-                        .keys()
-                        .map(|s| s.as_str())
+                    // Most recent first: on a tie the suggestion is the nearest blob above.
+                    let known: Vec<&str> = blobs
+                        .iter()
+                        .rev()
+                        .map(|b| b.name.as_str())
                         .filter(|s| !s.contains("_split_"))
                         .collect();
                     let later = nodes[n + 1..]
                         .iter()
                         .find(|m| m.def.top.contains(name))
                         .map(|m| m.def.name.clone());
-                    let help = match later {
-                        Some(l) => Some(format!(
+                    // A layer the phase/level/stage rules left out may produce it.
+                    let filtered_out = net
+                        .layers
+                        .iter()
+                        .find(|l| {
+                            l.top.contains(name) && !nodes.iter().any(|m| m.def.name == l.name)
+                        })
+                        .map(|l| l.name.clone());
+                    let help = match (later, filtered_out) {
+                        (Some(l), _) => Some(format!(
                             "`{name}` is produced later, by layer `{l}`; layers run in file order"
                         )),
-                        None => did_you_mean(name, known.iter().copied()),
+                        (None, Some(l)) => Some(format!(
+                            "layer `{l}` produces `{name}`, but its include/exclude rules leave it out of the {phase} net"
+                        )),
+                        (None, None) => did_you_mean(name, known.iter().copied()),
                     };
                     diags.push(
                         def.error(
@@ -58,6 +71,11 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
                 def.bottom.get(t) == Some(name) && bottoms.get(t).is_some_and(|&b| b != usize::MAX);
             if in_place {
                 tops.push(bottoms[t]);
+                continue;
+            }
+            if def.written_bottom(t) == name && by_name.contains_key(name) {
+                diags.push(in_place_shared(&nodes, n, t));
+                tops.push(usize::MAX);
                 continue;
             }
             if let Some(&id) = by_name.get(name) {
@@ -124,6 +142,44 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
     })
 }
 
+/// Top `t` of node `n` was written in place, but its bottom also feeds other
+/// layers, so the split pass gave it its own copy: the in-place write would
+/// clobber what the others read (Caffe refuses this too).
+fn in_place_shared(nodes: &[Node], n: usize, t: usize) -> Diagnostic {
+    let def = &nodes[n].def;
+    let name = &def.top[t];
+    let split_blob = &def.bottom[t];
+    let base = split_blob
+        .rsplit_once('_')
+        .map_or(split_blob.as_str(), |(b, _)| b);
+    let readers: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|&(m, node)| {
+            m != n
+                && node
+                    .def
+                    .bottom
+                    .iter()
+                    .any(|b| b.strip_prefix(base).is_some_and(|r| r.starts_with('_')))
+        })
+        .map(|(_, node)| format!("`{}`", node.def.name))
+        .collect();
+    let others = match readers.len() {
+        0 => "other layers also read".to_string(),
+        1 => format!("layer {} also reads", readers[0]),
+        _ => format!("layers {} also read", readers.join(", ")),
+    };
+    def.error(
+        def.field_span("top", t),
+        format!(
+            "{}: cannot compute `{name}` in place: {others} it",
+            def.describe()
+        ),
+    )
+    .with_help("an in-place layer must be the only reader of its bottom; give this top a new name")
+}
+
 fn phase_note(net: &NetDef, phase: Phase) -> String {
     if net
         .layers
@@ -163,23 +219,48 @@ fn check_duplicate_layer_names(nodes: &[Node]) -> Vec<Diagnostic> {
 /// Resolves `param { name: ... }` sharing after the shape pass has fixed
 /// the learnable blobs' shapes. STRICT sharing needs equal shapes,
 /// PERMISSIVE equal counts.
-pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
+/// Layers not in `shaped` (their shape rule failed or was skipped) have no
+/// known learnable blobs and are left out.
+pub fn resolve_params(graph: &mut Graph, shaped: &[bool]) -> Vec<Diagnostic> {
     use crate::netdef::{DimCheckMode, ParamSpec};
     let mut diags = Vec::new();
     let mut owners: HashMap<String, (usize, usize)> = HashMap::new();
-    for n in 0..graph.nodes.len() {
+    for (n, &ok) in shaped.iter().enumerate() {
+        if !ok {
+            continue;
+        }
         let node = &graph.nodes[n];
         let count = node.param_shapes.len();
         if node.def.param.len() > count {
-            diags.push(node.def.error(
-                node.def.field_span("param", count),
-                format!(
-                    "{} has {} learnable blobs but {} `param` blocks",
-                    node.def.describe(),
-                    count,
-                    node.def.param.len()
+            let shapes: Vec<String> = node
+                .param_shapes
+                .iter()
+                .map(|s| crate::layers::fmt_shape(s))
+                .collect();
+            let help = match count {
+                0 => format!(
+                    "{} layers learn nothing here; remove the `param` blocks",
+                    node.def.type_name
                 ),
-            ));
+                _ => format!(
+                    "one `param` block per learnable blob, in order: {}",
+                    shapes.join(", ")
+                ),
+            };
+            diags.push(
+                node.def
+                    .error(
+                        node.def.field_span("param", count),
+                        format!(
+                            "{} has {} learnable blob{} but {} `param` blocks",
+                            node.def.describe(),
+                            count,
+                            if count == 1 { "" } else { "s" },
+                            node.def.param.len()
+                        ),
+                    )
+                    .with_help(help),
+            );
         }
         let specs: Vec<ParamSpec> = (0..count)
             .map(|i| node.def.param.get(i).cloned().unwrap_or_default())
@@ -203,16 +284,24 @@ pub fn resolve_params(graph: &mut Graph) -> Vec<Diagnostic> {
                         }
                     };
                     if !ok {
-                        diags.push(node.def.error(
-                            node.def.field_span("param", i),
-                            format!(
-                                "{}: shared param `{name}` has shape {} here but {} in layer `{}`",
-                                node.def.describe(),
-                                crate::layers::fmt_shape(mine),
-                                crate::layers::fmt_shape(theirs),
-                                owner.def.name
-                            ),
-                        ));
+                        let help = match spec.share_mode {
+                            Some(DimCheckMode::Permissive) => "PERMISSIVE sharing needs equal element counts".to_string(),
+                            _ => "shared blobs need equal shapes (`share_mode: PERMISSIVE` needs only equal counts)".to_string(),
+                        };
+                        diags.push(
+                            node.def
+                                .error(
+                                    node.def.field_span("param", i),
+                                    format!(
+                                        "{}: shared param `{name}` has shape {} here but {} in layer `{}`",
+                                        node.def.describe(),
+                                        crate::layers::fmt_shape(mine),
+                                        crate::layers::fmt_shape(theirs),
+                                        owner.def.name
+                                    ),
+                                )
+                                .with_help(help),
+                        );
                     }
                     param_owners[i] = ParamOwner::SharedWith {
                         node: on,

@@ -9,7 +9,9 @@ use crate::layers::fmt_shape;
 
 pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    for n in 0..graph.nodes.len() {
+    // Layers whose shape rule ran; only their learnable blobs are known.
+    let mut shaped = vec![false; graph.nodes.len()];
+    for (n, done) in shaped.iter_mut().enumerate() {
         let node = &graph.nodes[n];
         let bottom: Option<Vec<Vec<usize>>> = node
             .bottoms
@@ -55,24 +57,80 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
                     graph.blobs[id].shape = Some(shape);
                 }
                 node.param_shapes = node.layer.param_shapes();
+                *done = true;
             }
             Err(e) => {
                 let span = match e.bottom {
                     Some(b) => def.field_span("bottom", b),
                     None => def.name_span(),
                 };
-                let what = match e.bottom.and_then(|b| def.bottom.get(b)) {
-                    Some(name) => format!(" (bottom `{name}`)"),
-                    None => String::new(),
+                let names: Vec<&str> = (0..def.bottom.len())
+                    .map(|i| def.written_bottom(i))
+                    .collect();
+                let (message, named) = name_bottoms(&e.message, &names);
+                let what = match e.bottom {
+                    Some(b) if !named && b < names.len() => format!(" (bottom `{}`)", names[b]),
+                    _ => String::new(),
                 };
-                diags.push(def.error(span, format!("{}{what}: {}", def.describe(), e.message)));
+                diags.push(def.error(span, format!("{}{what}: {message}", def.describe())));
             }
         }
     }
-    diags.extend(super::names::resolve_params(graph));
+    diags.extend(super::names::resolve_params(graph, &shaped));
     if diags.is_empty() {
         Ok(())
     } else {
         Err(super::sort_diags(diags))
+    }
+}
+
+/// Adds the blob name after each "bottom <i>" in a shape rule's message:
+/// `bottom 1 has shape 2x3` → ``bottom 1 (`conv2`) has shape 2x3``.
+/// Returns the message and whether any bottom was named.
+fn name_bottoms(message: &str, names: &[&str]) -> (String, bool) {
+    const KEY: &str = "bottom ";
+    let mut out = String::with_capacity(message.len());
+    let mut named = false;
+    let mut rest = message;
+    while let Some(i) = rest.find(KEY) {
+        let starts_word = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let after = &rest[i + KEY.len()..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        out.push_str(&rest[..i + KEY.len() + digits]);
+        rest = &after[digits..];
+        if starts_word && digits > 0 && !rest.starts_with(" (`") {
+            if let Some(name) = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|b| names.get(b))
+            {
+                out.push_str(&format!(" (`{name}`)"));
+                named = true;
+            }
+        }
+    }
+    out.push_str(rest);
+    (out, named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_bottoms;
+
+    #[test]
+    fn bottoms_are_named_where_the_message_mentions_them() {
+        let names = ["a", "b"];
+        let (m, named) = name_bottoms("bottom 1 has shape 2 but bottom 0 has shape 3", &names);
+        assert_eq!(
+            m,
+            "bottom 1 (`b`) has shape 2 but bottom 0 (`a`) has shape 3"
+        );
+        assert!(named);
+        let (m, named) = name_bottoms("needs 4 axes; bottom 7 is unknown, mybottom 1", &names);
+        assert_eq!(m, "needs 4 axes; bottom 7 is unknown, mybottom 1");
+        assert!(!named);
     }
 }

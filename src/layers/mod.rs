@@ -317,8 +317,9 @@ pub fn all_param_blocks() -> Vec<&'static str> {
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
     let Some(ty) = find(&def.type_name) else {
         let names: Vec<&str> = REGISTRY.iter().map(|t| t.name).collect();
-        let hint = did_you_mean(&def.type_name, names.iter().copied());
-        let list = format!("known types: {}", names.join(", "));
+        // The full list only when no known type is close: it grows with every layer.
+        let hint = did_you_mean(&def.type_name, names.iter().copied())
+            .unwrap_or_else(|| format!("known types: {}", names.join(", ")));
         return Err(vec![def
             .error(
                 def.field_span("type", 0),
@@ -327,10 +328,7 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
                     def.type_name, def.name
                 ),
             )
-            .with_help(match hint {
-                Some(h) => format!("{h} ({list})"),
-                None => list,
-            })]);
+            .with_help(hint)]);
     };
     let mut diags = Vec::new();
     for f in def

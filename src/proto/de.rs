@@ -327,11 +327,24 @@ impl<'a> ValueDe<'a> {
             self.field.name,
             found.describe()
         ));
-        if let (Scalar::Ident(i), true) = (found, expected.contains("string")) {
-            e.help = Some(format!(
-                "strings are quoted: `{}: \"{i}\"`",
-                self.field.name
-            ));
+        match found {
+            Scalar::Ident(i) if expected.contains("string") => {
+                e.help = Some(format!(
+                    "strings are quoted: `{}: \"{i}\"`",
+                    self.field.name
+                ));
+            }
+            Scalar::Str(v)
+                if (expected.contains("number") || expected.contains("integer"))
+                    && v.trim().parse::<f64>().is_ok() =>
+            {
+                e.help = Some(format!(
+                    "numbers are not quoted: `{}: {}`",
+                    self.field.name,
+                    v.trim()
+                ));
+            }
+            _ => {}
         }
         e
     }
@@ -364,14 +377,11 @@ impl<'a> ValueDe<'a> {
     fn float(&self) -> Result<f64, DeError> {
         let s = self.scalar("a number")?;
         let parsed = match s {
-            Scalar::Number(text) => {
-                let t = text.trim_end_matches(['f', 'F']);
-                if t.contains("0x") || t.contains("0X") {
-                    self.integer("a number").ok().map(|v| v as f64)
-                } else {
-                    t.parse::<f64>().ok()
-                }
+            // Integer spellings (`0x1F`, octal `017`) mean what they mean for integer fields.
+            Scalar::Number(text) if is_integer_text(text) => {
+                self.integer("a number").ok().map(|v| v as f64)
             }
+            Scalar::Number(text) => text.trim_end_matches(['f', 'F']).parse::<f64>().ok(),
             Scalar::Ident(i) => match i.to_ascii_lowercase().as_str() {
                 "inf" | "infinity" => Some(f64::INFINITY),
                 "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
@@ -381,6 +391,15 @@ impl<'a> ValueDe<'a> {
             Scalar::Str(_) => None,
         };
         parsed.ok_or_else(|| self.mismatch("a number", s))
+    }
+}
+
+/// `-3`, `017`, `0x1F`: a number token without a fraction, exponent or `f` suffix.
+fn is_integer_text(text: &str) -> bool {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()),
     }
 }
 
@@ -532,7 +551,13 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         match s {
             Scalar::Ident(name) | Scalar::Str(name) => visitor
                 .visit_enum(name.as_str().into_deserializer())
-                .map_err(|e: DeError| e.at(span)),
+                .map_err(|e: DeError| {
+                    let mut e = e.at(span);
+                    if e.message.starts_with("unknown value") {
+                        e.message = format!("{} for field `{}`", e.message, self.field.name);
+                    }
+                    e
+                }),
             Scalar::Number(_) => {
                 let index = self.integer(expected)?;
                 if index < 0 || index as usize >= variants.len() {

@@ -383,9 +383,9 @@ fn softmax_with_loss_label_count_mismatch_names_both_shapes() {
     assert_contains(
         &err,
         &[
-            "layer `loss` (SoftmaxWithLoss) (bottom `label`)",
-            "label bottom 1 has shape 8x3 (24 values)",
-            "bottom 0 has shape 8x10",
+            "layer `loss` (SoftmaxWithLoss): label bottom 1 (`label`)",
+            "label bottom 1 (`label`) has shape 8x3 (24 values)",
+            "bottom 0 (`x`) has shape 8x10",
             "needs 8 labels",
         ],
     );
@@ -451,7 +451,7 @@ fn accuracy_tops_and_checks() {
     assert_contains(
         &err,
         &[
-            "label bottom 1 has shape 5 (5 values)",
+            "label bottom 1 (`label`) has shape 5 (5 values)",
             "6x4",
             "needs 6 labels",
         ],
@@ -477,7 +477,7 @@ fn euclidean_loss_needs_equal_counts_and_batch() {
     );
     assert_contains(
         &err,
-        &["bottom 1 has shape 4x5 (20 values) but bottom 0 has shape 4x6 (24 values)"],
+        &["bottom 1 (`b`) has shape 4x5 (20 values) but bottom 0 (`a`) has shape 4x6 (24 values)"],
     );
     let err = net_error(
         &[("a", &[4, 6]), ("b", &[6, 4])],
@@ -486,7 +486,7 @@ fn euclidean_loss_needs_equal_counts_and_batch() {
     assert_contains(
         &err,
         &[
-            "bottom 1 has shape 6x4 but bottom 0 has shape 4x6",
+            "bottom 1 (`b`) has shape 6x4 but bottom 0 (`a`) has shape 4x6",
             "first (batch) axes",
         ],
     );
@@ -528,12 +528,12 @@ fn contrastive_loss_shapes() {
     let err = net_error(&[("a", &[16, 2]), ("b", &[16, 3]), ("sim", &[16])], layer);
     assert_contains(
         &err,
-        &["layer `c` (ContrastiveLoss) (bottom `b`): bottom 1 has shape 16x3 but bottom 0 has shape 16x2"],
+        &["layer `c` (ContrastiveLoss): bottom 1 (`b`) has shape 16x3 but bottom 0 (`a`) has shape 16x2"],
     );
     let err = net_error(&[("a", &[16, 2]), ("b", &[15, 2]), ("sim", &[16])], layer);
     assert_contains(
         &err,
-        &["bottom 1 has shape 15x2 but bottom 0 has shape 16x2"],
+        &["bottom 1 (`b`) has shape 15x2 but bottom 0 (`a`) has shape 16x2"],
     );
     let err = net_error(
         &[("a", &[16, 2, 2, 1]), ("b", &[16, 2, 2, 1]), ("sim", &[16])],
@@ -550,7 +550,7 @@ fn contrastive_loss_shapes() {
     assert_contains(
         &err,
         &[
-            "similarity bottom 2 has shape 16x2",
+            "similarity bottom 2 (`sim`) has shape 16x2",
             "one value per pair (16)",
         ],
     );
@@ -569,7 +569,7 @@ fn triplet_loss_three_bottom_form() {
     let err = net_error(&[("a", &[12, 8]), ("p", &[12, 8]), ("n", &[12, 7])], layer);
     assert_contains(
         &err,
-        &["(bottom `n`): bottom 2 has shape 12x7 but bottom 0 has shape 12x8"],
+        &["bottom 2 (`n`) has shape 12x7 but bottom 0 (`a`) has shape 12x8"],
     );
     let err = net_error(
         &[("a", &[12, 8]), ("p", &[12, 8]), ("n", &[12, 8])],
@@ -608,7 +608,7 @@ fn triplet_loss_mining_form() {
     assert_contains(
         &err,
         &[
-            "bottom 1 has shape 16x2 but bottom 0 has shape 32x4",
+            "bottom 1 (`label`) has shape 16x2 but bottom 0 (`x`) has shape 32x4",
             "first (batch) axes",
         ],
     );
@@ -647,7 +647,7 @@ fn center_loss_shapes_and_centres() {
     assert_contains(
         &err,
         &[
-            "label bottom 1 has shape 8 (8 values) but bottom 0 has shape 16x2",
+            "label bottom 1 (`label`) has shape 8 (8 values) but bottom 0 (`x`) has shape 16x2",
             "needs 16 labels",
         ],
     );
@@ -706,8 +706,8 @@ fn margin_inner_product_shapes() {
     assert_contains(
         &err,
         &[
-            "layer `fc6` (MarginInnerProduct) (bottom `label`)",
-            "label bottom 1 has shape 6 (6 values) but bottom 0 has shape 8x16",
+            "layer `fc6` (MarginInnerProduct): label bottom 1 (`label`)",
+            "label bottom 1 (`label`) has shape 6 (6 values) but bottom 0 (`x`) has shape 8x16",
         ],
     );
     let err = net_error(
@@ -756,7 +756,7 @@ fn combined_margin_shapes_and_checks() {
     );
     assert_contains(
         &err,
-        &["label bottom 1 has shape 5 (5 values) but bottom 0 has shape 6x3"],
+        &["label bottom 1 (`label`) has shape 5 (5 values) but bottom 0 (`x`) has shape 6x3"],
     );
 }
 

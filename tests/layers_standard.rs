@@ -400,7 +400,7 @@ fn concat_mismatch_names_bottom_and_both_shapes() {
     assert_contains(
         &err,
         &[
-            "layer `cat` (Concat) (bottom `b`): bottom 1 has shape 2x4x6x5 but bottom 0 has shape 2x3x7x5",
+            "layer `cat` (Concat): bottom 1 (`b`) has shape 2x4x6x5 but bottom 0 (`a`) has shape 2x3x7x5",
             "only axis 1 may differ",
         ],
     );
@@ -661,7 +661,7 @@ fn scale_with_second_bottom() {
     assert_contains(
         &err,
         &[
-            "layer `sc` (Scale) (bottom `b`)",
+            "layer `sc` (Scale): bottom 1 (`b`) has shape 3x5",
             "bottom 1 has shape 3x5 but bottom 0 has shape 2x3x7x5; bottom 1 must equal bottom 0's axes 1..3",
         ],
     );
@@ -723,7 +723,7 @@ fn bias_learned_or_from_second_bottom() {
     );
     assert_contains(
         &err,
-        &["bottom 1 has shape 4 but bottom 0 has shape 2x3x7x5"],
+        &["bottom 1 (`b`) has shape 4 but bottom 0 (`a`) has shape 2x3x7x5"],
     );
     let err = build_error(&net(
         "layer { name: \"b\" type: \"Bias\" bottom: \"data\" top: \"y\" bias_param { axis: 5 } }",

@@ -407,7 +407,7 @@ fn concat_mismatch_names_bottom_and_both_shapes() {
     let err = build_error(&concat(&[2, 3, 7, 5], &[2, 3, 7], ""));
     assert_contains(
         &err,
-        &["bottom 1 has shape 2x3x7 but bottom 0 has shape 2x3x7x5"],
+        &["bottom 1 (`b`) has shape 2x3x7 but bottom 0 (`a`) has shape 2x3x7x5"],
     );
     let err = build_error(&concat(&[2, 3], &[2, 3], "axis: 1 concat_dim: 1"));
     assert_contains(
@@ -662,7 +662,7 @@ fn scale_with_second_bottom() {
         &err,
         &[
             "layer `sc` (Scale): bottom 1 (`b`) has shape 3x5",
-            "bottom 1 has shape 3x5 but bottom 0 has shape 2x3x7x5; bottom 1 must equal bottom 0's axes 1..3",
+            "bottom 1 (`b`) has shape 3x5 but bottom 0 (`a`) has shape 2x3x7x5; bottom 1 (`b`) must equal bottom 0 (`a`)'s axes 1..3",
         ],
     );
     let err = build_error(

@@ -671,7 +671,7 @@ fn scale_with_second_bottom() {
     );
     assert_contains(
         &err,
-        &["bottom 1 has shape 7x5x1 but bottom 0 has shape 2x3x7x5"],
+        &["bottom 1 (`b`) has shape 7x5x1 but bottom 0 (`a`) has shape 2x3x7x5"],
     );
 }
 

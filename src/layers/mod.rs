@@ -31,6 +31,7 @@ pub mod pooling;
 pub mod prelu;
 pub mod relu;
 pub mod reshape;
+pub mod rows;
 pub mod scale;
 pub mod sigmoid;
 pub mod silence;

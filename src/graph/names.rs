@@ -1,5 +1,6 @@
 //! Pass 4: resolve bottom and top names to blobs. A top named like the bottom
-//! at the same index is in place (same blob). A bottom must name a blob an
+//! at the same index is in place (same blob), for layers whose
+//! `supports_in_place` says so. A bottom must name a blob an
 //! earlier layer produced; a top must not re-produce a name unless in place.
 //! Learnable blobs with the same `param { name: ... }` share storage.
 
@@ -70,6 +71,15 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
             let in_place =
                 def.bottom.get(t) == Some(name) && bottoms.get(t).is_some_and(|&b| b != usize::MAX);
             if in_place {
+                if !nodes[n].layer.supports_in_place() {
+                    diags.push(def.error(
+                        def.field_span("top", t),
+                        format!(
+                            "{} cannot run in place: give its top a name other than `{name}`",
+                            def.describe()
+                        ),
+                    ));
+                }
                 tops.push(bottoms[t]);
                 continue;
             }
@@ -263,7 +273,13 @@ pub fn resolve_params(graph: &mut Graph, shaped: &[bool]) -> Vec<Diagnostic> {
             );
         }
         let specs: Vec<ParamSpec> = (0..count)
-            .map(|i| node.def.param.get(i).cloned().unwrap_or_default())
+            .map(|i| {
+                node.def
+                    .param
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| node.layer.default_param_spec(i))
+            })
             .collect();
         let mut param_owners = vec![ParamOwner::Own; count];
         for (i, spec) in specs.iter().enumerate() {

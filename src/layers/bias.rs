@@ -1,10 +1,15 @@
 //! Bias: y = x + b, b broadcast over the axes of x outside [axis, axis + len(b)).
 //! Legend: x bottom 0; b a learned blob of shape x[axis..axis+num_axes] (one bottom) or
 //! bottom 1 (two bottoms), whose shape must equal x[axis..axis+rank(b)].
+//! Viewing x as outer × D × inner (D = count(b)): y[o,d,i] = x[o,d,i] + b[d];
+//! dx = dy, db[d] = Σ_{o,i} dy[o,d,i] (added to a learned b, written to bottom 1). Works in place.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
+use super::rows::{channel_sums, for_rows};
 use super::{canonical_axis, count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::blob::Blob;
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -92,11 +97,26 @@ pub fn operand_shape(bottom: &[Shape], axis: i32, num_axes: i32) -> Result<Shape
     })
 }
 
+/// (outer, D, inner) of x around an operand of shape `operand` placed at `axis`
+/// (shapes already checked by [`operand_shape`]); a scalar operand is (count(x), 1, 1).
+pub fn broadcast_dims(x: &[usize], operand: &[usize], axis: i32) -> [usize; 3] {
+    match canonical_axis(axis, x.len()) {
+        Some(a) if !operand.is_empty() => [
+            count(&x[..a]),
+            count(operand),
+            count(&x[a + operand.len()..]),
+        ],
+        _ => [count(x), 1, 1],
+    }
+}
+
 pub struct BiasLayer {
     pub params: BiasParams,
     pub shape: Shape,
     /// One bottom: the bias is a learned blob.
     pub learned: bool,
+    /// (outer, D, inner) from the last reshape.
+    pub dims: [usize; 3],
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -107,6 +127,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         params: p,
         shape: vec![],
         learned: true,
+        dims: [0; 3],
     }))
 }
 
@@ -124,6 +145,7 @@ impl Layer for BiasLayer {
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         self.shape = operand_shape(bottom, self.params.axis, self.params.num_axes)?;
         self.learned = bottom.len() == 1;
+        self.dims = broadcast_dims(&bottom[0], &self.shape, self.params.axis);
         Ok(vec![bottom[0].clone()])
     }
 
@@ -138,5 +160,51 @@ impl Layer for BiasLayer {
     /// One add per element.
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         count(&bottom[0]) as u64
+    }
+
+    fn supports_in_place(&self) -> bool {
+        true
+    }
+
+    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+        if let Some(b) = params.first_mut() {
+            fill(&self.params.filler, b, rng);
+        }
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let [_, dim, inner] = self.dims;
+        let b = if self.learned {
+            io.param(0).data().to_vec()
+        } else {
+            io.bottom(1).data().to_vec()
+        };
+        io.copy_bottom_data_to_top(0);
+        for_rows(io.top_mut(0).data_mut(), dim, inner, |d, row| {
+            row.iter_mut().for_each(|v| *v += b[d]);
+        });
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let [_, dim, inner] = self.dims;
+        let dy = io.top(0).diff();
+        let db = channel_sums(dy, dy, dim, inner, |g, _| g as f64);
+        if self.learned {
+            let acc = io.param_mut(0).diff_mut();
+            acc.iter_mut().zip(&db).for_each(|(a, &v)| *a += v as f32);
+        } else if propagate_down[1] {
+            let out = io.bottom_mut(1).diff_mut();
+            out.iter_mut().zip(&db).for_each(|(a, &v)| *a = v as f32);
+        }
+        if propagate_down[0] {
+            io.copy_top_diff_to_bottom(0);
+        }
+        Ok(())
     }
 }

@@ -1,10 +1,16 @@
 //! Dropout: TRAIN y = x·m/(1 − r) with m ~ Bernoulli(1 − r) per element (y = x·m when
 //! `scale_train` is false); TEST y = x (or x·(1 − r) when `scale_train` is false).
-//! Legend: r = dropout_ratio. Works in place.
+//! Legend: r = dropout_ratio. Backward: dx = dy·(the factor forward applied). Works in place.
+//! The mask is drawn per chunk from a seed taken from the net's stream, so it does not
+//! depend on the thread count.
 
+use super::rows::{self, CHUNK};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
-use crate::netdef::LayerDef;
+use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::netdef::{LayerDef, Phase};
+use rand::{Rng as _, SeedableRng};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +33,21 @@ impl Default for DropoutParams {
 
 pub struct DropoutLayer {
     pub params: DropoutParams,
+    /// TRAIN: the factor of each element in the last forward (0 or the train scale).
+    mask: Vec<f32>,
+    /// Whether the last forward ran in TRAIN (masked) mode.
+    masked: bool,
+}
+
+impl DropoutLayer {
+    /// The factor TEST applies to every element.
+    fn test_scale(&self) -> f32 {
+        if self.params.scale_train {
+            1.0
+        } else {
+            1.0 - self.params.dropout_ratio
+        }
+    }
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -44,7 +65,11 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             ),
         ));
     }
-    Ok(Box::new(DropoutLayer { params: p }))
+    Ok(Box::new(DropoutLayer {
+        params: p,
+        mask: Vec::new(),
+        masked: false,
+    }))
 }
 
 impl Layer for DropoutLayer {
@@ -64,5 +89,64 @@ impl Layer for DropoutLayer {
     /// One multiply per element.
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         count(&bottom[0]) as u64
+    }
+
+    fn supports_in_place(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        io.copy_bottom_data_to_top(0);
+        let y = io.top_mut(0).data_mut();
+        self.masked = ctx.phase == Phase::Train;
+        if !self.masked {
+            let s = self.test_scale();
+            if s != 1.0 {
+                rows::map(y, |v| v * s);
+            }
+            return Ok(());
+        }
+        let ratio = self.params.dropout_ratio;
+        let keep = if self.params.scale_train {
+            1.0 / (1.0 - ratio)
+        } else {
+            1.0
+        };
+        let seeds: Vec<u64> = (0..y.len().div_ceil(CHUNK))
+            .map(|_| ctx.rng.gen())
+            .collect();
+        self.mask.resize(y.len(), 0.0);
+        // u ~ U[0, 1) per element; kept (m = 1) when u ≥ r, i.e. with probability 1 − r.
+        y.par_chunks_mut(CHUNK)
+            .zip(self.mask.par_chunks_mut(CHUNK))
+            .zip(seeds)
+            .for_each(|((ys, ms), seed)| {
+                let mut rng = Rng::seed_from_u64(seed);
+                for (v, m) in ys.iter_mut().zip(ms) {
+                    *m = if rng.gen::<f32>() >= ratio { keep } else { 0.0 };
+                    *v *= *m;
+                }
+            });
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        io.copy_top_diff_to_bottom(0);
+        let d = io.bottom_mut(0).diff_mut();
+        if self.masked {
+            rows::zip_map(d, &self.mask, |g, m| g * m);
+        } else {
+            let s = self.test_scale();
+            rows::map(d, |g| g * s);
+        }
+        Ok(())
     }
 }

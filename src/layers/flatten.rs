@@ -1,8 +1,10 @@
 //! Flatten: merges axes `axis..=end_axis` into one; the data is unchanged.
 //! Legend: shape d₀×…×d_{r−1}; top = d₀…d_{a−1} × (d_a·…·d_e) × d_{e+1}…d_{r−1}.
+//! Forward copies the data, backward copies the diff back.
 
 use super::{canonical_axis, count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -85,5 +87,24 @@ impl Layer for FlattenLayer {
         top.push(count(&b[start..=end]));
         top.extend_from_slice(&b[end + 1..]);
         Ok(vec![top])
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        tops[0].data_mut().copy_from_slice(bottoms[0].data());
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if propagate_down[0] {
+            let (mut bottoms, tops, _) = io.backward_split();
+            bottoms[0].diff_mut().copy_from_slice(tops[0].diff());
+        }
+        Ok(())
     }
 }

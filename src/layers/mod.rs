@@ -5,7 +5,7 @@
 use crate::blob::Blob;
 use crate::error::{did_you_mean, Diagnostic};
 use crate::layer_io::{LayerIo, Rng, RunCtx};
-use crate::netdef::{LayerDef, Phase};
+use crate::netdef::{LayerDef, ParamSpec, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -34,6 +34,7 @@ pub mod pooling;
 pub mod prelu;
 pub mod relu;
 pub mod reshape;
+pub mod rows;
 pub mod scale;
 pub mod sigmoid;
 pub mod silence;
@@ -220,6 +221,12 @@ pub trait Layer: Send {
     /// centers) says false, and the gradient checker tests it against its formula.
     fn param_diff_is_gradient(&self, _index: usize) -> bool {
         true
+    }
+
+    /// The `param { }` settings of learnable blob `index` when the layer gives
+    /// none (BatchNorm's running statistics: lr_mult 0, decay_mult 0).
+    fn default_param_spec(&self, _index: usize) -> ParamSpec {
+        ParamSpec::default()
     }
 
     /// Computes the tops from the bottoms. Loss layers write the unweighted

@@ -1,10 +1,12 @@
 //! Reshape: replaces bottom axes [axis, axis + num_axes) by `shape`; the data is unchanged.
 //! Legend: r bottom rank; dim 0 copies the bottom axis at the same position, dim −1 is
 //! inferred so that the counts match: d = count(bottom) / product(other dims).
+//! Forward copies the data, backward copies the diff back.
 
 use super::flatten::reject_in_place;
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{BlobShape, LayerDef};
 use serde::Deserialize;
 
@@ -137,5 +139,24 @@ impl Layer for ReshapeLayer {
             ));
         }
         Ok(vec![top])
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        tops[0].data_mut().copy_from_slice(bottoms[0].data());
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if propagate_down[0] {
+            let (mut bottoms, tops, _) = io.backward_split();
+            bottoms[0].diff_mut().copy_from_slice(tops[0].diff());
+        }
+        Ok(())
     }
 }

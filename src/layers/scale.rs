@@ -1,11 +1,17 @@
 //! Scale: y = γ ⊙ x (+ β with `bias_term`), γ and β broadcast over the axes of x outside
 //! [axis, axis + len(γ)). Legend: x bottom 0; γ a learned blob of shape
 //! x[axis..axis+num_axes] (one bottom) or bottom 1 (two bottoms); β learned, shaped like γ.
+//! Viewing x as outer × D × inner (D = count(γ)): y[o,d,i] = γ[d]·x[o,d,i] + β[d];
+//! dx = γ[d]·dy, dγ[d] = Σ_{o,i} dy·x (added to a learned γ, written to bottom 1),
+//! dβ[d] += Σ_{o,i} dy. In place, x is gone after forward, so forward keeps a copy of it.
 
-use super::bias::{check_num_axes, operand_shape};
-use super::filler::FillerParams;
+use super::bias::{broadcast_dims, check_num_axes, operand_shape};
+use super::filler::{fill, FillerParams};
+use super::rows::{channel_sums, for_rows};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::blob::Blob;
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -44,6 +50,17 @@ pub struct ScaleLayer {
     pub shape: Shape,
     /// One bottom: γ is a learned blob.
     pub learned: bool,
+    /// (outer, D, inner) from the last reshape.
+    pub dims: [usize; 3],
+    /// The input of the last forward when running in place.
+    saved_input: Vec<f32>,
+}
+
+impl ScaleLayer {
+    /// Index of β among the learnable blobs.
+    fn bias_index(&self) -> usize {
+        usize::from(self.learned)
+    }
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -55,6 +72,8 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         params: p,
         shape: vec![],
         learned: true,
+        dims: [0; 3],
+        saved_input: Vec::new(),
     }))
 }
 
@@ -72,6 +91,7 @@ impl Layer for ScaleLayer {
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         self.shape = operand_shape(bottom, self.params.axis, self.params.num_axes)?;
         self.learned = bottom.len() == 1;
+        self.dims = broadcast_dims(&bottom[0], &self.shape, self.params.axis);
         Ok(vec![bottom[0].clone()])
     }
 
@@ -91,5 +111,95 @@ impl Layer for ScaleLayer {
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         let per = if self.params.bias_term { 2 } else { 1 };
         per * count(&bottom[0]) as u64
+    }
+
+    fn supports_in_place(&self) -> bool {
+        true
+    }
+
+    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+        if self.learned {
+            fill(&self.params.filler, &mut params[0], rng);
+        }
+        if self.params.bias_term {
+            fill(
+                &self.params.bias_filler,
+                &mut params[self.bias_index()],
+                rng,
+            );
+        }
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let [_, dim, inner] = self.dims;
+        if io.in_place(0) {
+            self.saved_input.clear();
+            self.saved_input.extend_from_slice(io.bottom(0).data());
+        }
+        let gamma = if self.learned {
+            io.param(0).data().to_vec()
+        } else {
+            io.bottom(1).data().to_vec()
+        };
+        let beta = match self.params.bias_term {
+            true => io.param(self.bias_index()).data().to_vec(),
+            false => vec![0.0; dim],
+        };
+        io.copy_bottom_data_to_top(0);
+        for_rows(io.top_mut(0).data_mut(), dim, inner, |d, row| {
+            row.iter_mut().for_each(|v| *v = gamma[d] * *v + beta[d]);
+        });
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let [_, dim, inner] = self.dims;
+        let saved = std::mem::take(&mut self.saved_input);
+        let dy = io.top(0).diff();
+        let dbeta = self
+            .params
+            .bias_term
+            .then(|| channel_sums(dy, dy, dim, inner, |g, _| g as f64));
+        let want_dgamma = self.learned || propagate_down[1];
+        let dgamma = want_dgamma.then(|| {
+            let x = if io.in_place(0) {
+                &saved
+            } else {
+                io.bottom(0).data()
+            };
+            channel_sums(dy, x, dim, inner, |g, x| g as f64 * x as f64)
+        });
+        let add = |acc: &mut [f32], v: &[f64]| {
+            acc.iter_mut().zip(v).for_each(|(a, &s)| *a += s as f32);
+        };
+        if let Some(db) = dbeta {
+            add(io.param_mut(self.bias_index()).diff_mut(), &db);
+        }
+        match dgamma {
+            Some(dg) if self.learned => add(io.param_mut(0).diff_mut(), &dg),
+            Some(dg) => {
+                let out = io.bottom_mut(1).diff_mut();
+                out.iter_mut().zip(&dg).for_each(|(a, &s)| *a = s as f32);
+            }
+            None => {}
+        }
+        if propagate_down[0] {
+            let gamma = if self.learned {
+                io.param(0).data().to_vec()
+            } else {
+                io.bottom(1).data().to_vec()
+            };
+            io.copy_top_diff_to_bottom(0);
+            for_rows(io.bottom_mut(0).diff_mut(), dim, inner, |d, row| {
+                row.iter_mut().for_each(|g| *g *= gamma[d]);
+            });
+        }
+        self.saved_input = saved;
+        Ok(())
     }
 }

@@ -1,8 +1,10 @@
-//! Sigmoid: y = 1/(1 + e^(−x)), elementwise on any shape; dy/dx = y·(1 − y). Works in place.
+//! Sigmoid: y = 1/(1 + e^(−x)), elementwise on any shape; dy/dx = y·(1 − y), taken from
+//! the top's data. Works in place.
 
 use super::convolution::Engine;
-use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{count, rows, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -39,5 +41,28 @@ impl Layer for SigmoidLayer {
     }
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         SIGMOID_FLOPS * count(&bottom[0]) as u64
+    }
+
+    fn supports_in_place(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        io.copy_bottom_data_to_top(0);
+        // 1/(1 + e^(−x)) = (1 + tanh(x/2))/2, which cannot overflow.
+        rows::map(io.top_mut(0).data_mut(), |x| 0.5 + 0.5 * (0.5 * x).tanh());
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if propagate_down[0] {
+            rows::backward_from_top_data(io, |g, y| g * y * (1.0 - y));
+        }
+        Ok(())
     }
 }

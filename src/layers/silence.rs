@@ -3,6 +3,7 @@
 
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 
 pub struct SilenceLayer;
@@ -23,5 +24,23 @@ impl Layer for SilenceLayer {
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(vec![])
+    }
+
+    fn forward(&mut self, _io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        for (i, &down) in propagate_down.iter().enumerate() {
+            if down {
+                io.bottom_mut(i).zero_diff();
+            }
+        }
+        Ok(())
     }
 }

@@ -1,10 +1,12 @@
 //! Slice: cuts one bottom along an axis into consecutive pieces, one per top.
 //! Legend: D the bottom's extent along `axis`, T tops; points p₁ < … < p_{T−1} give pieces
 //! [0, p₁), [p₁, p₂), …, [p_{T−1}, D); without points, T equal pieces of D/T.
+//! Concat's inverse: forward cuts the bottom's rows into the tops, backward joins their diffs.
 
-use super::concat::axis_or_legacy;
-use super::{canonical_axis, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::concat::{axis_or_legacy, pieces};
+use super::{canonical_axis, count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -23,6 +25,8 @@ pub struct SliceLayer {
     pub axis: i32,
     pub points: Vec<usize>,
     pub tops: usize,
+    /// Product of the axes before the sliced one, from the last reshape.
+    pub outer: usize,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -61,7 +65,12 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             ));
         }
     }
-    Ok(Box::new(SliceLayer { axis, points, tops }))
+    Ok(Box::new(SliceLayer {
+        axis,
+        points,
+        tops,
+        outer: 0,
+    }))
 }
 
 impl Layer for SliceLayer {
@@ -116,6 +125,7 @@ impl Layer for SliceLayer {
             bounds.push(d);
             bounds.windows(2).map(|w| w[1] - w[0]).collect()
         };
+        self.outer = count(&b[..axis]);
         Ok(sizes
             .into_iter()
             .map(|n| {
@@ -124,5 +134,33 @@ impl Layer for SliceLayer {
                 t
             })
             .collect())
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let rows: Vec<usize> = tops.iter().map(|t| t.count() / self.outer.max(1)).collect();
+        let x = bottoms[0].data();
+        for (k, joined, part) in pieces(&rows, self.outer) {
+            tops[k].data_mut()[part].copy_from_slice(&x[joined]);
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        let (mut bottoms, tops, _) = io.backward_split();
+        let rows: Vec<usize> = tops.iter().map(|t| t.count() / self.outer.max(1)).collect();
+        let dx = bottoms[0].diff_mut();
+        for (k, joined, part) in pieces(&rows, self.outer) {
+            dx[joined].copy_from_slice(&tops[k].diff()[part]);
+        }
+        Ok(())
     }
 }

@@ -2,12 +2,21 @@
 //! Legend: N batch, C channels, H×W input, kh×kw kernel, s stride, p pad.
 //! Output per axis (CEIL, the default): ⌈(H + 2p − k)/s⌉ + 1 (FLOOR: ⌊·⌋ + 1); with p > 0 the
 //! last window must start inside the image: if (out − 1)·s ≥ H + p then out −= 1.
-//! Global pooling: k = H×W, out = 1×1. MAX may give a second top, the argmax mask.
+//! Global pooling: k = H×W, out = 1×1. MAX may give a second top, the argmax mask
+//! (h·W + w within the plane, as f32). The window rules are in [`kernels`]; planes run in parallel.
+
+mod kernels;
+
+pub use kernels::{Mode, Plane};
 
 use super::convolution::Engine;
+use super::rows::CHUNK;
 use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
-use crate::netdef::LayerDef;
+use crate::layer_io::{LayerIo, RunCtx};
+use crate::netdef::{LayerDef, Phase};
+use rand::Rng as _;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// `PoolMethod`: MAX = 0, AVE = 1, STOCHASTIC = 2.
@@ -57,6 +66,19 @@ pub struct PoolingLayer {
     pub pad: [usize; 2],
     /// Declared tops: 1, or 2 for MAX with its mask.
     pub tops: usize,
+    /// Input and output plane sizes from the last reshape.
+    pub plane: Plane,
+    /// The input chosen per output by the last forward (MAX, STOCHASTIC in TRAIN).
+    index: Vec<u32>,
+    /// How the last forward pooled.
+    mode: Mode,
+}
+
+impl PoolingLayer {
+    /// Planes of the bottom per parallel task, about [`CHUNK`] input values each.
+    fn planes_per_task(&self) -> usize {
+        (CHUNK / self.plane.in_len().max(1)).max(1)
+    }
 }
 
 /// One window setting per axis: `x` for both, or `x_h` with `x_w`, or `default`.
@@ -138,6 +160,9 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         stride,
         pad,
         tops: def.top.len(),
+        plane: Plane::default(),
+        index: Vec::new(),
+        mode: Mode::Max,
     }))
 }
 
@@ -197,6 +222,13 @@ impl Layer for PoolingLayer {
                 ),
             ));
         };
+        self.plane = Plane {
+            input: [b[2], b[3]],
+            output: [h, w],
+            kernel: k,
+            stride: s,
+            pad: p,
+        };
         let top = vec![b[0], b[1], h, w];
         // A MAX pooling's optional second top holds the argmax index per output.
         Ok(vec![top; self.tops])
@@ -205,5 +237,62 @@ impl Layer for PoolingLayer {
     /// k_h·k_w comparisons or additions per output value.
     fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
         (self.kernel[0] * self.kernel[1] * count(&top[0])) as u64
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        self.mode = match (self.params.pool, ctx.phase) {
+            (PoolMethod::Max, _) => Mode::Max,
+            (PoolMethod::Ave, _) => Mode::Ave,
+            (PoolMethod::Stochastic, Phase::Train) => Mode::Sample,
+            (PoolMethod::Stochastic, Phase::Test) => Mode::Average,
+        };
+        let (plane, mode, per_task) = (self.plane, self.mode, self.planes_per_task());
+        let (inp, outp) = (plane.in_len(), plane.out_len());
+        let (bottoms, mut tops, _) = io.forward_split();
+        let outputs = tops[0].count();
+        self.index.resize(outputs, 0);
+        let u: Vec<f32> = match mode {
+            Mode::Sample => (0..outputs).map(|_| ctx.rng.gen()).collect(),
+            _ => Vec::new(),
+        };
+        tops[0]
+            .data_mut()
+            .par_chunks_mut(outp)
+            .zip(bottoms[0].data().par_chunks(inp))
+            .zip(self.index.par_chunks_mut(outp))
+            .with_min_len(per_task)
+            .enumerate()
+            .for_each(|(n, ((y, x), index))| {
+                let u = u.get(n * outp..(n + 1) * outp).unwrap_or(&[]);
+                plane.forward(mode, x, y, index, u);
+            });
+        if let Some(mask) = tops.get_mut(1) {
+            for (m, &i) in mask.data_mut().iter_mut().zip(&self.index) {
+                *m = i as f32;
+            }
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        let (plane, mode, per_task) = (self.plane, self.mode, self.planes_per_task());
+        let (inp, outp) = (plane.in_len(), plane.out_len());
+        let (mut bottoms, tops, _) = io.backward_split();
+        let (x, dx) = bottoms[0].data_and_diff_mut();
+        dx.par_chunks_mut(inp)
+            .zip(x.par_chunks(inp))
+            .zip(tops[0].diff().par_chunks(outp))
+            .zip(self.index.par_chunks(outp))
+            .with_min_len(per_task)
+            .for_each(|(((dx, x), dy), index)| plane.backward(mode, x, dy, index, dx));
+        Ok(())
     }
 }

@@ -1,0 +1,95 @@
+//! Parallel loops shared by element-wise and per-channel layers.
+//! Legend: a blob viewed as outer × dim × inner; a row is one (o, d) run of `inner`
+//! contiguous values, and d is its channel (BatchNorm's C, Scale's and Bias's operand index).
+
+use crate::layer_io::LayerIo;
+use rayon::prelude::*;
+
+/// Elements per parallel task: large enough to amortise scheduling.
+pub const CHUNK: usize = 1 << 14;
+
+/// Rows per task so that one task covers about [`CHUNK`] elements.
+fn rows_per_task(inner: usize) -> usize {
+    (CHUNK / inner.max(1)).max(1)
+}
+
+/// Per channel d: Σ_{o,i} f(a[o,d,i], b[o,d,i]), accumulated in f64 (row sums in
+/// parallel, then a serial sum over o).
+pub fn channel_sums(
+    a: &[f32],
+    b: &[f32],
+    dim: usize,
+    inner: usize,
+    f: impl Fn(f32, f32) -> f64 + Sync,
+) -> Vec<f64> {
+    let mut out = vec![0.0f64; dim];
+    if inner == 0 || dim == 0 {
+        return out;
+    }
+    let rows: Vec<f64> = a
+        .par_chunks(inner)
+        .zip(b.par_chunks(inner))
+        .with_min_len(rows_per_task(inner))
+        .map(|(ra, rb)| ra.iter().zip(rb).map(|(&x, &y)| f(x, y)).sum())
+        .collect();
+    for (r, v) in rows.into_iter().enumerate() {
+        out[r % dim] += v;
+    }
+    out
+}
+
+/// Calls `f(d, row)` on every row of `y`, in parallel.
+pub fn for_rows(y: &mut [f32], dim: usize, inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if inner == 0 || dim == 0 {
+        return;
+    }
+    y.par_chunks_mut(inner)
+        .with_min_len(rows_per_task(inner))
+        .enumerate()
+        .for_each(|(r, row)| f(r % dim, row));
+}
+
+/// Calls `f(d, row, other_row)` on every row of `y` beside the same row of `x`, in parallel.
+pub fn for_rows_with(
+    y: &mut [f32],
+    x: &[f32],
+    dim: usize,
+    inner: usize,
+    f: impl Fn(usize, &mut [f32], &[f32]) + Sync,
+) {
+    if inner == 0 || dim == 0 {
+        return;
+    }
+    y.par_chunks_mut(inner)
+        .zip(x.par_chunks(inner))
+        .with_min_len(rows_per_task(inner))
+        .enumerate()
+        .for_each(|(r, (row, other))| f(r % dim, row, other));
+}
+
+/// Applies `f` to every element of `y`, in parallel chunks.
+pub fn map(y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    y.par_chunks_mut(CHUNK)
+        .for_each(|part| part.iter_mut().for_each(|v| *v = f(*v)));
+}
+
+/// `d ← f(d, s)` element-wise over `d` beside `s`, in parallel chunks.
+pub fn zip_map(d: &mut [f32], s: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    d.par_chunks_mut(CHUNK)
+        .zip(s.par_chunks(CHUNK))
+        .for_each(|(dp, sp)| dp.iter_mut().zip(sp).for_each(|(v, &w)| *v = f(*v, w)));
+}
+
+/// Backward of an element-wise layer whose gradient is a function of its output
+/// (Sigmoid, TanH): loads dy into bottom 0's diff, then `dx ← f(dy, y)` with y the
+/// top's data, which is the bottom's own data when running in place.
+pub fn backward_from_top_data(io: &mut LayerIo, f: impl Fn(f32, f32) -> f32 + Sync) {
+    io.copy_top_diff_to_bottom(0);
+    if io.in_place(0) {
+        let (y, d) = io.bottom_mut(0).data_and_diff_mut();
+        zip_map(d, y, f);
+    } else {
+        let (t, b) = io.top_and_bottom_mut(0, 0);
+        zip_map(b.diff_mut(), t.data(), f);
+    }
+}

@@ -14,6 +14,7 @@ pub mod netdef;
 pub mod proto;
 pub mod source;
 pub mod summary;
+pub mod tensors;
 pub mod testing;
 
 pub use error::{Diagnostic, Error, Result};

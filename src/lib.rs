@@ -17,6 +17,7 @@ pub mod proto;
 pub mod solverdef;
 pub mod source;
 pub mod summary;
+pub mod tensors;
 pub mod testing;
 pub mod timing;
 

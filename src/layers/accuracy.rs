@@ -5,11 +5,16 @@
 //!   hit = 1 when fewer than top_k classes c ≠ l have x_c ≥ x_l (ties count against l),
 //!   top 0 = Σ hit / n  (0 when n = 0).
 //! Optional top 1 (shape `[C]`): per class c, Σ hit / (positions labelled c), 0 for classes
-//! absent from the batch. Not a loss (loss_weight 0) and no gradient to any bottom.
+//! absent from the batch. Not a loss (loss_weight 0) and no gradient to any bottom:
+//! backward does nothing. Labels are read as in SoftmaxWithLoss (truncated; out of
+//! range is an error). A NaN label score counts as a miss (Caffe's comparisons
+//! would count it a hit, reporting a diverged net as accurate).
 
-use super::loss::{axis_of, check_label_count};
+use super::loss::{axis_of, check_label_count, class_of, LabelAt};
+use super::softmax::split_axis;
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -95,5 +100,56 @@ impl Layer for AccuracyLayer {
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         count(&bottom[0]) as u64
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let (_, c, inner) = split_axis(bottoms[0].shape(), self.axis);
+        let x = bottoms[0].data();
+        let top_k = self.params.top_k as usize;
+        let (mut hits, mut counted) = (vec![0usize; c], vec![0usize; c]);
+        for (k, &value) in bottoms[1].data().iter().enumerate() {
+            let (n, j) = (k / inner, k % inner);
+            let at = LabelAt {
+                sample: n,
+                position: j,
+                positions: inner,
+            };
+            let Some(l) = class_of(value, c, self.params.ignore_label, at)? else {
+                continue;
+            };
+            let score = |ch: usize| x[(n * c + ch) * inner + j];
+            let own = score(l);
+            // Ties rank ahead of the label, as in Caffe.
+            let better = (0..c).filter(|&ch| ch != l && score(ch) >= own).count();
+            counted[l] += 1;
+            if better < top_k && !own.is_nan() {
+                hits[l] += 1;
+            }
+        }
+        let total: usize = counted.iter().sum();
+        let ratio = |h: usize, n: usize| {
+            if n == 0 {
+                0.0
+            } else {
+                (h as f64 / n as f64) as f32
+            }
+        };
+        tops[0].data_mut()[0] = ratio(hits.iter().sum(), total);
+        if let Some(t) = tops.get_mut(1) {
+            for (v, (&h, &n)) in t.data_mut().iter_mut().zip(hits.iter().zip(&counted)) {
+                *v = ratio(h, n);
+            }
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        _io: &mut LayerIo,
+        _propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }

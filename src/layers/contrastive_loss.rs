@@ -9,11 +9,12 @@
 //!   dissimilar:         −α·(margin − d_n)/(d_n + 1e-4)·(a_n − b_n) when margin − d_n > 0, else 0
 //!                       (the 1e-4 makes it differ slightly from the true gradient)
 //!   dissimilar, legacy: −α·(a_n − b_n) when margin − d_n² > 0, else 0
-//! No gradient to the similarity bottom.
+//! No gradient to the similarity bottom. A non-finite similarity value is an error.
 
 use super::loss::LossParams;
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -35,12 +36,19 @@ impl Default for ContrastiveLossParams {
 
 pub struct ContrastiveLossLayer {
     pub params: ContrastiveLossParams,
+    /// a − b and, per pair, d² and whether it is similar, from the last forward.
+    diff: Vec<f32>,
+    dist_sq: Vec<f64>,
+    similar: Vec<bool>,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     LossParams::reject_settings(def)?;
     Ok(Box::new(ContrastiveLossLayer {
         params: def.params("contrastive_loss_param")?,
+        diff: Vec::new(),
+        dist_sq: Vec::new(),
+        similar: Vec::new(),
     }))
 }
 
@@ -98,5 +106,89 @@ impl Layer for ContrastiveLossLayer {
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         // Subtract, then a multiply-add per feature value.
         3 * count(&bottom[0]) as u64
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let (n, c) = (bottoms[0].dim(0), bottoms[0].count_from(1));
+        let margin = self.params.margin as f64;
+        self.diff.clear();
+        self.diff.extend(
+            bottoms[0]
+                .data()
+                .iter()
+                .zip(bottoms[1].data())
+                .map(|(&a, &b)| a - b),
+        );
+        self.similar.clear();
+        for (i, &s) in bottoms[2].data().iter().enumerate() {
+            if !s.is_finite() {
+                return Err(format!("pair {i} has similarity {s}"));
+            }
+            // Caffe reads the flag with static_cast<int>: 0.5 is dissimilar.
+            self.similar.push(s.trunc() != 0.0);
+        }
+        self.dist_sq.clear();
+        let mut sum = 0.0f64;
+        for i in 0..n {
+            let d2: f64 = self.diff[i * c..(i + 1) * c]
+                .iter()
+                .map(|&v| v as f64 * v as f64)
+                .sum();
+            self.dist_sq.push(d2);
+            sum += if self.similar[i] {
+                d2
+            } else if self.params.legacy_version {
+                (margin - d2).max(0.0)
+            } else {
+                (margin - d2.sqrt()).max(0.0).powi(2)
+            };
+        }
+        tops[0].data_mut()[0] = (sum / (2.0 * n.max(1) as f64)) as f32;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let (mut bottoms, tops, _) = io.backward_split();
+        let g = tops[0].diff()[0] as f64;
+        let (n, c) = (bottoms[0].dim(0), bottoms[0].count_from(1));
+        let margin = self.params.margin as f64;
+        for (b, blob) in bottoms.iter_mut().enumerate().take(2) {
+            if !propagate_down[b] {
+                continue;
+            }
+            let alpha = if b == 0 { g } else { -g } / n.max(1) as f64;
+            let dx = blob.diff_mut();
+            for i in 0..n {
+                let d2 = self.dist_sq[i];
+                // The factor on (a_n − b_n), as in Caffe's CPU code.
+                let beta = if self.similar[i] {
+                    alpha
+                } else if self.params.legacy_version {
+                    if margin - d2 > 0.0 {
+                        -alpha
+                    } else {
+                        0.0
+                    }
+                } else {
+                    let d = d2.sqrt();
+                    if margin - d > 0.0 {
+                        -alpha * (margin - d) / (d + 1e-4)
+                    } else {
+                        0.0
+                    }
+                };
+                let r = i * c..(i + 1) * c;
+                for (o, &v) in dx[r.clone()].iter_mut().zip(&self.diff[r]) {
+                    *o = (beta * v as f64) as f32;
+                }
+            }
+        }
+        Ok(())
     }
 }

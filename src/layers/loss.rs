@@ -123,3 +123,51 @@ pub fn axis_of(axis: i32, shape: &[usize], i: usize) -> Result<usize, ShapeError
         )
     })
 }
+
+/// Where a label sits, for messages: sample `sample`, position `position` of
+/// the `positions` per sample (spatial labels).
+#[derive(Debug, Clone, Copy)]
+pub struct LabelAt {
+    pub sample: usize,
+    pub position: usize,
+    pub positions: usize,
+}
+
+impl std::fmt::Display for LabelAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sample {}", self.sample)?;
+        if self.positions > 1 {
+            write!(f, " (position {} of {})", self.position, self.positions)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a float label as Caffe does (`static_cast<int>`, truncation toward 0):
+/// `None` for the ignore label, else the class, which must lie in `0..classes`.
+/// An out-of-range or non-finite label is an error, never a wrong index.
+pub fn class_of(
+    value: f32,
+    classes: usize,
+    ignore: Option<i32>,
+    at: LabelAt,
+) -> Result<Option<usize>, String> {
+    let truncated = value.trunc();
+    if truncated.is_finite() && ignore.is_some_and(|i| truncated == i as f32) {
+        return Ok(None);
+    }
+    if truncated.is_finite() && truncated >= 0.0 && (truncated as usize) < classes {
+        return Ok(Some(truncated as usize));
+    }
+    let mut msg = format!(
+        "{at} has label {value}, but there are {classes} classes (labels 0 to {})",
+        classes.saturating_sub(1)
+    );
+    if let Some(i) = ignore {
+        msg += &format!(" and ignore_label is {i}");
+    }
+    if truncated == classes as f32 {
+        msg += "; labels count from 0: are they 1-based?";
+    }
+    Err(msg)
+}

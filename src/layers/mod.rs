@@ -238,6 +238,14 @@ pub trait Layer: Send {
         ))
     }
 
+    /// A note on the last forward when its result is technically valid but
+    /// means training has gone wrong (SoftmaxWithLoss: every sample hit the
+    /// FLT_MIN clamp, so the loss sits at 87.3365 and says nothing), for the
+    /// trainer to report or stop on. `None` when all is well.
+    fn health(&self) -> Option<String> {
+        None
+    }
+
     /// Computes bottom diffs (where `propagate_down[i]`) and accumulates the
     /// learnable blobs' diffs from the top diffs. A loss top's diff holds its
     /// loss weight, as in Caffe.

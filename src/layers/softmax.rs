@@ -10,7 +10,9 @@ use super::convolution::Engine;
 use super::loss::axis_of;
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// `softmax_param { engine axis }`; also read by SoftmaxWithLoss.
@@ -34,6 +36,72 @@ impl Default for SoftmaxParams {
 /// FLOPs of a softmax over `n` values: max, subtract, exp, sum, divide (exp counted as 1).
 pub fn softmax_flops(n: usize) -> u64 {
     5 * n as u64
+}
+
+/// `(outer, C, inner)` of `shape` around `axis`.
+pub fn split_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        count(&shape[..axis]),
+        shape[axis],
+        count(&shape[axis + 1..]),
+    )
+}
+
+/// y = softmax(x) over the middle axis of an outer × C × inner layout; sums in f64.
+/// Parallel over the outer index (each slab is independent).
+pub fn softmax_forward(x: &[f32], y: &mut [f32], channels: usize, inner: usize) {
+    let slab = channels * inner;
+    if slab == 0 {
+        return;
+    }
+    y.par_chunks_mut(slab)
+        .zip(x.par_chunks(slab))
+        .for_each(|(ys, xs)| {
+            let mut max = xs[..inner].to_vec();
+            for c in 1..channels {
+                for (m, &v) in max.iter_mut().zip(&xs[c * inner..(c + 1) * inner]) {
+                    // NaN must win so that it shows in the output instead of vanishing.
+                    if v > *m || v.is_nan() {
+                        *m = v;
+                    }
+                }
+            }
+            let mut sum = vec![0.0f64; inner];
+            for c in 0..channels {
+                let r = c * inner..(c + 1) * inner;
+                for (((o, &v), &m), s) in
+                    ys[r.clone()].iter_mut().zip(&xs[r]).zip(&max).zip(&mut sum)
+                {
+                    let e = ((v - m) as f64).exp();
+                    *s += e;
+                    *o = e as f32;
+                }
+            }
+            for c in 0..channels {
+                for (o, &s) in ys[c * inner..(c + 1) * inner].iter_mut().zip(&sum) {
+                    *o = (*o as f64 / s) as f32;
+                }
+            }
+        });
+}
+
+/// dx = (g − Σ_k g_k·y_k)·y over the middle axis; dots in f64.
+pub fn softmax_backward(y: &[f32], g: &[f32], dx: &mut [f32], channels: usize, inner: usize) {
+    let slab = channels * inner;
+    if slab == 0 {
+        return;
+    }
+    dx.par_chunks_mut(slab)
+        .zip(y.par_chunks(slab).zip(g.par_chunks(slab)))
+        .for_each(|(ds, (ys, gs))| {
+            let mut dot = vec![0.0f64; inner];
+            for (k, (&yv, &gv)) in ys.iter().zip(gs).enumerate() {
+                dot[k % inner] += yv as f64 * gv as f64;
+            }
+            for (k, ((d, &yv), &gv)) in ds.iter_mut().zip(ys).zip(gs).enumerate() {
+                *d = ((gv as f64 - dot[k % inner]) * yv as f64) as f32;
+            }
+        });
 }
 
 pub struct SoftmaxLayer {
@@ -65,5 +133,33 @@ impl Layer for SoftmaxLayer {
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         softmax_flops(count(&bottom[0]))
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let (_, c, inner) = split_axis(bottoms[0].shape(), self.axis);
+        softmax_forward(bottoms[0].data(), tops[0].data_mut(), c, inner);
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        let (mut bottoms, tops, _) = io.backward_split();
+        let (_, c, inner) = split_axis(tops[0].shape(), self.axis);
+        softmax_backward(
+            tops[0].data(),
+            tops[0].diff(),
+            bottoms[0].diff_mut(),
+            c,
+            inner,
+        );
+        Ok(())
     }
 }

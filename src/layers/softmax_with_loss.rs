@@ -10,12 +10,20 @@
 //! The FLT_MIN clamp caps one sample's loss at −ln(FLT_MIN) ≈ 87.3365.
 //! Optional top 1 = p (same shape as the scores).
 //! Backward (g = loss_weight of top 0): dx = g·(p − onehot(l)) / D at each position,
-//! 0 at ignored positions. No gradient to the labels.
+//! 0 at ignored positions. No gradient to the labels; top 1's diff is not used.
+//!
+//! Labels are truncated to int; one outside [0, C) that is not `ignore_label` (or a
+//! NaN) fails the forward, naming the sample, the label and C. [`Layer::health`]
+//! reports a forward where every counted label hit the FLT_MIN clamp (a diverged
+//! net: the loss is stuck at 87.3365 per sample and carries no signal) or the loss is NaN.
 
-use super::loss::{axis_of, check_label_count, check_same_num, LossParams};
-use super::softmax::{softmax_flops, SoftmaxParams};
+use super::loss::{
+    axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams, NormalizationMode,
+};
+use super::softmax::{softmax_flops, softmax_forward, split_axis, SoftmaxParams};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 
 pub struct SoftmaxWithLossLayer {
@@ -24,6 +32,15 @@ pub struct SoftmaxWithLossLayer {
     /// The resolved softmax axis, fixed at reshape.
     pub axis: usize,
     tops: usize,
+    /// p of the last forward.
+    prob: Vec<f32>,
+    /// Per position: the class, or `None` where ignored.
+    labels: Vec<Option<usize>>,
+    normalizer: f64,
+    /// Counted positions and those whose p_label was clamped to FLT_MIN.
+    valid: usize,
+    clamped: usize,
+    last_loss: f32,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -32,6 +49,12 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         loss: def.params("loss_param")?,
         axis: 0,
         tops: def.top.len(),
+        prob: Vec::new(),
+        labels: Vec::new(),
+        normalizer: 1.0,
+        valid: 0,
+        clamped: 0,
+        last_loss: 0.0,
     }))
 }
 
@@ -65,5 +88,87 @@ impl Layer for SoftmaxWithLossLayer {
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         softmax_flops(count(&bottom[0])) + count(&bottom[1]) as u64
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, _) = io.forward_split();
+        let (outer, c, inner) = split_axis(bottoms[0].shape(), self.axis);
+        self.prob.resize(bottoms[0].count(), 0.0);
+        softmax_forward(bottoms[0].data(), &mut self.prob, c, inner);
+        self.labels.clear();
+        let (mut sum, mut valid, mut clamped) = (0.0f64, 0usize, 0usize);
+        for (k, &value) in bottoms[1].data().iter().enumerate() {
+            let at = LabelAt {
+                sample: k / inner,
+                position: k % inner,
+                positions: inner,
+            };
+            let label = class_of(value, c, self.loss.ignore_label, at)?;
+            self.labels.push(label);
+            if let Some(l) = label {
+                let p = self.prob[(k / inner * c + l) * inner + k % inner];
+                // Not f32::max, which would turn a NaN probability into FLT_MIN.
+                let p = if p < f32::MIN_POSITIVE {
+                    clamped += 1;
+                    f32::MIN_POSITIVE
+                } else {
+                    p
+                };
+                sum -= (p as f64).ln();
+                valid += 1;
+            }
+        }
+        let n = match self.loss.mode() {
+            NormalizationMode::Full => outer * inner,
+            NormalizationMode::Valid => valid,
+            NormalizationMode::BatchSize => outer,
+            NormalizationMode::None => 1,
+        };
+        self.normalizer = n.max(1) as f64;
+        (self.valid, self.clamped) = (valid, clamped);
+        self.last_loss = (sum / self.normalizer) as f32;
+        tops[0].data_mut()[0] = self.last_loss;
+        if let Some(t) = tops.get_mut(1) {
+            t.data_mut().copy_from_slice(&self.prob);
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        if !propagate_down[0] {
+            return Ok(());
+        }
+        let (mut bottoms, tops, _) = io.backward_split();
+        let (_, c, inner) = split_axis(bottoms[0].shape(), self.axis);
+        let scale = (tops[0].diff()[0] as f64 / self.normalizer) as f32;
+        let dx = bottoms[0].diff_mut();
+        dx.copy_from_slice(&self.prob);
+        for (k, label) in self.labels.iter().enumerate() {
+            let (n, j) = (k / inner, k % inner);
+            match label {
+                Some(l) => dx[(n * c + l) * inner + j] -= 1.0,
+                None => (0..c).for_each(|ch| dx[(n * c + ch) * inner + j] = 0.0),
+            }
+        }
+        dx.iter_mut().for_each(|d| *d *= scale);
+        Ok(())
+    }
+
+    fn health(&self) -> Option<String> {
+        if self.last_loss.is_nan() {
+            Some("the loss is NaN (NaN or infinite scores)".to_string())
+        } else if self.valid > 0 && self.clamped == self.valid {
+            Some(format!(
+                "every sample hit the FLT_MIN clamp (loss {:.4}): the scores have diverged",
+                self.last_loss
+            ))
+        } else {
+            None
+        }
     }
 }

@@ -77,7 +77,10 @@ impl GradientChecker {
             .map(|t| (0..t.count()).map(|_| rng.gen_range(-1.0..1.0)).collect())
             .collect();
 
-        // Analytic gradient.
+        // Analytic gradient. A forward that rewrites its parameters (row
+        // normalisation) must be differentiated at the values it was given, so
+        // they are restored before the numeric evaluations too.
+        let original: Vec<Vec<f32>> = params.iter().map(|p| p.data().to_vec()).collect();
         self.forward(layer, bottoms, tops, params)?;
         for (t, w) in tops.iter_mut().zip(&weights) {
             t.diff_mut().copy_from_slice(w);
@@ -98,6 +101,9 @@ impl GradientChecker {
         }
         let bottom_grads: Vec<Vec<f32>> = bottoms.iter().map(|b| b.diff().to_vec()).collect();
         let param_grads: Vec<Vec<f32>> = params.iter().map(|p| p.diff().to_vec()).collect();
+        for (p, o) in params.iter_mut().zip(&original) {
+            p.data_mut().copy_from_slice(o);
+        }
 
         let mut targets: Vec<Target> = (0..bottoms.len())
             .filter(|&i| check_bottom.get(i) == Some(&true))

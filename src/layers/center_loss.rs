@@ -9,12 +9,16 @@
 //!   NOT scaled by g or 1/M):  diff(c_j) += Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),
 //!   n_j = samples of class j in the batch (absent classes get 0). The solver then
 //!   applies lr·lr_mult, weight decay and momentum to it like any gradient.
-//! No gradient to the labels.
+//! No gradient to the labels. A label outside [0, N) is an error (caffe-face reads
+//! out of bounds). Sums over samples and features are accumulated in f64.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
 use super::loss::{axis_of, check_same_num, LossParams};
+use super::margin_inner_product::class_labels;
 use super::{count, fmt_shape, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::blob::Blob;
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -108,5 +112,73 @@ impl Layer for CenterLossLayer {
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         // Subtract the centre, then a multiply-add per value.
         3 * count(&bottom[0]) as u64
+    }
+
+    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+        fill(&self.params.center_filler, &mut params[0], rng);
+    }
+
+    fn param_diff_is_gradient(&self, _index: usize) -> bool {
+        false
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let (bottoms, mut tops, params) = io.forward_split();
+        let k = self.k;
+        let labels = class_labels(bottoms[1].data(), self.num_output)?;
+        let centres = params[0].data();
+        let sum: f64 = bottoms[0]
+            .data()
+            .chunks(k)
+            .zip(&labels)
+            .map(|(x, &y)| {
+                let c = &centres[y * k..(y + 1) * k];
+                x.iter()
+                    .zip(c)
+                    .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                    .sum::<f64>()
+            })
+            .sum();
+        tops[0].data_mut()[0] = (sum / (2.0 * labels.len().max(1) as f64)) as f32;
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        let (mut bottoms, tops, params) = io.backward_split();
+        let (k, n) = (self.k, self.num_output);
+        let labels = class_labels(bottoms[1].data(), n)?;
+        let scale = tops[0].diff()[0] as f64 / labels.len().max(1) as f64;
+        let (x, dx) = bottoms[0].data_and_diff_mut();
+        let (centres, dc) = params[0].data_and_diff_mut();
+        if propagate_down[0] {
+            for (i, &y) in labels.iter().enumerate() {
+                let (xi, ci) = (&x[i * k..(i + 1) * k], &centres[y * k..(y + 1) * k]);
+                for ((d, &a), &b) in dx[i * k..(i + 1) * k].iter_mut().zip(xi).zip(ci) {
+                    *d = (scale * (a as f64 - b as f64)) as f32;
+                }
+            }
+        }
+        // Centre update: Σ_{i: y_i=j} (c_j − x_i), then divided by 1 + n_j.
+        let mut sums = vec![0.0f64; n * k];
+        let mut counts = vec![0usize; n];
+        for (i, &y) in labels.iter().enumerate() {
+            counts[y] += 1;
+            let (xi, ci) = (&x[i * k..(i + 1) * k], &centres[y * k..(y + 1) * k]);
+            for ((s, &a), &b) in sums[y * k..(y + 1) * k].iter_mut().zip(xi).zip(ci) {
+                *s += b as f64 - a as f64;
+            }
+        }
+        for (j, &nj) in counts.iter().enumerate().filter(|(_, &nj)| nj > 0) {
+            let row = &mut dc[j * k..(j + 1) * k];
+            for (d, &s) in row.iter_mut().zip(&sums[j * k..(j + 1) * k]) {
+                *d += (s / (1 + nj) as f64) as f32;
+            }
+        }
+        Ok(())
     }
 }

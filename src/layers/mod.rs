@@ -229,6 +229,18 @@ pub trait Layer: Send {
         ParamSpec::default()
     }
 
+    /// Named scalar training state that is neither a learnable blob nor derivable
+    /// from the net definition (MarginInnerProduct's λ counter). The solver saves it
+    /// with its own state and hands it back through [`Layer::set_state`] on resume.
+    fn state(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    /// Restores state saved from [`Layer::state`]; an error names what was not understood.
+    fn set_state(&mut self, _state: &[(String, f64)]) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Computes the tops from the bottoms. Loss layers write the unweighted
     /// loss into top 0; the net applies `loss_weight`.
     fn forward(&mut self, _io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {

@@ -1,14 +1,17 @@
 //! DummyData: tops of given shapes filled by fillers (constant 0 by default),
-//! for tests and benchmarks.
+//! for tests and benchmarks. Every forward refills every top from the net's
+//! random stream (Caffe fills constant tops once at setup; refilling them is
+//! the same unless an in-place layer rewrites the top).
 //! Shapes: one `shape` per top or one shared; or the legacy `num`/`channels`/
 //! `height`/`width` lists (each 1 value shared or one per top) giving
 //! num×channels×height×width. `--batch` replaces dimension 0.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
 use super::input::to_shape;
 use super::transform::param_span;
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{BlobShape, LayerDef};
 use serde::Deserialize;
 
@@ -135,5 +138,21 @@ impl Layer for DummyDataLayer {
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(self.shapes.clone())
+    }
+
+    fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        for (t, filler) in self.fillers.iter().enumerate() {
+            fill(filler, io.top_mut(t), ctx.rng);
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        _io: &mut LayerIo,
+        _propagate_down: &[bool],
+        _ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }

@@ -14,11 +14,13 @@ pub mod layers;
 pub mod net;
 pub mod netdef;
 pub mod proto;
+pub mod solver;
 pub mod solverdef;
 pub mod source;
 pub mod summary;
 pub mod tensors;
 pub mod testing;
 pub mod timing;
+pub mod train;
 
 pub use error::{Diagnostic, Error, Result};

@@ -78,6 +78,40 @@ enum Command {
         #[arg(long)]
         forward_only: bool,
     },
+    /// Train the nets of a solver file, like `caffe train`.
+    Train {
+        /// A solver file.
+        solver: PathBuf,
+        /// Resume from a snapshot: `<prefix>_iter_N` or one of its `.safetensors` files.
+        #[arg(long, value_name = "SNAPSHOT")]
+        snapshot: Option<PathBuf>,
+        /// Initialise from weights files (same-named blobs; comma-separated or repeated).
+        #[arg(long, value_name = "FILE", value_delimiter = ',')]
+        weights: Vec<PathBuf>,
+        /// What SIGINT and SIGTERM do after the current iteration.
+        #[arg(long, value_enum, default_value = "stop")]
+        sigint_effect: netrun::train::SignalEffect,
+        /// What SIGHUP does after the current iteration.
+        #[arg(long, value_enum, default_value = "snapshot")]
+        sighup_effect: netrun::train::SignalEffect,
+        /// Replaces the batch size of data and input layers.
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
+    },
+    /// Run the TEST phase of a net with trained weights and average its outputs, like `caffe test`.
+    Test {
+        /// A net file (`.net`, `.prototxt`).
+        net: PathBuf,
+        /// Weights files (comma-separated or repeated).
+        #[arg(long, value_name = "FILE", value_delimiter = ',', required = true)]
+        weights: Vec<PathBuf>,
+        /// Batches to run.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Replaces the batch size of data and input layers.
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
+    },
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -196,6 +230,39 @@ fn main() -> ExitCode {
             iterations,
             forward_only,
         } => time(file, net, *iterations, *forward_only),
+        Command::Train {
+            solver,
+            snapshot,
+            weights,
+            sigint_effect,
+            sighup_effect,
+            batch,
+        } => netrun::train::train_command(
+            solver,
+            snapshot.as_deref(),
+            weights,
+            netrun::train::TrainOptions {
+                sigint_effect: *sigint_effect,
+                sighup_effect: *sighup_effect,
+                batch: *batch,
+                ..Default::default()
+            },
+        ),
+        Command::Test {
+            net,
+            weights,
+            iterations,
+            batch,
+        } => netrun::train::test_command(
+            net,
+            weights,
+            *iterations,
+            &netrun::train::TrainOptions {
+                batch: *batch,
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

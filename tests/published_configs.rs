@@ -162,6 +162,9 @@ fn mutated_configs_never_panic() {
         for _ in 0..300 {
             let mut bytes = text.clone();
             for _ in 0..1 + next(4) {
+                if bytes.is_empty() {
+                    break;
+                }
                 let at = next(bytes.len());
                 match next(4) {
                     0 => {

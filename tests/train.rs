@@ -779,3 +779,82 @@ fn cli_train_stops_on_sigint() {
     assert!(d.join(snap).is_file(), "{snap}");
     assert!(d.join("out/run.log.jsonl").is_file());
 }
+
+/// Test nets read the train net's current values; the test MarginInnerProduct
+/// normalises its own copy of the weights and leaves the train net's alone.
+#[test]
+fn tests_use_the_train_values_without_changing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, _) = trainer(dir.path(), RESUME_NET, &resume_solver(3), "share");
+    t.set_feeder(label_feeder());
+    t.solve().unwrap();
+    let before: Vec<Vec<f32>> = t.net.params.iter().map(|p| p.data().to_vec()).collect();
+    t.test_all().unwrap();
+    let after: Vec<Vec<f32>> = t.net.params.iter().map(|p| p.data().to_vec()).collect();
+    assert!(before == after);
+    let find = |net: &Net, name: &str| {
+        net.learnables
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap()
+            .param
+    };
+    let train_w = &before[find(&t.net, "margin.0")];
+    let test = &t.test_nets[0].net;
+    let test_w = test.params[find(test, "margin.0")].data();
+    // The train rows were updated after their last normalisation: not unit rows.
+    let norm = |r: &[f32]| r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(train_w.chunks(8).any(|r| (norm(r) - 1.0).abs() > 1e-4));
+    for (tr, te) in train_w.chunks(8).zip(test_w.chunks(8)) {
+        let n = norm(tr);
+        for (a, b) in tr.iter().zip(te) {
+            assert!((*a as f64 / n - *b as f64).abs() < 1e-6, "{a}/{n} vs {b}");
+        }
+    }
+}
+
+/// `netrun test` on a net with CenterLoss reads the centres beside the weights file.
+#[test]
+fn test_command_reads_the_centres_beside_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let net = r#"
+    layer { name: "x" type: "DummyData" top: "x" top: "label"
+      dummy_data_param { shape { dim: 1 dim: 3 } shape { dim: 1 }
+        data_filler { type: "constant" value: 1 } data_filler { type: "constant" value: 1 } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "x" top: "h"
+      inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
+    layer { name: "center" type: "CenterLoss" bottom: "h" bottom: "label" top: "closs"
+      center_loss_param { num_output: 2 center_filler { type: "xavier" } } }
+    "#;
+    let (mut t, _) = trainer(
+        d,
+        net,
+        "base_lr: 0.1\nlr_policy: \"fixed\"\nmax_iter: 2\nrandom_seed: 4\n",
+        "cc",
+    );
+    t.solve().unwrap();
+    let base = d.join("cc_iter_2");
+    let wfile = snapshot::file(&base, snapshot::WEIGHTS);
+    let (_, w) = netrun::tensors::read_f32(&wfile, "ip.0").unwrap();
+    let (_, b) = netrun::tensors::read_f32(&wfile, "ip.1").unwrap();
+    let (_, c) =
+        netrun::tensors::read_f32(&snapshot::file(&base, snapshot::CENTERS), "center.0").unwrap();
+    // closs = ½‖h − c₁‖² for the one sample of label 1, h = W·1 + b.
+    let want: f64 = (0..4)
+        .map(|j| {
+            let h = (0..3).map(|i| w[j * 3 + i] as f64).sum::<f64>() + b[j] as f64;
+            (h - c[4 + j] as f64).powi(2)
+        })
+        .sum::<f64>()
+        / 2.0;
+    let scores = netrun::train::test_command(
+        &d.join("net.prototxt"),
+        &[wfile],
+        1,
+        &TrainOptions::default(),
+    )
+    .unwrap();
+    let got = scores.get("closs").unwrap();
+    assert!((got - want).abs() < 1e-5 * want.max(1.0), "{got} vs {want}");
+}

@@ -175,7 +175,7 @@ type Task<'a> = (&'a mut [f32], &'a mut [f32], Vec<&'a mut [f32]>);
 
 /// Steps 2–5 on one blob, in parallel chunks.
 fn update_blob(c: &Coeffs, p: &Prep, blob: &mut Blob, history: &mut [Vec<f32>]) {
-    let (data, diff) = blob.data_and_diff_mut();
+    let (data, diff) = blob.data_mut_and_diff_mut();
     let mut hist: Vec<_> = history.iter_mut().map(|h| h.chunks_mut(CHUNK)).collect();
     let tasks: Vec<Task> = data
         .chunks_mut(CHUNK)

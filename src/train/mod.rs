@@ -1,10 +1,13 @@
 //! `netrun train` and `netrun test`: Caffe's `Solver::Solve` and `caffe test`.
 //!
-//! A [`Trainer`] builds the solver's TRAIN net and its TEST nets. The test
-//! nets hold their own learnable blobs; right before each test pass the train
-//! net's values are copied into the test-net blobs of layers with the same name
-//! (Caffe shares the blobs; a copy per test costs one pass over the weights,
-//! far less than `test_iter` forward passes, and keeps the nets independent).
+//! A [`Trainer`] builds the solver's TRAIN net and its TEST nets. As Caffe's
+//! `ShareTrainedLayersWith`, a test-net layer with the name of a train-net
+//! layer uses that layer's learnable values: right before each test the
+//! test-net blobs take the train-net values by reference
+//! ([`Blob::share_data`](crate::blob::Blob::share_data), no copy) and drop them right after, so the solver's
+//! next update writes its own values in place. A test layer that rewrites its
+//! weights (MarginInnerProduct normalises rows) gets a private copy on write
+//! and leaves the train net's values alone.
 //!
 //! Per iteration, as Caffe: clear diffs; test when `iter % test_interval == 0`
 //! (and `iter > 0` or `test_initialization`); `iter_size` forward/backward
@@ -25,10 +28,14 @@
 //! the layer and the blob and pointing at the last good snapshot; nothing is
 //! written after that.
 
+mod command;
 pub mod log;
 pub mod snapshot;
+mod state;
 
-use crate::blob::Blob;
+pub use command::{evaluate, test_command, train_command};
+pub use state::{apply_weights, load_weights};
+
 use crate::error::{Error, Result};
 use crate::graph::{BuildOptions, Graph, ParamOwner};
 use crate::net::Net;
@@ -37,8 +44,7 @@ use crate::solver::Solver;
 use crate::solverdef::{learning_rate, NetSpec, SolverDef};
 use log::{fmt_g, Log, Record, Smoother};
 use rayon::prelude::*;
-use snapshot::Contents;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -262,7 +268,7 @@ pub fn output_values(net: &Net) -> Vec<(String, f32, f32)> {
 }
 
 /// `    name = v (* w = w·v loss)` tail: the loss part when the weight is non-zero.
-fn loss_note(w: f32, v: f64) -> String {
+pub(crate) fn loss_note(w: f32, v: f64) -> String {
     if w != 0.0 {
         format!(" (* {} = {} loss)", fmt_g(w as f64), fmt_g(w as f64 * v))
     } else {
@@ -401,10 +407,10 @@ impl Trainer {
     /// snapshots, displays and tests as Caffe does at the end.
     pub fn solve(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
-        self.open_jsonl()?;
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
             .line(&format!("Learning Rate Policy: {}", p.lr_policy));
+        self.open_jsonl()?;
         self.log.start_at(self.iter);
         self.started = Instant::now();
         self.last_display = (self.started, self.iter);
@@ -646,15 +652,25 @@ impl Trainer {
         Ok(())
     }
 
-    /// One test of test net `k`; `None` when interrupted by a stop request.
+    /// One test of test net `k` on the train net's current values; `None`
+    /// when interrupted by a stop request.
     fn test(&mut self, k: usize) -> Result<Option<TestScores>> {
         self.log
             .line(&format!("Iteration {}, Testing net (#{k})", self.iter));
         let tn = &mut self.test_nets[k];
         for &(a, b) in &tn.share {
-            tn.net.params[a].copy_data_from(&self.net.params[b]);
+            tn.net.params[a].share_data(&self.net.params[b]);
         }
-        let iters = tn.iters;
+        let result = self.test_passes(k);
+        let tn = &mut self.test_nets[k];
+        for &(a, _) in &tn.share {
+            tn.net.params[a].release_shared_data();
+        }
+        result
+    }
+
+    fn test_passes(&mut self, k: usize) -> Result<Option<TestScores>> {
+        let iters = self.test_nets[k].iters;
         let mut sums: Vec<(String, f32, f64)> = Vec::new();
         let mut loss = 0.0f64;
         for i in 0..iters {
@@ -715,376 +731,4 @@ impl Trainer {
             outputs,
         }))
     }
-
-    /// The nets by snapshot label: `train`, `test0`, ...
-    fn labelled_nets(&self) -> Vec<(String, &Net)> {
-        std::iter::once(("train".to_string(), &self.net))
-            .chain(
-                self.test_nets
-                    .iter()
-                    .enumerate()
-                    .map(|(k, t)| (format!("test{k}"), &t.net)),
-            )
-            .collect()
-    }
-
-    /// Writes the three snapshot files for the current iteration; returns their base name.
-    pub fn snapshot(&mut self) -> Result<PathBuf> {
-        let base = snapshot::base(&self.prefix, self.iter);
-        if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-                path: dir.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        }
-        let (weights, centers) = snapshot::split_params(&self.net);
-        let mut meta = BTreeMap::new();
-        meta.insert("iteration".to_string(), self.iter.to_string());
-        meta.insert("net".to_string(), self.net.graph.name.clone());
-        let mut files = vec![(snapshot::WEIGHTS, weights)];
-        if !centers.is_empty() {
-            files.push((snapshot::CENTERS, centers));
-        }
-        for (suffix, list) in &files {
-            let path = snapshot::file(&base, suffix);
-            self.log
-                .line(&format!("Snapshotting to {}", path.display()));
-            let refs: Vec<(String, &[usize], &[f32])> = list
-                .iter()
-                .map(|(n, p)| {
-                    let b: &Blob = &self.net.params[*p];
-                    (n.clone(), b.shape(), b.data())
-                })
-                .collect();
-            snapshot::write(&path, &refs, meta.clone())?;
-        }
-        meta.insert("type".to_string(), self.solver.rule.name().to_string());
-        for (label, net) in self.labelled_nets() {
-            meta.insert(format!("rng.{label}"), snapshot::rng_to_string(&net.rng));
-            for node in &net.graph.nodes {
-                for (key, v) in node.layer.state() {
-                    meta.insert(
-                        format!("state.{label}.{}.{key}", node.def.name),
-                        format!("{v:?}"),
-                    );
-                }
-            }
-        }
-        let history: Vec<(String, &[usize], &[f32])> =
-            self.solver.history_entries(&self.net).collect();
-        let path = snapshot::file(&base, snapshot::SOLVERSTATE);
-        self.log
-            .line(&format!("Snapshotting solver state to {}", path.display()));
-        snapshot::write(&path, &history, meta)?;
-        self.last_snapshot = Some(base.clone());
-        Ok(base)
-    }
-
-    /// Resumes from a snapshot (`<prefix>_iter_N` or one of its files):
-    /// weights, centres, solver history, iteration, layer states and random streams.
-    pub fn resume(&mut self, arg: &Path) -> Result<()> {
-        let base = snapshot::base_of(arg);
-        let state = snapshot::read(&snapshot::file(&base, snapshot::SOLVERSTATE))?;
-        let iter: u64 = state.meta("iteration")?.parse().map_err(|_| {
-            Error::Other(format!(
-                "`{}`: iteration `{}` is not a number",
-                state.path.display(),
-                state.metadata["iteration"]
-            ))
-        })?;
-        let rule = state.meta("type")?;
-        if rule != self.solver.rule.name() {
-            return Err(Error::Other(format!(
-                "`{}` was written by a {rule} solver but this solver's type is {}: \
-                 its history does not apply (start from its weights with `--weights`)",
-                state.path.display(),
-                self.solver.rule.name()
-            )));
-        }
-        let (weights, centers) = snapshot::split_params(&self.net);
-        let w = snapshot::read(&snapshot::file(&base, snapshot::WEIGHTS))?;
-        snapshot::restore_params(&mut self.net, &weights, &w)?;
-        if !centers.is_empty() {
-            let c = snapshot::read(&snapshot::file(&base, snapshot::CENTERS))?;
-            snapshot::restore_params(&mut self.net, &centers, &c)?;
-        }
-        self.restore_history(&state)?;
-        self.restore_nets(&state)?;
-        self.iter = iter;
-        self.resumed_from = Some(iter);
-        self.last_snapshot = Some(base.clone());
-        self.log.line(&format!(
-            "Resuming from {} at iteration {iter}",
-            base.display()
-        ));
-        Ok(())
-    }
-
-    fn restore_history(&mut self, state: &Contents) -> Result<()> {
-        for (i, l) in self.net.learnables.iter().enumerate() {
-            let shape = self.net.params[l.param].shape();
-            for (k, h) in self.solver.history[i].iter_mut().enumerate() {
-                let name = crate::solver::history_name(&l.name, k);
-                let Some((s, v)) = state.tensors.get(&name) else {
-                    return Err(Error::Other(format!(
-                        "`{}` has no history `{name}` for the net's blob `{}`",
-                        state.path.display(),
-                        l.name
-                    )));
-                };
-                if s.as_slice() != shape {
-                    return Err(Error::Other(format!(
-                        "`{}`: history `{name}` is {} but the blob is {}",
-                        state.path.display(),
-                        crate::layers::fmt_shape(s),
-                        crate::layers::fmt_shape(shape)
-                    )));
-                }
-                h.copy_from_slice(v);
-            }
-        }
-        Ok(())
-    }
-
-    /// Layer states and random streams of every net.
-    fn restore_nets(&mut self, state: &Contents) -> Result<()> {
-        let path = state.path.display().to_string();
-        let nets = std::iter::once(("train".to_string(), &mut self.net)).chain(
-            self.test_nets
-                .iter_mut()
-                .enumerate()
-                .map(|(k, t)| (format!("test{k}"), &mut t.net)),
-        );
-        for (label, net) in nets {
-            let rng = state.meta(&format!("rng.{label}"))?;
-            net.rng = snapshot::rng_from_string(rng).ok_or_else(|| {
-                Error::Other(format!("`{path}`: unreadable random state `{rng}`"))
-            })?;
-            let prefix = format!("state.{label}.");
-            for node in &mut net.graph.nodes {
-                let own = format!("{prefix}{}.", node.def.name);
-                let mut values = Vec::new();
-                for (k, v) in state.metadata.range(own.clone()..) {
-                    let Some(key) = k.strip_prefix(&own) else {
-                        break;
-                    };
-                    if key.contains('.') {
-                        continue;
-                    }
-                    let v: f64 = v.parse().map_err(|_| {
-                        Error::Other(format!("`{path}`: state `{k}` = `{v}` is not a number"))
-                    })?;
-                    values.push((key.to_string(), v));
-                }
-                if !values.is_empty() {
-                    node.layer.set_state(&values).map_err(|m| {
-                        Error::Other(format!("`{path}`: {}: {m}", node.def.describe()))
-                    })?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `--weights`: copies same-named blobs from the files into the train net
-    /// and logs what was skipped. A shape mismatch is an error.
-    pub fn finetune(&mut self, files: &[PathBuf]) -> Result<()> {
-        for line in load_weights(&mut self.net, files, false)? {
-            self.log.line(&line);
-        }
-        Ok(())
-    }
-}
-
-/// Copies every tensor of `files` whose name is a learnable blob of `net`
-/// (a shape mismatch is an error); with `sibling_centers`, a net with
-/// CenterLoss whose centres none of the files hold also reads the
-/// `.centers.safetensors` beside a `.weights.safetensors`. Returns report lines.
-pub fn load_weights(
-    net: &mut Net,
-    files: &[PathBuf],
-    sibling_centers: bool,
-) -> Result<Vec<String>> {
-    let mut files = files.to_vec();
-    let mut contents = Vec::new();
-    for f in &files {
-        contents.push(snapshot::read(f)?);
-    }
-    let (_, centers) = snapshot::split_params(net);
-    let has = |c: &[Contents], name: &str| c.iter().any(|c| c.tensors.contains_key(name));
-    if sibling_centers && !centers.is_empty() && !centers.iter().any(|(n, _)| has(&contents, n)) {
-        for f in files.clone() {
-            let base = snapshot::base_of(&f);
-            let c = snapshot::file(&base, snapshot::CENTERS);
-            if base != f && c.is_file() {
-                contents.push(snapshot::read(&c)?);
-                files.push(c);
-            }
-        }
-    }
-    let mut lines = Vec::new();
-    for c in &contents {
-        lines.extend(apply_weights(net, c)?);
-    }
-    let missing: Vec<&str> = net
-        .learnables
-        .iter()
-        .map(|l| l.name.as_str())
-        .filter(|n| !has(&contents, n))
-        .collect();
-    if !missing.is_empty() && !files.is_empty() {
-        lines.push(format!(
-            "  not in the weights (kept their initial values): {}",
-            missing.join(", ")
-        ));
-    }
-    Ok(lines)
-}
-
-/// Copies every tensor whose name is a learnable blob of `net`; returns report lines.
-pub fn apply_weights(net: &mut Net, from: &Contents) -> Result<Vec<String>> {
-    let by_name: HashMap<&str, usize> = net
-        .learnables
-        .iter()
-        .map(|l| (l.name.as_str(), l.param))
-        .collect();
-    let mut skipped = Vec::new();
-    let mut pending = Vec::new();
-    for (name, (shape, values)) in &from.tensors {
-        match by_name.get(name.as_str()) {
-            Some(&p) => {
-                if shape.as_slice() != net.params[p].shape() {
-                    return Err(Error::Other(format!(
-                        "`{}`: tensor `{name}` is {} but the net's blob is {}",
-                        from.path.display(),
-                        crate::layers::fmt_shape(shape),
-                        crate::layers::fmt_shape(net.params[p].shape())
-                    )));
-                }
-                pending.push((p, values));
-            }
-            None => skipped.push(name.clone()),
-        }
-    }
-    let copied = pending.len();
-    for (p, values) in pending {
-        net.params[p].data_mut().copy_from_slice(values);
-    }
-    let mut lines = vec![format!(
-        "Copied {copied} learnable blob(s) from {}",
-        from.path.display()
-    )];
-    if !skipped.is_empty() {
-        lines.push(format!(
-            "  skipped (not in the net): {}",
-            skipped.join(", ")
-        ));
-    }
-    Ok(lines)
-}
-
-/// `netrun train SOLVER`: trains from scratch, from `--weights` (and the
-/// solver's `weights`), or resumes from `--snapshot`, with signal handlers installed.
-pub fn train_command(
-    solver: &Path,
-    resume: Option<&Path>,
-    weights: &[PathBuf],
-    opts: TrainOptions,
-) -> Result<()> {
-    if resume.is_some() && !weights.is_empty() {
-        return Err(Error::Other(
-            "give --snapshot to resume training or --weights to finetune, not both".into(),
-        ));
-    }
-    let def = crate::solverdef::read_solver_file(solver)?;
-    let mut files: Vec<PathBuf> = def.params.weights.iter().map(PathBuf::from).collect();
-    files.extend(weights.iter().cloned());
-    let log = Log::stdout(def.params.max_iter.max(0) as u64);
-    let mut t = Trainer::new(def, opts, log)?;
-    t.signals = Signals::install()?;
-    match resume {
-        Some(r) => t.resume(r)?,
-        None => t.finetune(&files)?,
-    }
-    t.solve()?;
-    Ok(())
-}
-
-/// `netrun test NET --weights W`: builds the TEST phase of a net file, loads
-/// the weights (and the centres beside them when the net needs them) and
-/// prints the outputs of `iterations` batches and their means.
-pub fn test_command(
-    net_file: &Path,
-    weights: &[PathBuf],
-    iterations: usize,
-    opts: &TrainOptions,
-) -> Result<TestScores> {
-    let def = crate::netdef::read_net_file(net_file)?;
-    let mut b = BuildOptions::for_phase(Phase::Test);
-    b.context.batch = opts.batch;
-    b.context.input_shapes = opts.input_shapes.clone();
-    b.context.data_dirs = crate::layers::data_dirs(net_file);
-    let mut net = Net::new(Graph::build(&def, &b)?, DEFAULT_SEED)?;
-    let mut log = Log::new(Box::new(std::io::stdout()));
-    for line in load_weights(&mut net, weights, true)? {
-        log.line(&line);
-    }
-    evaluate(&mut net, iterations, &mut log, None)
-}
-
-/// `netrun test`: runs the TEST phase of `net` for `iterations` batches and
-/// prints each batch's outputs and their means, like `caffe test`; returns the means.
-pub fn evaluate(
-    net: &mut Net,
-    iterations: usize,
-    log: &mut Log,
-    mut feeder: Option<&mut Feeder>,
-) -> Result<TestScores> {
-    let mut sums: Vec<(String, f32, f64)> = Vec::new();
-    let mut loss = 0.0f64;
-    for i in 0..iterations {
-        if let Some(f) = feeder.as_mut() {
-            f(
-                net,
-                &Feed {
-                    role: Role::Test(0),
-                    iter: 0,
-                    pass: i,
-                },
-            )?;
-        }
-        loss += net.forward()?;
-        let values = output_values(net);
-        for (name, _, v) in &values {
-            log.line(&format!("Batch {i}, {name} = {}", fmt_g(*v as f64)));
-        }
-        if i == 0 {
-            sums = values
-                .into_iter()
-                .map(|(n, w, v)| (n, w, v as f64))
-                .collect();
-        } else {
-            for (s, (_, _, v)) in sums.iter_mut().zip(values) {
-                s.2 += v as f64;
-            }
-        }
-    }
-    let n = iterations.max(1) as f64;
-    log.line(&format!("Loss: {}", fmt_g(loss / n)));
-    let outputs: Vec<(String, f64, f32)> = sums
-        .into_iter()
-        .map(|(name, w, s)| (name, s / n, w))
-        .collect();
-    for (name, mean, w) in &outputs {
-        log.line(&format!(
-            "{name} = {}{}",
-            fmt_g(*mean),
-            loss_note(*w, *mean)
-        ));
-    }
-    log.finish();
-    Ok(TestScores {
-        loss: Some(loss / n),
-        outputs,
-    })
 }

@@ -1,0 +1,277 @@
+//! Snapshots, resume and finetuning of a [`Trainer`] (file layout in [`super::snapshot`]).
+
+use super::snapshot::{self, Contents};
+use super::Trainer;
+use crate::blob::Blob;
+use crate::error::{Error, Result};
+use crate::net::Net;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+impl Trainer {
+    /// The nets by snapshot label: `train`, `test0`, ...
+    fn labelled_nets(&self) -> Vec<(String, &Net)> {
+        std::iter::once(("train".to_string(), &self.net))
+            .chain(
+                self.test_nets
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| (format!("test{k}"), &t.net)),
+            )
+            .collect()
+    }
+
+    /// Writes the three snapshot files for the current iteration; returns their base name.
+    pub fn snapshot(&mut self) -> Result<PathBuf> {
+        let base = snapshot::base(&self.prefix, self.iter);
+        if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        let (weights, centers) = snapshot::split_params(&self.net);
+        let mut meta = BTreeMap::new();
+        meta.insert("iteration".to_string(), self.iter.to_string());
+        meta.insert("net".to_string(), self.net.graph.name.clone());
+        let mut files = vec![(snapshot::WEIGHTS, weights)];
+        if !centers.is_empty() {
+            files.push((snapshot::CENTERS, centers));
+        }
+        for (suffix, list) in &files {
+            let path = snapshot::file(&base, suffix);
+            self.log
+                .line(&format!("Snapshotting to {}", path.display()));
+            let refs: Vec<(String, &[usize], &[f32])> = list
+                .iter()
+                .map(|(n, p)| {
+                    let b: &Blob = &self.net.params[*p];
+                    (n.clone(), b.shape(), b.data())
+                })
+                .collect();
+            snapshot::write(&path, &refs, meta.clone())?;
+        }
+        meta.insert("type".to_string(), self.solver.rule.name().to_string());
+        for (label, net) in self.labelled_nets() {
+            meta.insert(format!("rng.{label}"), snapshot::rng_to_string(&net.rng));
+            for node in &net.graph.nodes {
+                for (key, v) in node.layer.state() {
+                    meta.insert(
+                        format!("state.{label}.{}.{key}", node.def.name),
+                        format!("{v:?}"),
+                    );
+                }
+            }
+        }
+        let history: Vec<(String, &[usize], &[f32])> =
+            self.solver.history_entries(&self.net).collect();
+        let path = snapshot::file(&base, snapshot::SOLVERSTATE);
+        self.log
+            .line(&format!("Snapshotting solver state to {}", path.display()));
+        snapshot::write(&path, &history, meta)?;
+        self.last_snapshot = Some(base.clone());
+        Ok(base)
+    }
+
+    /// Resumes from a snapshot (`<prefix>_iter_N` or one of its files):
+    /// weights, centres, solver history, iteration, layer states and random streams.
+    pub fn resume(&mut self, arg: &Path) -> Result<()> {
+        let base = snapshot::base_of(arg);
+        let state = snapshot::read(&snapshot::file(&base, snapshot::SOLVERSTATE))?;
+        let iter: u64 = state.meta("iteration")?.parse().map_err(|_| {
+            Error::Other(format!(
+                "`{}`: iteration `{}` is not a number",
+                state.path.display(),
+                state.metadata["iteration"]
+            ))
+        })?;
+        let rule = state.meta("type")?;
+        if rule != self.solver.rule.name() {
+            return Err(Error::Other(format!(
+                "`{}` was written by a {rule} solver but this solver's type is {}: \
+                 its history does not apply (start from its weights with `--weights`)",
+                state.path.display(),
+                self.solver.rule.name()
+            )));
+        }
+        let (weights, centers) = snapshot::split_params(&self.net);
+        let w = snapshot::read(&snapshot::file(&base, snapshot::WEIGHTS))?;
+        snapshot::restore_params(&mut self.net, &weights, &w)?;
+        if !centers.is_empty() {
+            let c = snapshot::read(&snapshot::file(&base, snapshot::CENTERS))?;
+            snapshot::restore_params(&mut self.net, &centers, &c)?;
+        }
+        self.restore_history(&state)?;
+        self.restore_nets(&state)?;
+        self.iter = iter;
+        self.resumed_from = Some(iter);
+        self.last_snapshot = Some(base.clone());
+        self.log.line(&format!(
+            "Resuming from {} at iteration {iter}",
+            base.display()
+        ));
+        Ok(())
+    }
+
+    fn restore_history(&mut self, state: &Contents) -> Result<()> {
+        for (i, l) in self.net.learnables.iter().enumerate() {
+            let shape = self.net.params[l.param].shape();
+            for (k, h) in self.solver.history[i].iter_mut().enumerate() {
+                let name = crate::solver::history_name(&l.name, k);
+                let Some((s, v)) = state.tensors.get(&name) else {
+                    return Err(Error::Other(format!(
+                        "`{}` has no history `{name}` for the net's blob `{}`",
+                        state.path.display(),
+                        l.name
+                    )));
+                };
+                if s.as_slice() != shape {
+                    return Err(Error::Other(format!(
+                        "`{}`: history `{name}` is {} but the blob is {}",
+                        state.path.display(),
+                        crate::layers::fmt_shape(s),
+                        crate::layers::fmt_shape(shape)
+                    )));
+                }
+                h.copy_from_slice(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Layer states and random streams of every net.
+    fn restore_nets(&mut self, state: &Contents) -> Result<()> {
+        let path = state.path.display().to_string();
+        let nets = std::iter::once(("train".to_string(), &mut self.net)).chain(
+            self.test_nets
+                .iter_mut()
+                .enumerate()
+                .map(|(k, t)| (format!("test{k}"), &mut t.net)),
+        );
+        for (label, net) in nets {
+            let rng = state.meta(&format!("rng.{label}"))?;
+            net.rng = snapshot::rng_from_string(rng).ok_or_else(|| {
+                Error::Other(format!("`{path}`: unreadable random state `{rng}`"))
+            })?;
+            let prefix = format!("state.{label}.");
+            for node in &mut net.graph.nodes {
+                let own = format!("{prefix}{}.", node.def.name);
+                let mut values = Vec::new();
+                for (k, v) in state.metadata.range(own.clone()..) {
+                    let Some(key) = k.strip_prefix(&own) else {
+                        break;
+                    };
+                    if key.contains('.') {
+                        continue;
+                    }
+                    let v: f64 = v.parse().map_err(|_| {
+                        Error::Other(format!("`{path}`: state `{k}` = `{v}` is not a number"))
+                    })?;
+                    values.push((key.to_string(), v));
+                }
+                if !values.is_empty() {
+                    node.layer.set_state(&values).map_err(|m| {
+                        Error::Other(format!("`{path}`: {}: {m}", node.def.describe()))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `--weights`: copies same-named blobs from the files into the train net
+    /// and logs what was skipped. A shape mismatch is an error.
+    pub fn finetune(&mut self, files: &[PathBuf]) -> Result<()> {
+        for line in load_weights(&mut self.net, files, false)? {
+            self.log.line(&line);
+        }
+        Ok(())
+    }
+}
+
+/// Copies every tensor of `files` whose name is a learnable blob of `net`
+/// (a shape mismatch is an error); with `sibling_centers`, a net with
+/// CenterLoss whose centres none of the files hold also reads the
+/// `.centers.safetensors` beside a `.weights.safetensors`. Returns report lines.
+pub fn load_weights(
+    net: &mut Net,
+    files: &[PathBuf],
+    sibling_centers: bool,
+) -> Result<Vec<String>> {
+    let mut files = files.to_vec();
+    let mut contents = Vec::new();
+    for f in &files {
+        contents.push(snapshot::read(f)?);
+    }
+    let (_, centers) = snapshot::split_params(net);
+    let has = |c: &[Contents], name: &str| c.iter().any(|c| c.tensors.contains_key(name));
+    if sibling_centers && !centers.is_empty() && !centers.iter().any(|(n, _)| has(&contents, n)) {
+        for f in files.clone() {
+            let base = snapshot::base_of(&f);
+            let c = snapshot::file(&base, snapshot::CENTERS);
+            if base != f && c.is_file() {
+                contents.push(snapshot::read(&c)?);
+                files.push(c);
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for c in &contents {
+        lines.extend(apply_weights(net, c)?);
+    }
+    let missing: Vec<&str> = net
+        .learnables
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| !has(&contents, n))
+        .collect();
+    if !missing.is_empty() && !files.is_empty() {
+        lines.push(format!(
+            "  not in the weights (kept their initial values): {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(lines)
+}
+
+/// Copies every tensor whose name is a learnable blob of `net`; returns report lines.
+pub fn apply_weights(net: &mut Net, from: &Contents) -> Result<Vec<String>> {
+    let by_name: HashMap<&str, usize> = net
+        .learnables
+        .iter()
+        .map(|l| (l.name.as_str(), l.param))
+        .collect();
+    let mut skipped = Vec::new();
+    let mut pending = Vec::new();
+    for (name, (shape, values)) in &from.tensors {
+        match by_name.get(name.as_str()) {
+            Some(&p) => {
+                if shape.as_slice() != net.params[p].shape() {
+                    return Err(Error::Other(format!(
+                        "`{}`: tensor `{name}` is {} but the net's blob is {}",
+                        from.path.display(),
+                        crate::layers::fmt_shape(shape),
+                        crate::layers::fmt_shape(net.params[p].shape())
+                    )));
+                }
+                pending.push((p, values));
+            }
+            None => skipped.push(name.clone()),
+        }
+    }
+    let copied = pending.len();
+    for (p, values) in pending {
+        net.params[p].data_mut().copy_from_slice(values);
+    }
+    let mut lines = vec![format!(
+        "Copied {copied} learnable blob(s) from {}",
+        from.path.display()
+    )];
+    if !skipped.is_empty() {
+        lines.push(format!(
+            "  skipped (not in the net): {}",
+            skipped.join(", ")
+        ));
+    }
+    Ok(lines)
+}

@@ -339,8 +339,13 @@ impl Trainer {
         let net = build_net(&def, &def.train_net, &opts, seed)?;
         let mut test_nets = Vec::new();
         for (k, spec) in def.test_nets.iter().enumerate() {
-            let tnet = build_net(&def, spec, &opts, seed.wrapping_add(1 + k as u64))?;
+            let mut tnet = build_net(&def, spec, &opts, seed.wrapping_add(1 + k as u64))?;
             let share = share_map(&net, &tnet)?;
+            // The test net's own initial values of shared blobs are never read: free them now.
+            for &(a, b) in &share {
+                tnet.params[a].share_data(&net.params[b]);
+                tnet.params[a].release_shared_data();
+            }
             test_nets.push(TestNet {
                 net: tnet,
                 iters: spec.test_iter.unwrap_or(0).max(0) as usize,

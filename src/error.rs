@@ -24,6 +24,8 @@ pub struct Diagnostic {
     pub message: String,
     pub location: Option<(Arc<SourceFile>, Span)>,
     pub help: Option<String>,
+    /// For an unknown field: every name the block accepts (see `proto::de::DeError`).
+    pub expected: Option<&'static [&'static str]>,
 }
 
 impl Diagnostic {
@@ -32,7 +34,13 @@ impl Diagnostic {
             message: message.into(),
             location: None,
             help: None,
+            expected: None,
         }
+    }
+
+    pub fn with_expected(mut self, expected: Option<&'static [&'static str]>) -> Diagnostic {
+        self.expected = expected;
+        self
     }
 
     pub fn at(mut self, file: &Arc<SourceFile>, span: Span) -> Diagnostic {

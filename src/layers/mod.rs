@@ -344,6 +344,38 @@ pub fn all_param_blocks() -> Vec<&'static str> {
     v
 }
 
+/// A `*_param` block and its struct's field names (`None`: the block is never read).
+pub type BlockFields = (&'static str, Option<&'static [&'static str]>);
+
+/// The fields of each `*_param` block a type reads, as the block's struct declares
+/// them (for documentation checks and completion), in `LayerType::params` order.
+/// Each block is probed by building the type from a layer whose block holds one
+/// unknown field: the block's struct rejects it with its full field list. `None`
+/// for a block the constructor never reads (a REGISTRY entry out of step with its
+/// code); an empty list for a type without blocks. `None` for an unknown type.
+pub fn param_fields(type_name: &str) -> Option<Vec<BlockFields>> {
+    const PROBE: &str = "netrun_field_probe";
+    let ty = find(type_name)?;
+    let fields = ty
+        .params
+        .iter()
+        .map(|&block| {
+            let text = format!(
+                "layer {{ name: \"probe\" type: \"{}\" {block} {{ {PROBE}: 0 }} }}",
+                ty.name
+            );
+            let expected = crate::netdef::parse_net_str("probe", &text)
+                .ok()
+                .and_then(|net| net.layers.into_iter().next())
+                .and_then(|def| (ty.build)(&def, &BuildContext::default()).err())
+                .filter(|d| d.message.contains(PROBE))
+                .and_then(|d| d.expected);
+            (block, expected)
+        })
+        .collect();
+    Some(fields)
+}
+
 /// Builds the layer for a definition: finds its type, rejects `*_param` blocks
 /// the type does not read, then runs the type's constructor.
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {

@@ -21,6 +21,8 @@ pub struct DeError {
     pub message: String,
     pub span: Option<Span>,
     pub help: Option<String>,
+    /// For an unknown field: every field name the struct accepts, in declaration order.
+    pub expected: Option<&'static [&'static str]>,
 }
 
 impl DeError {
@@ -35,6 +37,7 @@ impl DeError {
         Diagnostic::new(self.message)
             .at(source, self.span.unwrap_or(fallback))
             .with_help_opt(self.help)
+            .with_expected(self.expected)
     }
 }
 
@@ -52,6 +55,7 @@ impl de::Error for DeError {
             message: msg.to_string(),
             span: None,
             help: None,
+            expected: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl de::Error for DeError {
             span: None,
             help: did_you_mean(field, expected.iter().copied())
                 .or_else(|| Some(format!("expected one of {}", quote_list(expected)))),
+            expected: Some(expected),
         }
     }
 
@@ -70,6 +75,7 @@ impl de::Error for DeError {
             span: None,
             help: did_you_mean(variant, expected.iter().copied())
                 .or_else(|| Some(format!("expected one of {}", quote_list(expected)))),
+            expected: None,
         }
     }
 
@@ -193,6 +199,7 @@ impl<'a> FieldsDe<'a> {
                 help: Some(
                     "remove the extra lines; only repeated fields may appear more than once".into(),
                 ),
+                expected: None,
             });
         }
         Ok(ValueDe {
@@ -318,6 +325,7 @@ impl<'a> ValueDe<'a> {
             message,
             span: Some(self.field.value_span),
             help: None,
+            expected: None,
         }
     }
 
@@ -576,6 +584,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )),
+                        expected: None,
                     });
                 }
                 visitor

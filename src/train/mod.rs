@@ -411,6 +411,13 @@ impl Trainer {
     /// Caffe's `Solve`: trains to `max_iter` (from the current iteration), then
     /// snapshots, displays and tests as Caffe does at the end.
     pub fn solve(&mut self) -> Result<Outcome> {
+        let result = self.solve_inner();
+        // On error too: the progress bar must not stay on screen above the message.
+        self.log.finish();
+        result
+    }
+
+    fn solve_inner(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
@@ -429,7 +436,6 @@ impl Trainer {
         }
         if self.stop {
             self.log.line("Optimization stopped early.");
-            self.log.finish();
             return Ok(Outcome::Stopped);
         }
         if every(self.iter, p.display) {
@@ -446,7 +452,6 @@ impl Trainer {
             self.test_all()?;
         }
         self.log.line("Optimization Done.");
-        self.log.finish();
         Ok(if self.stop {
             Outcome::Stopped
         } else {

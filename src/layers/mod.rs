@@ -149,6 +149,9 @@ pub struct BuildContext {
     /// `--input-shape TOP=C,H,W`: per-sample shapes for data layers whose
     /// source cannot be read.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Whole shapes for Input layers' tops by top name, replacing the file's
+    /// and `batch` (`netrun forward --inputs`: the given tensors decide).
+    pub input_tops: HashMap<String, Shape>,
     /// Folders against which relative data paths are resolved, in order.
     pub data_dirs: Vec<PathBuf>,
 }
@@ -159,6 +162,7 @@ impl Default for BuildContext {
             phase: Phase::Train,
             batch: None,
             input_shapes: HashMap::new(),
+            input_tops: HashMap::new(),
             data_dirs: vec![],
         }
     }

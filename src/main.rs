@@ -78,6 +78,11 @@ enum Command {
         #[arg(long)]
         forward_only: bool,
     },
+    /// Convert datasets into the LMDB databases the Data layer reads.
+    Convert {
+        #[command(subcommand)]
+        what: netrun::data::convert::ConvertCommand,
+    },
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -196,6 +201,7 @@ fn main() -> ExitCode {
             iterations,
             forward_only,
         } => time(file, net, *iterations, *forward_only),
+        Command::Convert { what } => netrun::data::convert::run(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

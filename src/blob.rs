@@ -1,13 +1,18 @@
 //! Blob: an N-d array of f32 `data` with a same-shaped `diff` (its gradient),
 //! as in Caffe. Storage is host memory; a device backend keeps its own copy
 //! behind the same API.
+//!
+//! `data` is reference-counted so that a Split can hand its bottom's values
+//! to its tops without copying ([`Blob::share_data`]); writing through
+//! [`Blob::data_mut`] copies first only while the values are shared.
 
 use crate::layers::{count, fmt_shape, Shape};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Blob {
     shape: Shape,
-    data: Vec<f32>,
+    data: Arc<Vec<f32>>,
     diff: Vec<f32>,
 }
 
@@ -17,7 +22,7 @@ impl Blob {
         let n = count(shape);
         Blob {
             shape: shape.to_vec(),
-            data: vec![0.0; n],
+            data: Arc::new(vec![0.0; n]),
             diff: vec![0.0; n],
         }
     }
@@ -34,7 +39,7 @@ impl Blob {
         let diff = vec![0.0; data.len()];
         Blob {
             shape: shape.to_vec(),
-            data,
+            data: Arc::new(data),
             diff,
         }
     }
@@ -49,7 +54,7 @@ impl Blob {
     }
 
     pub fn count(&self) -> usize {
-        self.data.len()
+        count(&self.shape)
     }
 
     /// Elements from axis `start` on (Caffe's `count(start)`).
@@ -61,15 +66,16 @@ impl Blob {
     pub fn reshape(&mut self, shape: &[usize]) {
         let n = count(shape);
         self.shape = shape.to_vec();
-        self.data.resize(n, 0.0);
+        Arc::make_mut(&mut self.data).resize(n, 0.0);
         self.diff.resize(n, 0.0);
     }
 
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+    /// The values for writing; copies them first if they are shared.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        Arc::make_mut(&mut self.data).as_mut_slice()
     }
     pub fn diff(&self) -> &[f32] {
         &self.diff
@@ -78,9 +84,14 @@ impl Blob {
         &mut self.diff
     }
 
-    /// Data and diff at once (e.g. to update data from its own diff).
-    pub fn data_and_diff_mut(&mut self) -> (&mut [f32], &mut [f32]) {
-        (&mut self.data, &mut self.diff)
+    /// The values (read) and the diff (written) at once; never copies shared values.
+    pub fn data_and_diff_mut(&mut self) -> (&[f32], &mut [f32]) {
+        (&self.data[..], &mut self.diff)
+    }
+
+    /// Values and diff both writable (solver updates), copying shared values first.
+    pub fn data_mut_and_diff_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (Arc::make_mut(&mut self.data).as_mut_slice(), &mut self.diff)
     }
 
     pub fn zero_diff(&mut self) {
@@ -89,7 +100,22 @@ impl Blob {
 
     /// Replaces this blob's data with another's (shapes may differ only in form).
     pub fn copy_data_from(&mut self, other: &Blob) {
-        self.data.copy_from_slice(&other.data);
+        self.data_mut().copy_from_slice(&other.data);
+    }
+
+    /// Makes this blob's values those of `other` without copying them (Split).
+    pub fn share_data(&mut self, other: &Blob) {
+        debug_assert_eq!(self.count(), other.count());
+        self.data = Arc::clone(&other.data);
+    }
+
+    /// Drops a shared view of another blob's values (taken by [`Blob::share_data`]),
+    /// so that the owner can write without copying. Until values are shared or
+    /// written again, `data()` is empty.
+    pub fn release_shared_data(&mut self) {
+        if Arc::strong_count(&self.data) > 1 {
+            self.data = Arc::new(Vec::new());
+        }
     }
 
     /// Σ x² of the data, accumulated in f64.

@@ -35,7 +35,7 @@ pub struct Net {
 
 impl Net {
     /// Allocates blobs and fills learnable blobs deterministically from `seed`.
-    pub fn new(graph: Graph, seed: u64) -> Result<Net> {
+    pub fn new(mut graph: Graph, seed: u64) -> Result<Net> {
         let mut rng = Rng::seed_from_u64(seed);
         let blobs: Vec<Blob> = graph
             .blobs
@@ -67,6 +67,7 @@ impl Net {
             }
             param_ids.push(ids);
         }
+        mark_rewritten_tops(&mut graph);
         let mut net = Net {
             graph,
             blobs,
@@ -110,11 +111,24 @@ impl Net {
 
     /// Runs every layer forward; returns Σ loss_weight · loss over all loss tops.
     pub fn forward(&mut self) -> Result<f64> {
+        self.release_split_views();
         let mut loss = 0.0f64;
         for n in 0..self.graph.nodes.len() {
             loss += self.forward_layer(n)?;
         }
         Ok(loss)
+    }
+
+    /// Split tops view their bottom's values; dropping those views before a
+    /// pass lets producers write in place instead of copying shared values.
+    pub fn release_split_views(&mut self) {
+        for node in &self.graph.nodes {
+            if node.layer.type_name() == "Split" {
+                for &t in &node.tops {
+                    self.blobs[t].release_shared_data();
+                }
+            }
+        }
     }
 
     /// Runs layer `n` forward; returns its weighted loss.
@@ -177,6 +191,29 @@ impl Net {
 
     pub fn clear_param_diffs(&mut self) {
         self.params.iter_mut().for_each(Blob::zero_diff);
+    }
+}
+
+/// Tells each layer whether a later layer writes one of its tops in place.
+fn mark_rewritten_tops(graph: &mut Graph) {
+    let in_place_writes: Vec<Vec<usize>> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            n.tops
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| n.bottoms.get(*i) == Some(t))
+                .map(|(_, &t)| t)
+                .collect()
+        })
+        .collect();
+    for n in 0..graph.nodes.len() {
+        let rewritten = graph.nodes[n]
+            .tops
+            .iter()
+            .any(|t| in_place_writes[n + 1..].iter().any(|w| w.contains(t)));
+        graph.nodes[n].layer.set_top_rewritten_later(rewritten);
     }
 }
 

@@ -49,6 +49,7 @@ pub fn time(net: &mut Net, iterations: usize, backward: bool) -> Result<Timings>
         .map(|node| node.layer.is_data())
         .collect();
     let run = |net: &mut Net, fwd: &mut [f64], bwd: &mut [f64]| -> Result<()> {
+        net.release_split_views();
         for l in 0..n {
             if is_data[l] {
                 continue;

@@ -270,9 +270,9 @@ fn center_loss_training_pulls_centres_to_the_cluster_means() {
         tops[0].diff_mut()[0] = loss_weight;
         params[0].zero_diff();
         run_backward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-        let (xd, dx) = bottoms[0].data_and_diff_mut();
+        let (xd, dx) = bottoms[0].data_mut_and_diff_mut();
         xd.iter_mut().zip(dx.iter()).for_each(|(v, d)| *v -= lr * d);
-        let (c, dc) = params[0].data_and_diff_mut();
+        let (c, dc) = params[0].data_mut_and_diff_mut();
         c.iter_mut()
             .zip(dc.iter())
             .for_each(|(v, d)| *v -= alpha * d);

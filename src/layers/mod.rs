@@ -222,6 +222,11 @@ pub trait Layer: Send {
         false
     }
 
+    /// Told by the net whether a later in-place layer rewrites one of this
+    /// layer's tops before this layer's backward, so a layer that would
+    /// recover its input from its output keeps a copy instead.
+    fn set_top_rewritten_later(&mut self, _rewritten: bool) {}
+
     /// Initialises the learnable blobs (shaped as [`Layer::param_shapes`]) with the layer's fillers.
     fn fill_params(&self, _params: &mut [Blob], _rng: &mut Rng) {}
 

@@ -1,6 +1,9 @@
 //! PReLU: y = max(x, 0) + a_c·min(x, 0), one slope per channel (axis 1) or one shared.
 //! Backward: dx = dy where x > 0, a_c·dy otherwise; da_c += Σ_{x ≤ 0} dy·x.
-//! In place, x is gone after forward, so forward keeps a copy of it.
+//! In place, x is gone after forward. With every slope positive it is
+//! recovered from y (x = y where y > 0, y/a_c otherwise), which saves a copy
+//! of the whole input; otherwise, or when a later in-place layer rewrites y
+//! before this backward, forward keeps a copy of x.
 
 use super::filler::{fill, FillerParams};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
@@ -34,12 +37,15 @@ impl Default for PReLUParams {
 pub struct PReLULayer {
     pub params: PReLUParams,
     pub channels: usize,
-    /// The input of the last forward when running in place.
+    /// The input of the last forward when running in place and x cannot be
+    /// recovered from y (empty otherwise).
     saved_input: Vec<f32>,
+    /// A later in-place layer rewrites this layer's top before its backward.
+    top_rewritten: bool,
 }
 
-/// Elements per parallel task: large enough to amortise scheduling.
-const CHUNK: usize = 1 << 14;
+/// Planes per parallel task at least, so tiny planes are not scheduled one by one.
+const MIN_PLANES: usize = 8;
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: PReLUParams = def.params("prelu_param")?;
@@ -48,6 +54,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         params: p,
         channels: 0,
         saved_input: Vec::new(),
+        top_rewritten: false,
     }))
 }
 
@@ -94,37 +101,43 @@ impl Layer for PReLULayer {
         fill(&self.params.filler, &mut params[0], rng);
     }
 
+    fn set_top_rewritten_later(&mut self, rewritten: bool) {
+        self.top_rewritten = rewritten;
+    }
+
+    /// Per (n, c) plane: y = x where x > 0, a_c·x otherwise.
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
-        if io.in_place(0) {
+        let recoverable = !self.top_rewritten && io.param(0).data().iter().all(|&a| a > 0.0);
+        if io.in_place(0) && !recoverable {
             self.saved_input.clear();
             self.saved_input.extend_from_slice(io.bottom(0).data());
+        } else {
+            self.saved_input = Vec::new();
         }
         io.copy_bottom_data_to_top(0);
         let (dim, channels, shared) = (
-            io.bottom(0).count_from(2),
+            io.bottom(0).count_from(2).max(1),
             self.channels,
             self.params.channel_shared,
         );
         let (top, slopes) = io.top_mut_and_param(0, 0);
         let slopes = slopes.data();
-        // y ← a_c·y where y ≤ 0, y starting as a copy of x.
         top.data_mut()
-            .par_chunks_mut(CHUNK)
+            .par_chunks_mut(dim)
+            .with_min_len(MIN_PLANES)
             .enumerate()
-            .for_each(|(ci, part)| {
-                for (j, v) in part.iter_mut().enumerate() {
-                    if *v <= 0.0 {
-                        *v *= slopes[if shared {
-                            0
-                        } else {
-                            ((ci * CHUNK + j) / dim) % channels
-                        }];
-                    }
-                }
+            .for_each(|(p, plane)| {
+                let a = slopes[if shared { 0 } else { p % channels }];
+                plane
+                    .iter_mut()
+                    .for_each(|v| *v = if *v > 0.0 { *v } else { a * *v });
             });
         Ok(())
     }
 
+    /// With every slope positive, both da and the x ≤ 0 test are taken from y
+    /// (x ≤ 0 ⇔ y ≤ 0, and dy·x = dy·y/a_c), in place or not, so both give
+    /// identical results; otherwise from x (kept when in place).
     fn backward(
         &mut self,
         io: &mut LayerIo,
@@ -132,52 +145,67 @@ impl Layer for PReLULayer {
         _ctx: &mut RunCtx,
     ) -> Result<(), String> {
         let (dim, channels, shared) = (
-            io.bottom(0).count_from(2),
+            io.bottom(0).count_from(2).max(1),
             self.channels,
             self.params.channel_shared,
         );
-        let channel = move |i: usize| if shared { 0 } else { (i / dim) % channels };
+        let slopes = io.param(0).data().to_vec();
+        let slope = |p: usize| slopes[if shared { 0 } else { p % channels }];
+        let saved = std::mem::take(&mut self.saved_input);
+        let from_output = (saved.is_empty() || !io.in_place(0))
+            && !self.top_rewritten
+            && slopes.iter().all(|&a| a > 0.0);
         let in_place = io.in_place(0);
         io.copy_top_diff_to_bottom(0);
-        let saved = std::mem::take(&mut self.saved_input);
-        let slopes = io.param(0).data().to_vec();
-        let (bottom, params) = io.bottom_and_param_mut(0, 0);
-        let (x, d) = bottom.data_and_diff_mut();
-        let x: &[f32] = if in_place { &saved } else { x };
-        // da_c += Σ_{x ≤ 0} dy·x, per task in f64; d holds dy here.
-        let partial: Vec<Vec<f64>> = d
-            .par_chunks(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .enumerate()
-            .map(|(ci, (dy, xs))| {
-                let mut acc = vec![0.0f64; if shared { 1 } else { channels }];
-                for (j, (&g, &xv)) in dy.iter().zip(xs).enumerate() {
-                    if xv <= 0.0 {
-                        acc[channel(ci * CHUNK + j)] += (g * xv) as f64;
-                    }
-                }
-                acc
-            })
-            .collect();
-        for acc in partial {
-            params
-                .diff_mut()
-                .iter_mut()
-                .zip(acc)
-                .for_each(|(a, v)| *a += v as f32);
-        }
-        if propagate_down[0] {
-            // dx = dy where x > 0, a_c·dy otherwise, rewriting d in place.
-            d.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
+        // `source` is y (from_output) or x; d holds dy and becomes dx.
+        let mut per_plane: Vec<f64> = Vec::new();
+        let mut run = |source: &[f32], d: &mut [f32]| {
+            per_plane = d
+                .par_chunks(dim)
+                .zip(source.par_chunks(dim))
+                .with_min_len(MIN_PLANES)
                 .enumerate()
-                .for_each(|(ci, (ds, xs))| {
-                    for (j, (g, &xv)) in ds.iter_mut().zip(xs).enumerate() {
-                        if xv <= 0.0 {
-                            *g *= slopes[channel(ci * CHUNK + j)];
-                        }
+                .map(|(p, (dy, vs))| {
+                    let s: f64 = dy
+                        .iter()
+                        .zip(vs)
+                        .filter(|(_, &v)| v <= 0.0)
+                        .map(|(&g, &v)| g as f64 * v as f64)
+                        .sum();
+                    if from_output {
+                        s / slope(p) as f64
+                    } else {
+                        s
                     }
-                });
+                })
+                .collect();
+            if propagate_down[0] {
+                d.par_chunks_mut(dim)
+                    .zip(source.par_chunks(dim))
+                    .with_min_len(MIN_PLANES)
+                    .enumerate()
+                    .for_each(|(p, (ds, vs))| {
+                        let a = slope(p);
+                        ds.iter_mut()
+                            .zip(vs)
+                            .filter(|(_, &v)| v <= 0.0)
+                            .for_each(|(g, _)| *g *= a);
+                    });
+            }
+        };
+        if in_place {
+            let (data, d) = io.bottom_mut(0).data_and_diff_mut();
+            run(if from_output { data } else { &saved }, d);
+        } else if from_output {
+            let (top, bottom) = io.top_and_bottom_mut(0, 0);
+            run(top.data(), bottom.diff_mut());
+        } else {
+            let (x, d) = io.bottom_mut(0).data_and_diff_mut();
+            run(x, d);
+        }
+        let da = io.param_mut(0).diff_mut();
+        for (p, v) in per_plane.into_iter().enumerate() {
+            da[if shared { 0 } else { p % channels }] += v as f32;
         }
         self.saved_input = saved;
         Ok(())

@@ -33,7 +33,7 @@ impl Layer for SplitLayer {
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, _) = io.forward_split();
         for t in tops.iter_mut() {
-            t.data_mut().copy_from_slice(bottoms[0].data());
+            t.share_data(bottoms[0]);
         }
         Ok(())
     }

@@ -35,9 +35,11 @@ impl BlobProto {
                     doubles.push(f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
                 })?,
                 (7, LEN) => shape = Some(blob_shape(r.len_delimited()?)?),
-                (1..=9, _) if !matches!(field, 6 | 9) => return Err(format!(
+                (1..=9, _) if !matches!(field, 6 | 9) => {
+                    return Err(format!(
                     "field {field} at byte {at} has wire type {wire}, which a BlobProto never uses"
-                )),
+                ))
+                }
                 _ => skip(&mut r, wire, at)?,
             }
         }

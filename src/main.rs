@@ -100,6 +100,11 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
         output: PathBuf,
     },
+    /// Convert datasets into the LMDB databases the Data layer reads.
+    Convert {
+        #[command(subcommand)]
+        what: netrun::data::convert::ConvertCommand,
+    },
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -236,6 +241,7 @@ fn main() -> ExitCode {
             output: output.clone(),
         })
         .map(|report| print!("{report}")),
+        Command::Convert { what } => netrun::data::convert::run(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

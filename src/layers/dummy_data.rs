@@ -3,12 +3,15 @@
 //! Shapes: one `shape` per top or one shared; or the legacy `num`/`channels`/
 //! `height`/`width` lists (each 1 value shared or one per top) giving
 //! num×channels×height×width. `--batch` replaces dimension 0.
+//! Forward: the first call fills every top; later calls refill only the tops
+//! whose filler is not `constant` (as Caffe), drawing from the net's generator.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
 use super::input::to_shape;
 use super::transform::param_span;
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{BlobShape, LayerDef};
 use serde::Deserialize;
 
@@ -31,6 +34,8 @@ pub struct DummyDataLayer {
     pub shapes: Vec<Shape>,
     /// The filler of each top.
     pub fillers: Vec<FillerParams>,
+    /// Whether a forward has filled the constant tops.
+    filled: bool,
 }
 
 /// Checks that a repeated field has 1 value or one per top (or none, when `none_ok`).
@@ -117,6 +122,7 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
         params: p,
         shapes,
         fillers,
+        filled: false,
     }))
 }
 
@@ -135,5 +141,14 @@ impl Layer for DummyDataLayer {
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(self.shapes.clone())
+    }
+    fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        for (i, f) in self.fillers.iter().enumerate() {
+            if !self.filled || f.type_name != "constant" {
+                fill(f, io.top_mut(i), ctx.rng);
+            }
+        }
+        self.filled = true;
+        Ok(())
     }
 }

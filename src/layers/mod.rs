@@ -154,7 +154,15 @@ pub struct BuildContext {
     pub input_tops: HashMap<String, Shape>,
     /// Folders against which relative data paths are resolved, in order.
     pub data_dirs: Vec<PathBuf>,
+    /// Seed of the data layers' own generators (shuffling, `rand_skip`,
+    /// crop offsets, mirroring; each layer mixes in its name). A trainer
+    /// passes the solver's `random_seed` (or a clock value when it is
+    /// negative, as Caffe); [`DEFAULT_SEED`] otherwise, so runs repeat.
+    pub seed: u64,
 }
+
+/// The data layers' seed when none is given.
+pub const DEFAULT_SEED: u64 = 1701;
 
 impl Default for BuildContext {
     fn default() -> Self {
@@ -164,6 +172,7 @@ impl Default for BuildContext {
             input_shapes: HashMap::new(),
             input_tops: HashMap::new(),
             data_dirs: vec![],
+            seed: DEFAULT_SEED,
         }
     }
 }

@@ -9,7 +9,12 @@ use netrun::testing::{layer, setup, uniform_blob};
 use rand::SeedableRng;
 
 /// M×K×N of the four stages' 3×3 convolutions (per sample, im2col form).
-const CONV_GEMMS: &[(usize, usize, usize)] = &[(64, 576, 2688), (128, 1152, 672), (256, 2304, 168), (512, 4608, 42)];
+const CONV_GEMMS: &[(usize, usize, usize)] = &[
+    (64, 576, 2688),
+    (128, 1152, 672),
+    (256, 2304, 168),
+    (512, 4608, 42),
+];
 
 fn gemm_shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
@@ -18,9 +23,26 @@ fn gemm_shapes(c: &mut Criterion) {
         let b = uniform_blob(&[k, n], -1.0, 1.0, 2);
         let mut out = vec![0.0f32; m * n];
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), &(), |bench, _| {
-            bench.iter(|| gemm(false, false, m, n, k, 1.0, a.data(), b.data(), 0.0, &mut out))
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{m}x{k}x{n}")),
+            &(),
+            |bench, _| {
+                bench.iter(|| {
+                    gemm(
+                        false,
+                        false,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        a.data(),
+                        b.data(),
+                        0.0,
+                        &mut out,
+                    )
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -28,7 +50,12 @@ fn gemm_shapes(c: &mut Criterion) {
 fn conv_layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv3x3");
     group.sample_size(10);
-    for &(channels, h, w) in &[(64usize, 56usize, 48usize), (128, 28, 24), (256, 14, 12), (512, 7, 6)] {
+    for &(channels, h, w) in &[
+        (64usize, 56usize, 48usize),
+        (128, 28, 24),
+        (256, 14, 12),
+        (512, 7, 6),
+    ] {
         for batch in [1usize, 32] {
             let text = format!(
                 "name: \"c\" type: \"Convolution\" convolution_param {{ num_output: {channels} kernel_size: 3 pad: 1 weight_filler {{ type: \"gaussian\" std: 0.01 }} }}"
@@ -42,15 +69,38 @@ fn conv_layers(c: &mut Criterion) {
             let mut rng = Rng::seed_from_u64(0);
             group.bench_function(BenchmarkId::new("forward", &id), |bench| {
                 bench.iter(|| {
-                    let mut io = LayerIo::new(bottoms.iter_mut().collect(), tops.iter_mut().collect(), params.iter_mut().collect());
-                    l.forward(&mut io, &mut RunCtx { phase: Phase::Train, rng: &mut rng }).unwrap();
+                    let mut io = LayerIo::new(
+                        bottoms.iter_mut().collect(),
+                        tops.iter_mut().collect(),
+                        params.iter_mut().collect(),
+                    );
+                    l.forward(
+                        &mut io,
+                        &mut RunCtx {
+                            phase: Phase::Train,
+                            rng: &mut rng,
+                        },
+                    )
+                    .unwrap();
                 })
             });
             group.throughput(Throughput::Elements(2 * flops as u64));
             group.bench_function(BenchmarkId::new("backward", &id), |bench| {
                 bench.iter(|| {
-                    let mut io = LayerIo::new(bottoms.iter_mut().collect(), tops.iter_mut().collect(), params.iter_mut().collect());
-                    l.backward(&mut io, &[true], &mut RunCtx { phase: Phase::Train, rng: &mut rng }).unwrap();
+                    let mut io = LayerIo::new(
+                        bottoms.iter_mut().collect(),
+                        tops.iter_mut().collect(),
+                        params.iter_mut().collect(),
+                    );
+                    l.backward(
+                        &mut io,
+                        &[true],
+                        &mut RunCtx {
+                            phase: Phase::Train,
+                            rng: &mut rng,
+                        },
+                    )
+                    .unwrap();
                 })
             });
         }

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod blob;
 pub mod data;
 pub mod error;
+pub mod forward;
 pub mod graph;
 pub mod layer_io;
 pub mod layers;
@@ -22,5 +23,6 @@ pub mod tensors;
 pub mod testing;
 pub mod timing;
 pub mod train;
+pub mod weights;
 
 pub use error::{Diagnostic, Error, Result};

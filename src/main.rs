@@ -78,6 +78,33 @@ enum Command {
         #[arg(long)]
         forward_only: bool,
     },
+    /// Run one forward (and backward) pass on given inputs and weights; write every blob.
+    Forward {
+        /// A net file (`.net`, `.prototxt`).
+        file: PathBuf,
+        /// Learnable blobs, named `<layer>.<index>` (safetensors).
+        #[arg(long, value_name = "W.safetensors")]
+        weights: PathBuf,
+        /// One tensor per Input-layer top, named like the top; its shape replaces the file's.
+        #[arg(long, value_name = "X.safetensors")]
+        inputs: PathBuf,
+        /// Diffs for net outputs that are not loss tops, by blob name.
+        #[arg(long = "top-diff", value_name = "D.safetensors", requires = "backward")]
+        top_diff: Option<PathBuf>,
+        /// Run backward too (as with `force_backward: true`).
+        #[arg(long)]
+        backward: bool,
+        #[arg(long, value_enum, default_value = "TRAIN")]
+        phase: PhaseArg,
+        /// Where to write every blob (and diff) and learnable blob.
+        #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
+        output: PathBuf,
+    },
+    /// Convert datasets into the LMDB databases the Data layer reads.
+    Convert {
+        #[command(subcommand)]
+        what: netrun::data::convert::ConvertCommand,
+    },
     /// Train the nets of a solver file, like `caffe train`.
     Train {
         /// A solver file.
@@ -230,6 +257,25 @@ fn main() -> ExitCode {
             iterations,
             forward_only,
         } => time(file, net, *iterations, *forward_only),
+        Command::Forward {
+            file,
+            weights,
+            inputs,
+            top_diff,
+            backward,
+            phase,
+            output,
+        } => netrun::forward::run(&netrun::forward::ForwardOptions {
+            net: file.clone(),
+            weights: weights.clone(),
+            inputs: inputs.clone(),
+            top_diff: top_diff.clone(),
+            backward: *backward,
+            phase: (*phase).into(),
+            output: output.clone(),
+        })
+        .map(|report| print!("{report}")),
+        Command::Convert { what } => netrun::data::convert::run(what),
         Command::Train {
             solver,
             snapshot,

@@ -150,3 +150,66 @@ fn takes_no_bottoms() {
         "{err}"
     );
 }
+
+/// A net of the DummyData layer of `net(tops, body)`, blobs allocated.
+fn run_net(tops: &[&str], body: &str, seed: u64) -> netrun::net::Net {
+    let g = build_with(&net(tops, body), |_| {}).unwrap();
+    netrun::net::Net::new(g, seed).unwrap()
+}
+
+#[test]
+fn forward_fills_constants_once_and_refills_random_tops() {
+    let mut n = run_net(
+        &["c", "g", "z"],
+        "data_filler { type: \"constant\" value: 2.5 } \
+         data_filler { type: \"uniform\" min: -3 max: -1 } \
+         data_filler { type: \"constant\" } shape { dim: 4 dim: 50 }",
+        9,
+    );
+    n.forward().unwrap();
+    assert!(n.blob("c").unwrap().data().iter().all(|&v| v == 2.5));
+    assert!(n.blob("z").unwrap().data().iter().all(|&v| v == 0.0));
+    let g1 = n.blob("g").unwrap().data().to_vec();
+    assert!(g1.iter().all(|&v| (-3.0..-1.0).contains(&v)), "{g1:?}");
+    let mean = g1.iter().map(|&v| v as f64).sum::<f64>() / g1.len() as f64;
+    // U(-3, -1) over 200 values: mean -2, standard error 0.04.
+    assert!((mean + 2.0).abs() < 0.2, "mean {mean}");
+
+    // Caffe refills only non-constant tops: a change to a constant top stays.
+    n.blob_mut("c").unwrap().data_mut()[0] = 7.0;
+    n.forward().unwrap();
+    assert_eq!(n.blob("c").unwrap().data()[0], 7.0);
+    let g2 = n.blob("g").unwrap().data().to_vec();
+    assert_ne!(g1, g2, "a uniform top is drawn again on every forward");
+
+    // The draws come from the net's seeded generator.
+    let mut again = run_net(
+        &["c", "g", "z"],
+        "data_filler { type: \"constant\" value: 2.5 } \
+         data_filler { type: \"uniform\" min: -3 max: -1 } \
+         data_filler { type: \"constant\" } shape { dim: 4 dim: 50 }",
+        9,
+    );
+    again.forward().unwrap();
+    assert_eq!(again.blob("g").unwrap().data(), &g1[..]);
+}
+
+#[test]
+fn default_filler_is_constant_zero_and_one_filler_is_shared() {
+    let mut n = run_net(&["a", "b"], "shape { dim: 3 }", 1);
+    n.blob_mut("a").unwrap().data_mut().fill(4.0);
+    n.forward().unwrap();
+    assert_eq!(n.blob("a").unwrap().data(), &[0.0; 3]);
+    let mut n = run_net(
+        &["a", "b"],
+        "data_filler { type: \"gaussian\" mean: 10 std: 0.1 } shape { dim: 100 }",
+        1,
+    );
+    n.forward().unwrap();
+    for top in ["a", "b"] {
+        let d = n.blob(top).unwrap().data();
+        let mean = d.iter().map(|&v| v as f64).sum::<f64>() / 100.0;
+        assert!((mean - 10.0).abs() < 0.05, "{top}: mean {mean}");
+    }
+    assert_ne!(n.blob("a").unwrap().data(), n.blob("b").unwrap().data());
+}

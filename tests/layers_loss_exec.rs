@@ -1,6 +1,7 @@
 //! Execution of the loss and normalisation layers: forward against naive loops,
 //! gradient checks, the SoftmaxWithLoss modes and errors, Accuracy, triplet
-//! mining counted by hand, and every reference case built from these layers.
+//! mining counted by hand, and the safetensors reader (the reference cases
+//! run in `tests/reference.rs`).
 
 mod common;
 
@@ -9,7 +10,7 @@ use netrun::blob::Blob;
 use netrun::layer_io::{LayerIo, Rng, RunCtx};
 use netrun::layers::Layer;
 use netrun::net::Net;
-use netrun::netdef::{parse_net_str, Phase};
+use netrun::netdef::Phase;
 use netrun::testing::{assert_close, forward, layer, setup, uniform_blob, GradientChecker};
 use rand::SeedableRng;
 
@@ -744,166 +745,6 @@ fn triplet_mining_gradients_match_numeric() {
             "{mode}"
         );
     }
-}
-
-// ---------------------------------------------------------------- reference cases
-
-/// Layer types whose execution this file covers; cases using others are skipped.
-const IMPLEMENTED: &[&str] = &[
-    "Accuracy",
-    "ContrastiveLoss",
-    "EuclideanLoss",
-    "Normalize",
-    "Softmax",
-    "SoftmaxWithLoss",
-    "TripletLoss",
-];
-
-/// Sidecar tensor names that differ from the prototxt's blob names.
-const ALIASES: &[(&str, &str, &str)] =
-    &[("l2normalize_triplet_m0p2_d16", "anchor_normed", "anchor_n")];
-
-enum Outcome {
-    /// Number of tensors compared.
-    Ran(usize),
-    /// The layer types not covered here.
-    Skipped(String),
-}
-
-/// `got` within `atol + rtol·|want|` of `want`, or the first element that is not.
-fn compare(got: &[f32], want: &[f64], rtol: f64, atol: f64) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!("{} values, expected {}", got.len(), want.len()));
-    }
-    match got.iter().zip(want).position(|(&g, &w)| {
-        let within = (g as f64 - w).abs() <= atol + rtol * w.abs();
-        !within // NaN fails too
-    }) {
-        Some(i) => Err(format!("[{i}]: got {}, expected {}", got[i], want[i])),
-        None => Ok(()),
-    }
-}
-
-/// Runs one reference case from its sidecar.
-fn run_reference(json: &std::path::Path) -> Result<Outcome, String> {
-    let case = json.file_stem().unwrap().to_string_lossy().to_string();
-    let side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap())
-        .map_err(|e| format!("{case}: {e}"))?;
-    let proto = side["prototxt"]
-        .as_str()
-        .ok_or(format!("{case}: no prototxt"))?;
-    let defs = parse_net_str("case.prototxt", proto).map_err(|e| format!("{case}: {e}"))?;
-    let missing: Vec<&str> = defs
-        .layers
-        .iter()
-        .map(|l| l.type_name.as_str())
-        .filter(|t| !IMPLEMENTED.contains(t))
-        .collect();
-    if !missing.is_empty() {
-        return Ok(Outcome::Skipped(missing.join(", ")));
-    }
-    let file = netrun::tensors::TensorFile::open(&json.with_extension("safetensors"))
-        .map_err(|e| e.to_string())?;
-    let tensors = side["tensors"].as_object().unwrap();
-    let role = |r: &str| -> Vec<(String, String)> {
-        tensors
-            .iter()
-            .filter(|(_, v)| v["role"] == r)
-            .map(|(k, _)| (k.clone(), k.split_once('.').unwrap().1.to_string()))
-            .collect()
-    };
-    let mut text = String::from("force_backward: true\nlayer { name: \"in\" type: \"Input\"\n");
-    let inputs = role("input");
-    let mut shapes = String::new();
-    for (key, blob) in &inputs {
-        let (shape, _) = file.f32(key).map_err(|e| e.to_string())?;
-        text += &format!("  top: \"{blob}\"\n");
-        let dims: String = shape.iter().map(|d| format!("dim: {d} ")).collect();
-        shapes += &format!("    shape {{ {dims}}}\n");
-    }
-    text += &format!("  input_param {{\n{shapes}  }}\n}}\n{proto}");
-    if !role("param").is_empty() {
-        return Err(format!(
-            "{case}: has params, which none of these layer types takes"
-        ));
-    }
-    let graph = build(&text, Phase::Train).map_err(|e| format!("{case}: {e}"))?;
-    let mut net = Net::new(graph, 1).map_err(|e| format!("{case}: {e}"))?;
-    for (key, blob) in &inputs {
-        let (_, v) = file.f32(key).map_err(|e| e.to_string())?;
-        net.blob_mut(blob).unwrap().data_mut().copy_from_slice(&v);
-    }
-    net.forward().map_err(|e| format!("{case}: {e}"))?;
-    for (key, blob) in role("top_diff") {
-        let (_, v) = file.f32(&key).map_err(|e| e.to_string())?;
-        let b = net
-            .blob_mut(&blob)
-            .ok_or(format!("{case}: no blob `{blob}`"))?;
-        b.diff_mut().copy_from_slice(&v);
-    }
-    net.backward().map_err(|e| format!("{case}: {e}"))?;
-
-    let tol = if case.contains("casia10572") {
-        1e-3
-    } else {
-        1e-4
-    };
-    let atol = if case.contains("casia10572") {
-        1e-3
-    } else {
-        1e-5
-    };
-    let mut compared = 0;
-    for (r, from_diff) in [("output", false), ("diff", true)] {
-        for (key, name) in role(r) {
-            let name = ALIASES
-                .iter()
-                .find(|(c, from, _)| *c == case && *from == name)
-                .map_or(name.as_str(), |a| a.2);
-            let blobs = &net.graph.blobs;
-            // Outputs are the last blob of that name, diffs of inputs the first.
-            let id = if from_diff {
-                blobs.iter().position(|b| b.name == name)
-            } else {
-                blobs.iter().rposition(|b| b.name == name)
-            }
-            .ok_or(format!("{case}: no blob `{name}` for `{key}`"))?;
-            let (_, want) = file.f64(&key).map_err(|e| e.to_string())?;
-            let blob = &net.blobs[id];
-            let got = if from_diff { blob.diff() } else { blob.data() };
-            compare(got, &want, tol, atol).map_err(|e| format!("{case}: `{key}`{e}"))?;
-            compared += 1;
-        }
-    }
-    Ok(Outcome::Ran(compared))
-}
-
-#[test]
-fn reference_cases_of_these_layers_match() {
-    let dir = shared("reference");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.ends_with("index.json"))
-        .collect();
-    cases.sort();
-    let (mut ran, mut skipped, mut failures) = (Vec::new(), Vec::new(), Vec::new());
-    for path in &cases {
-        let name = path.file_stem().unwrap().to_string_lossy().to_string();
-        match run_reference(path) {
-            Ok(Outcome::Ran(n)) => ran.push(format!("{name} ({n} tensors)")),
-            Ok(Outcome::Skipped(types)) => skipped.push(format!("{name} [{types}]")),
-            Err(e) => failures.push(e),
-        }
-    }
-    eprintln!("reference cases run ({}): {}", ran.len(), ran.join(", "));
-    eprintln!(
-        "reference cases skipped, layer types not implemented here ({}): {}",
-        skipped.len(),
-        skipped.join(", ")
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(!ran.is_empty(), "no reference case ran");
 }
 
 // ---------------------------------------------------------------- safetensors reader

@@ -20,10 +20,10 @@ pub struct Datum {
     pub encoded: bool,
 }
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const FIXED32: u8 = 5;
 
 impl Datum {
     /// Serialises in field order, as Caffe writes it: float_data unpacked
@@ -148,13 +148,14 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// A cursor over protobuf wire bytes (shared with the `BlobProto` reader).
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Result<u64, String> {
+    pub(crate) fn varint(&mut self) -> Result<u64, String> {
         let start = self.pos;
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -170,7 +171,7 @@ impl<'a> Reader<'a> {
         Err(format!("varint at byte {start} is longer than 10 bytes"))
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
             return Err(format!(
@@ -184,14 +185,14 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    pub(crate) fn fixed<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
 
-    fn len_delimited(&mut self) -> Result<&'a [u8], String> {
+    pub(crate) fn len_delimited(&mut self) -> Result<&'a [u8], String> {
         let n = self.varint()?;
         self.take(usize::try_from(n).map_err(|_| format!("length {n} is too large"))?)
     }

@@ -3,8 +3,11 @@
 //! converters write zero-padded indices so that key order is write order).
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
-use std::path::Path;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 /// Virtual address space reserved for a database being written. LMDB never
 /// grows the map by itself; the file only takes the pages actually used.
@@ -16,30 +19,88 @@ const COMMIT_EVERY: usize = 1000;
 /// A key and its value.
 pub type Record = (Vec<u8>, Vec<u8>);
 
-/// The first record (smallest key) of the database in folder `dir`, or None when empty.
+/// Read-only environments open in this process, by canonical folder. heed
+/// refuses to open one environment twice in a process, so all readers of a
+/// database (a TRAIN and a TEST net, a checker) share one handle; it closes
+/// when its last reader is dropped.
+static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Env>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A database open for reading.
+pub struct DbReader {
+    env: Arc<Env>,
+}
+
+/// Opens the database in folder `dir` for reading, sharing an environment
+/// another reader in this process already has open.
 ///
 /// Opened read-only and without the lock file, so that databases in read-only
 /// folders (shared datasets) can be read; nothing may write to it meanwhile.
-pub fn read_first(dir: &Path) -> Result<Option<Record>, String> {
+pub fn open(dir: &Path) -> Result<DbReader, String> {
+    let key = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    let env = match open.get(&key).and_then(Weak::upgrade) {
+        Some(env) => env,
+        None => {
+            let env = Arc::new(open_read_only(&key)?);
+            open.retain(|_, w| w.strong_count() > 0);
+            open.insert(key, Arc::downgrade(&env));
+            env
+        }
+    };
+    Ok(DbReader { env })
+}
+
+/// Opens an environment read-only. A reader dropped on another thread may
+/// still be closing it (heed then says "already opened"): that is retried.
+fn open_read_only(dir: &Path) -> Result<Env, String> {
     let mut opts = EnvOpenOptions::new();
-    // SAFETY: READ_ONLY | NO_LOCK maps the file read-only; the caller reads one
-    // record while no process writes the database.
-    let env = unsafe {
-        opts.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
-        opts.open(dir)
+    // SAFETY (flags and open): READ_ONLY | NO_LOCK maps the file read-only;
+    // callers read while no process writes the database.
+    unsafe { opts.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK) };
+    for _ in 0..200 {
+        match unsafe { opts.open(dir) } {
+            Err(heed::Error::EnvAlreadyOpened) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            r => return r.map_err(|e| e.to_string()),
+        }
     }
-    .map_err(|e| e.to_string())?;
-    let rtxn = env.read_txn().map_err(|e| e.to_string())?;
-    let db: Option<Database<Bytes, Bytes>> = env
-        .open_databases_and_commit(rtxn, |o, t| {
-            o.open_database(t, None).map(CommitOrAbort::<_, ()>::Commit)
-        })
-        .map_err(|e: heed::Error| e.to_string())?
-        .unwrap_commit();
-    let Some(db) = db else { return Ok(None) };
-    let rtxn = env.read_txn().map_err(|e| e.to_string())?;
-    let first = db.first(&rtxn).map_err(|e| e.to_string())?;
-    Ok(first.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    Err("the environment is open elsewhere in this process (for writing?)".into())
+}
+
+impl DbReader {
+    /// Up to `n` records in key order: from the first, or after key `after`.
+    /// The unnamed database is looked up on each call: heed ties its handle
+    /// to a borrow of the environment.
+    pub fn records(&self, after: Option<&[u8]>, n: usize) -> Result<Vec<Record>, String> {
+        let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
+        let db: Option<Database<Bytes, Bytes>> = self
+            .env
+            .open_databases_and_commit(rtxn, |o, t| {
+                o.open_database(t, None).map(CommitOrAbort::<_, ()>::Commit)
+            })
+            .map_err(|e: heed::Error| e.to_string())?
+            .unwrap_commit();
+        let Some(db) = db else { return Ok(vec![]) };
+        let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = db
+            .range(&rtxn, &(from, Bound::Unbounded))
+            .map_err(|e| e.to_string())?;
+        range
+            .take(n)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+/// The first record (smallest key) of the database in folder `dir`, or None when empty.
+pub fn read_first(dir: &Path) -> Result<Option<Record>, String> {
+    Ok(open(dir)?.records(None, 1)?.into_iter().next())
 }
 
 /// Creates a database in folder `dir` (made if missing, refused if not empty)

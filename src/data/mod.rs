@@ -1,9 +1,17 @@
 //! Reading training data from disk: path resolution, image lists, LMDB
-//! databases and Caffe's `Datum` records.
+//! databases and Caffe's `Datum` records; decoding, transforming and
+//! prefetching batches; dataset converters.
 
+pub mod blob_proto;
+pub mod convert;
 pub mod datum;
+pub mod decode;
 pub mod image_list;
 pub mod lmdb;
+pub mod mnist;
+pub mod prefetch;
+pub mod sources;
+pub mod transform;
 
 use std::path::{Path, PathBuf};
 

@@ -3,13 +3,19 @@
 //! Legend: N batch; C×H×W from the first record (an encoded record's image
 //! decides H×W, and C unless forced). Tops: data N×C×H×W (H = W = crop_size
 //! when cropping), optional label N.
+//! Records are read in key order, wrapping around, decoded (raw bytes,
+//! float_data or an encoded image), transformed, and prepared `prefetch`
+//! batches ahead on a background thread (`prefetch: 0` reads in forward).
 
 use super::transform::{
     param_given, param_span, sample_shape, SampleError, TransformParams, Unreadable,
 };
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::data::prefetch::{BatchSource, Feed};
+use crate::data::sources::{layer_rng, LmdbSource};
 use crate::data::{self, datum::Datum, fmt_paths};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -69,6 +75,7 @@ pub struct DataLayer {
     /// N, C, H, W of the data top.
     pub shape: [usize; 4],
     pub tops: usize,
+    feed: Feed,
 }
 
 /// Moves the legacy `data_param` transform fields into `t`; giving one in both places is an error.
@@ -128,7 +135,7 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
             }),
         })),
         Backend::Lmdb => match found {
-            Ok(r) => first_record(def, &p, &transform, &r.path),
+            Ok(ref r) => first_record(def, &p, &transform, &r.path),
             Err(tried) => Err(SampleError::Unreadable(Unreadable {
                 message: format!("cannot open LMDB `{source}` (tried {})", fmt_paths(&tried)),
                 span,
@@ -136,23 +143,52 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
             })),
         },
     };
-    let [c, h, w] = transform.apply(def, sample_shape(def, ctx, read)?)?;
+    let first = read.as_ref().ok().map(|(_, key)| key.clone());
+    let missing = match &read {
+        Err(SampleError::Unreadable(u)) => u.message.clone(),
+        _ => String::new(),
+    };
+    let sample = sample_shape(def, ctx, read.map(|(shape, _)| shape))?;
+    let [c, h, w] = transform.apply(def, sample)?;
+    let feed = match (first, &source_path) {
+        (Some(first_key), Some(dir)) => {
+            let transformer = transform.transformer(def, ctx, sample)?;
+            let rng = layer_rng(ctx.seed, &def.name);
+            let mut s =
+                LmdbSource::new(dir.clone(), first_key, batch, transformer, rng, p.rand_skip);
+            s.forced = forced_channels(&p, &transform);
+            Feed::new(Ok(Box::new(s) as Box<dyn BatchSource>))
+        }
+        _ => Feed::new(Err(missing)),
+    };
     Ok(Box::new(DataLayer {
         params: p,
         transform,
         source_path,
         shape: [batch, c, h, w],
         tops: def.top.len(),
+        feed,
     }))
 }
 
-/// C, H, W of the first record of the database in `dir`.
+/// Channels encoded records are decoded to: force_color 3, force_gray 1, else their own.
+fn forced_channels(p: &DataParams, t: &TransformParams) -> Option<usize> {
+    if t.force_color || p.force_encoded_color {
+        Some(3)
+    } else if t.force_gray {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// C, H, W and key of the first record of the database in `dir`.
 fn first_record(
     def: &LayerDef,
     p: &DataParams,
     t: &TransformParams,
     dir: &std::path::Path,
-) -> Result<[usize; 3], SampleError> {
+) -> Result<([usize; 3], String), SampleError> {
     let span = param_span(def, BLOCK, "source");
     let unreadable = |message: String| {
         SampleError::Unreadable(Unreadable {
@@ -184,14 +220,8 @@ fn first_record(
     let key = String::from_utf8_lossy(&key);
     let d =
         Datum::decode(&value).map_err(|e| invalid(format!("(key `{key}`) is not a Datum: {e}")))?;
-    let forced = if t.force_color || p.force_encoded_color {
-        Some(3)
-    } else if t.force_gray {
-        Some(1)
-    } else {
-        None
-    };
-    d.sample_shape(forced)
+    d.sample_shape(forced_channels(p, t))
+        .map(|shape| (shape, key.to_string()))
         .map_err(|e| invalid(format!("(key `{key}`) {e}")))
 }
 
@@ -214,5 +244,13 @@ impl Layer for DataLayer {
             tops.push(vec![self.shape[0]]);
         }
         Ok(tops)
+    }
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let b = self.feed.next(self.params.prefetch as usize)?;
+        io.top_mut(0).data_mut().copy_from_slice(&b.data);
+        if self.tops > 1 {
+            io.top_mut(1).data_mut().copy_from_slice(&b.labels);
+        }
+        Ok(())
     }
 }

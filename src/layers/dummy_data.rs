@@ -1,10 +1,10 @@
 //! DummyData: tops of given shapes filled by fillers (constant 0 by default),
-//! for tests and benchmarks. Every forward refills every top from the net's
-//! random stream (Caffe fills constant tops once at setup; refilling them is
-//! the same unless an in-place layer rewrites the top).
+//! for tests and benchmarks.
 //! Shapes: one `shape` per top or one shared; or the legacy `num`/`channels`/
 //! `height`/`width` lists (each 1 value shared or one per top) giving
 //! num×channels×height×width. `--batch` replaces dimension 0.
+//! Forward: the first call fills every top; later calls refill only the tops
+//! whose filler is not `constant` (as Caffe), drawing from the net's generator.
 
 use super::filler::{fill, FillerParams};
 use super::input::to_shape;
@@ -34,6 +34,8 @@ pub struct DummyDataLayer {
     pub shapes: Vec<Shape>,
     /// The filler of each top.
     pub fillers: Vec<FillerParams>,
+    /// Whether a forward has filled the constant tops.
+    filled: bool,
 }
 
 /// Checks that a repeated field has 1 value or one per top (or none, when `none_ok`).
@@ -120,6 +122,7 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
         params: p,
         shapes,
         fillers,
+        filled: false,
     }))
 }
 
@@ -139,20 +142,13 @@ impl Layer for DummyDataLayer {
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(self.shapes.clone())
     }
-
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
-        for (t, filler) in self.fillers.iter().enumerate() {
-            fill(filler, io.top_mut(t), ctx.rng);
+        for (i, f) in self.fillers.iter().enumerate() {
+            if !self.filled || f.type_name != "constant" {
+                fill(f, io.top_mut(i), ctx.rng);
+            }
         }
-        Ok(())
-    }
-
-    fn backward(
-        &mut self,
-        _io: &mut LayerIo,
-        _propagate_down: &[bool],
-        _ctx: &mut RunCtx,
-    ) -> Result<(), String> {
+        self.filled = true;
         Ok(())
     }
 }

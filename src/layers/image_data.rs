@@ -3,11 +3,19 @@
 //! Legend: N batch, C = 3 (is_color) or 1, H×W = new_height×new_width when
 //! set, else the first listed image's size. Tops: data N×C×H×W (H = W =
 //! crop_size when cropping), label N.
+//! The whole list is read at setup (shuffled there when `shuffle`, and again
+//! at every wrap-around); images are decoded as BGR (or grey), resized with
+//! a bilinear filter, taken as uint8 values, transformed, and prepared
+//! `prefetch` batches ahead on a background thread (see `crate::data`).
 
 use super::transform::{param_span, sample_shape, SampleError, TransformParams, Unreadable};
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
-use crate::data::{self, fmt_paths, image_list};
+use crate::data::image_list::{self, Entry};
+use crate::data::prefetch::{BatchSource, Feed};
+use crate::data::sources::{layer_rng, ListSource};
+use crate::data::{self, fmt_paths};
 use crate::error::Diagnostic;
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -54,65 +62,155 @@ pub struct ImageDataLayer {
     pub image_base: Option<PathBuf>,
     /// N, C, H, W of the data top.
     pub shape: [usize; 4],
+    /// Batches prepared ahead by a background thread; 0 reads them in forward.
+    pub prefetch: usize,
+    feed: Feed,
 }
+
+/// Batches kept ready, as the Caffe of the face configs (PREFETCH_COUNT).
+pub const PREFETCH: usize = 3;
 
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    let p: ImageDataParams = def.params(BLOCK)?;
-    let transform = TransformParams::read(def)?;
-    let source = required(def, p.source.as_deref(), BLOCK, "source")?.to_string();
-    if (p.new_height == 0) != (p.new_width == 0) {
-        let given = if p.new_height > 0 {
-            "new_height"
-        } else {
-            "new_width"
-        };
-        return Err(def
-            .error(
-                param_span(def, BLOCK, given),
-                format!(
-                    "{}: `new_height` and `new_width` must be given together",
-                    def.describe()
-                ),
-            )
-            .with_help("set both to resize every image, or neither to keep their size"));
-    }
-    let batch = ctx.batch.unwrap_or(p.batch_size as usize);
-    if batch == 0 {
-        return Err(def.error(
-            param_span(def, BLOCK, "batch_size"),
-            format!("{}: batch_size must be positive", def.describe()),
-        ));
-    }
-    let channels = if p.is_color { 3 } else { 1 };
-    let found = data::resolve(&source, &ctx.data_dirs);
-    let source_path = found.as_ref().ok().map(|r| r.path.clone());
-    let mut image_base = None;
-    let read = if p.new_height > 0 {
-        Ok([channels, p.new_height as usize, p.new_width as usize])
-    } else {
-        first_image(def, &p, &source, found, &ctx.data_dirs).map(|(base, h, w)| {
-            image_base = Some(base);
-            [channels, h, w]
-        })
-    };
-    let [c, h, w] = transform.apply(def, sample_shape(def, ctx, read)?)?;
-    Ok(Box::new(ImageDataLayer {
-        params: p,
-        transform,
-        source_path,
-        image_base,
-        shape: [batch, c, h, w],
-    }))
+    Ok(Box::new(ImageDataLayer::new(def, ctx)?))
 }
 
-/// Reads the first entry of the list and the size of its image: (folder it was found in, H, W).
+impl ImageDataLayer {
+    /// Builds the layer (the concrete type, e.g. to change `prefetch`).
+    pub fn new(def: &LayerDef, ctx: &BuildContext) -> Result<ImageDataLayer, Diagnostic> {
+        let p: ImageDataParams = def.params(BLOCK)?;
+        let transform = TransformParams::read(def)?;
+        let source = required(def, p.source.as_deref(), BLOCK, "source")?.to_string();
+        if (p.new_height == 0) != (p.new_width == 0) {
+            let given = if p.new_height > 0 {
+                "new_height"
+            } else {
+                "new_width"
+            };
+            return Err(def
+                .error(
+                    param_span(def, BLOCK, given),
+                    format!(
+                        "{}: `new_height` and `new_width` must be given together",
+                        def.describe()
+                    ),
+                )
+                .with_help("set both to resize every image, or neither to keep their size"));
+        }
+        let batch = ctx.batch.unwrap_or(p.batch_size as usize);
+        if batch == 0 {
+            return Err(def.error(
+                param_span(def, BLOCK, "batch_size"),
+                format!("{}: batch_size must be positive", def.describe()),
+            ));
+        }
+        let channels = if p.is_color { 3 } else { 1 };
+        let found = data::resolve(&source, &ctx.data_dirs);
+        let source_path = found.as_ref().ok().map(|r| r.path.clone());
+        let list = match read_list(def, &source, found) {
+            Err(SampleError::Invalid(d)) => return Err(d),
+            Err(SampleError::Unreadable(u)) => Err(u),
+            Ok(l) => Ok(l),
+        };
+        let mut image_base = None;
+        let mut first = None;
+        let read = match (&list, p.new_height) {
+            (_, nh) if nh > 0 => Ok([channels, nh as usize, p.new_width as usize]),
+            (Err(u), _) => Err(SampleError::Unreadable(u.clone())),
+            (Ok((path, entries)), _) => first_image(def, &p, path, &entries[0], &ctx.data_dirs)
+                .map(|(base, image, h, w)| {
+                    image_base = Some(base);
+                    first = Some(image);
+                    [channels, h, w]
+                }),
+        };
+        let sample = sample_shape(def, ctx, read)?;
+        let [c, h, w] = transform.apply(def, sample)?;
+        let feed = match list {
+            Err(u) => Feed::new(Err(u.message)),
+            Ok((list, entries)) => {
+                let source = ListSource {
+                    list,
+                    entries,
+                    root_folder: p.root_folder.clone(),
+                    dirs: ctx.data_dirs.clone(),
+                    shuffle: p.shuffle,
+                    channels,
+                    resize: (p.new_height > 0)
+                        .then_some([p.new_height as usize, p.new_width as usize]),
+                    first,
+                    batch,
+                    transformer: transform.transformer(def, ctx, sample)?,
+                    rng: layer_rng(ctx.seed, &def.name),
+                    pos: 0,
+                };
+                Feed::new(Ok(
+                    Box::new(source.start(p.rand_skip)) as Box<dyn BatchSource>
+                ))
+            }
+        };
+        Ok(ImageDataLayer {
+            params: p,
+            transform,
+            source_path,
+            image_base,
+            shape: [batch, c, h, w],
+            prefetch: PREFETCH,
+            feed,
+        })
+    }
+}
+
+/// Every entry of the list file (at least one), and the file's path.
+fn read_list(
+    def: &LayerDef,
+    source: &str,
+    found: Result<data::Resolved, Vec<PathBuf>>,
+) -> Result<(PathBuf, Vec<Entry>), SampleError> {
+    let unreadable = |message: String| {
+        SampleError::Unreadable(Unreadable {
+            message,
+            span: param_span(def, BLOCK, "source"),
+            help: None,
+        })
+    };
+    let list = match found {
+        Ok(r) => r.path,
+        Err(tried) => {
+            return Err(unreadable(format!(
+                "cannot open list file `{source}` (tried {})",
+                fmt_paths(&tried)
+            )))
+        }
+    };
+    match image_list::read(&list, None) {
+        Ok(entries) if entries.is_empty() => Err(unreadable(format!(
+            "list file `{}` lists no images",
+            list.display()
+        ))),
+        Ok(entries) => Ok((list, entries)),
+        Err(image_list::ListError::Io(e)) => Err(unreadable(format!(
+            "cannot read list file `{}`: {e}",
+            list.display()
+        ))),
+        Err(image_list::ListError::Line { line, message }) => Err(SampleError::Invalid(def.error(
+            param_span(def, BLOCK, "source"),
+            format!(
+                "{}: list file `{}` line {line}: {message}",
+                def.describe(),
+                list.display()
+            ),
+        ))),
+    }
+}
+
+/// The size of the first listed image: (folder it was found in, its path, H, W).
 fn first_image(
     def: &LayerDef,
     p: &ImageDataParams,
-    source: &str,
-    found: Result<data::Resolved, Vec<PathBuf>>,
+    list: &std::path::Path,
+    first: &Entry,
     dirs: &[PathBuf],
-) -> Result<(PathBuf, usize, usize), SampleError> {
+) -> Result<(PathBuf, PathBuf, usize, usize), SampleError> {
     let src_span = param_span(def, BLOCK, "source");
     let unreadable = |message: String, help: Option<String>| {
         SampleError::Unreadable(Unreadable {
@@ -120,39 +218,6 @@ fn first_image(
             span: src_span,
             help,
         })
-    };
-    let list = match found {
-        Ok(r) => r.path,
-        Err(tried) => {
-            return Err(unreadable(
-                format!(
-                    "cannot open list file `{source}` (tried {})",
-                    fmt_paths(&tried)
-                ),
-                None,
-            ))
-        }
-    };
-    let first = match image_list::read(&list, Some(1)) {
-        Ok(entries) => entries.into_iter().next(),
-        Err(image_list::ListError::Io(e)) => {
-            let msg = format!("cannot read list file `{}`: {e}", list.display());
-            return Err(unreadable(msg, None));
-        }
-        Err(image_list::ListError::Line { line, message }) => {
-            return Err(SampleError::Invalid(def.error(
-                src_span,
-                format!(
-                    "{}: list file `{}` line {line}: {message}",
-                    def.describe(),
-                    list.display()
-                ),
-            )))
-        }
-    };
-    let Some(first) = first else {
-        let msg = format!("list file `{}` lists no images", list.display());
-        return Err(unreadable(msg, None));
     };
     let written = format!("{}{}", p.root_folder, first.path);
     let at = format!("line {} of `{}`", first.line, list.display());
@@ -193,7 +258,7 @@ fn first_image(
             ),
         ))
     })?;
-    Ok((image.base, h, w))
+    Ok((image.base, image.path, h, w))
 }
 
 impl Layer for ImageDataLayer {
@@ -211,5 +276,11 @@ impl Layer for ImageDataLayer {
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         Ok(vec![self.shape.to_vec(), vec![self.shape[0]]])
+    }
+    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+        let b = self.feed.next(self.prefetch)?;
+        io.top_mut(0).data_mut().copy_from_slice(&b.data);
+        io.top_mut(1).data_mut().copy_from_slice(&b.labels);
+        Ok(())
     }
 }

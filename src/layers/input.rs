@@ -57,6 +57,10 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
     }
     let mut shapes = Vec::new();
     for i in 0..n {
+        if let Some(shape) = ctx.input_tops.get(&def.top[i]) {
+            shapes.push(shape.clone());
+            continue;
+        }
         let dims = &p.shape[i.min(p.shape.len() - 1)].dim;
         let shape = to_shape(dims, ctx.batch)
             .map_err(|m| def.error(def.name_span(), format!("{}: {m}", def.describe())))?;

@@ -149,9 +149,20 @@ pub struct BuildContext {
     /// `--input-shape TOP=C,H,W`: per-sample shapes for data layers whose
     /// source cannot be read.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Whole shapes for Input layers' tops by top name, replacing the file's
+    /// and `batch` (`netrun forward --inputs`: the given tensors decide).
+    pub input_tops: HashMap<String, Shape>,
     /// Folders against which relative data paths are resolved, in order.
     pub data_dirs: Vec<PathBuf>,
+    /// Seed of the data layers' own generators (shuffling, `rand_skip`,
+    /// crop offsets, mirroring; each layer mixes in its name). A trainer
+    /// passes the solver's `random_seed` (or a clock value when it is
+    /// negative, as Caffe); [`DEFAULT_SEED`] otherwise, so runs repeat.
+    pub seed: u64,
 }
+
+/// The data layers' seed when none is given.
+pub const DEFAULT_SEED: u64 = 1701;
 
 impl Default for BuildContext {
     fn default() -> Self {
@@ -159,7 +170,9 @@ impl Default for BuildContext {
             phase: Phase::Train,
             batch: None,
             input_shapes: HashMap::new(),
+            input_tops: HashMap::new(),
             data_dirs: vec![],
+            seed: DEFAULT_SEED,
         }
     }
 }

@@ -4,8 +4,10 @@
 //! Per sample: crop to crop_size×crop_size (random in TRAIN, centred in TEST),
 //! mirror horizontally with probability ½, then out = (pixel − mean) · scale,
 //! the mean being `mean_value[c]` (one value, or one per channel) or a mean file.
+//! The per-pixel work is [`crate::data::transform::Transformer`].
 
-use super::BuildContext;
+use super::{fmt_shape, BuildContext};
+use crate::data::{self, blob_proto::BlobProto, transform::Mean, transform::Transformer};
 use crate::error::Diagnostic;
 use crate::netdef::LayerDef;
 use crate::proto::Value;
@@ -116,6 +118,71 @@ impl TransformParams {
             ));
         }
         Ok([c, crop, crop])
+    }
+
+    /// The runtime transform of stored C×H×W samples, with the mean file read
+    /// and checked against that shape.
+    pub fn transformer(
+        &self,
+        def: &LayerDef,
+        ctx: &BuildContext,
+        sample: [usize; 3],
+    ) -> Result<Transformer, Diagnostic> {
+        let mean = match (&self.mean_file, self.mean_value.is_empty()) {
+            (Some(file), _) => Mean::Image(self.read_mean(def, ctx, file, sample)?),
+            (None, true) => Mean::None,
+            (None, false) => Mean::Values(self.mean_value.clone()),
+        };
+        Ok(Transformer {
+            scale: self.scale,
+            mirror: self.mirror,
+            crop: self.crop_size as usize,
+            mean,
+            phase: ctx.phase,
+            sample,
+        })
+    }
+
+    /// The values of a `BlobProto` mean file shaped C×H×W or 1×C×H×W.
+    fn read_mean(
+        &self,
+        def: &LayerDef,
+        ctx: &BuildContext,
+        file: &str,
+        sample: [usize; 3],
+    ) -> Result<Vec<f32>, Diagnostic> {
+        let span = param_span(def, "transform_param", "mean_file");
+        let err = |m: String| def.error(span, format!("{}: {m}", def.describe()));
+        let path = data::resolve(file, &ctx.data_dirs)
+            .map_err(|tried| {
+                err(format!(
+                    "cannot open mean file `{file}` (tried {})",
+                    data::fmt_paths(&tried)
+                ))
+            })?
+            .path;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| err(format!("cannot read mean file `{}`: {e}", path.display())))?;
+        let blob = BlobProto::decode(&bytes).map_err(|e| {
+            err(format!(
+                "mean file `{}` is not a valid BlobProto: {e}",
+                path.display()
+            ))
+        })?;
+        let shape = match blob.shape[..] {
+            [1, c, h, w] | [c, h, w] => [c, h, w],
+            _ => [0; 3],
+        };
+        if shape != sample {
+            return Err(err(format!(
+                "mean file `{}` is {} but the stored samples are {}",
+                path.display(),
+                fmt_shape(&blob.shape),
+                fmt_shape(&sample)
+            ))
+            .with_help("the mean image has the shape of a stored sample, before cropping"));
+        }
+        Ok(blob.data)
     }
 }
 

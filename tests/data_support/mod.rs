@@ -32,6 +32,11 @@ pub fn tops(g: &Graph, name: &str) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// The read-only `shared/` folder beside the repository.
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
 /// An empty folder under cargo's scratch space for integration tests.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -1,0 +1,339 @@
+//! `netrun convert`: building Data-layer LMDBs as Caffe's converters do.
+//!
+//! * `mnist`: the four IDX files → `mnist_train_lmdb`, `mnist_test_lmdb`;
+//!   one `Datum` per digit (1×rows×cols bytes, label), keys the zero-padded
+//!   8-digit index (`00000000`, `00000001`, ...), so key order is file order.
+//! * `imageset`: an ImageData list (`<path> <label>`, split at the last
+//!   space) → one `Datum` per line, key `%08d_<path>`; raw BGR (or grey)
+//!   bytes, or `--encoded` image files. An encoded record keeps the file's own
+//!   bytes unless `--resize`/`--gray` change the pixels, in which case it is
+//!   re-encoded as PNG (lossless). Unlike Caffe, a missing or undecodable
+//!   image, or one whose size differs from the first, is an error rather than
+//!   a skipped line: a silently shorter database is worse than a stop.
+//!
+//! Existing databases are never replaced without `--force`, which removes
+//! only the LMDB files (`data.mdb`, `lock.mdb`) of the folder.
+
+use super::datum::Datum;
+use super::decode::decode;
+use super::{image_list, lmdb, mnist};
+use crate::error::{Error, Result};
+use crate::layer_io::Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+/// The `netrun convert` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConvertCommand {
+    /// MNIST IDX files (plain or .gz; downloaded when missing) → `<OUT>/mnist_{train,test}_lmdb`.
+    Mnist {
+        /// Folder holding (or receiving) the four IDX files.
+        idx_dir: PathBuf,
+        /// Folder in which the two databases are written.
+        out_dir: PathBuf,
+        /// Replace existing databases.
+        #[arg(long)]
+        force: bool,
+        /// Convert even when a file's MD5 differs from the canonical MNIST one (warns instead).
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// An ImageData list of images → an LMDB, as Caffe's `convert_imageset`.
+    Imageset {
+        /// Folder the listed paths are relative to.
+        root: PathBuf,
+        /// The list file: `<image path> <integer label>` per line.
+        list: PathBuf,
+        /// The database folder to create.
+        lmdb: PathBuf,
+        /// Resize every image to H×W (bilinear), e.g. `112x96`.
+        #[arg(long, value_name = "HxW", value_parser = parse_size)]
+        resize: Option<[usize; 2]>,
+        /// Store grey images (1 channel) instead of BGR.
+        #[arg(long)]
+        gray: bool,
+        /// Shuffle the lines (seeded: the same order every run).
+        #[arg(long)]
+        shuffle: bool,
+        /// Store encoded image files instead of raw pixels.
+        #[arg(long)]
+        encoded: bool,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
+    let parsed = s.split_once(['x', 'X']).and_then(|(h, w)| {
+        Some([h.trim().parse().ok()?, w.trim().parse().ok()?]).filter(|[h, w]| *h > 0 && *w > 0)
+    });
+    parsed.ok_or_else(|| format!("expected HxW with positive integers (e.g. 112x96), found `{s}`"))
+}
+
+/// Runs a `netrun convert` command, printing what was written.
+pub fn run(cmd: &ConvertCommand) -> Result<()> {
+    match cmd {
+        ConvertCommand::Mnist {
+            idx_dir,
+            out_dir,
+            force,
+            no_verify,
+        } => {
+            let fetch = mnist::Fetch {
+                mirrors: mnist::MIRRORS.iter().map(|m| m.to_string()).collect(),
+                offline_dirs: std::env::var_os("NETRUN_DATA_DIR")
+                    .map(PathBuf::from)
+                    .into_iter()
+                    .collect(),
+                verify: !no_verify,
+                progress: true,
+            };
+            for (dir, n) in convert_mnist(idx_dir, out_dir, &fetch, *force)? {
+                println!("wrote {n} records to {}", dir.display());
+            }
+        }
+        ConvertCommand::Imageset {
+            root,
+            list,
+            lmdb,
+            resize,
+            gray,
+            shuffle,
+            encoded,
+            force,
+        } => {
+            let opts = ImagesetOptions {
+                resize: *resize,
+                gray: *gray,
+                shuffle: *shuffle,
+                encoded: *encoded,
+                force: *force,
+                seed: crate::layers::DEFAULT_SEED,
+            };
+            let n = convert_imageset(root, list, lmdb, &opts)?;
+            println!("wrote {n} records to {}", lmdb.display());
+        }
+    }
+    Ok(())
+}
+
+/// Makes room for a new database in `dir`: refuses an existing one unless
+/// `force`, then removes only its LMDB files.
+pub fn prepare_output(dir: &Path, force: bool) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect::<Vec<_>>(),
+        Err(_) => return Ok(()),
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        return Err(Error::Other(format!(
+            "`{}` already exists; pass --force to replace it",
+            dir.display()
+        )));
+    }
+    if entries.iter().any(|n| n != "data.mdb" && n != "lock.mdb") {
+        return Err(Error::Other(format!(
+            "`{}` holds files other than an LMDB's `data.mdb` and `lock.mdb`; not removing it",
+            dir.display()
+        )));
+    }
+    for n in entries {
+        std::fs::remove_file(dir.join(&n)).map_err(|e| {
+            Error::Other(format!("cannot remove `{}`: {e}", dir.join(&n).display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Converts MNIST into `<out>/mnist_train_lmdb` and `<out>/mnist_test_lmdb`;
+/// returns each database and its record count.
+pub fn convert_mnist(
+    idx_dir: &Path,
+    out: &Path,
+    fetch: &mnist::Fetch,
+    force: bool,
+) -> Result<Vec<(PathBuf, usize)>> {
+    let dbs = [out.join("mnist_train_lmdb"), out.join("mnist_test_lmdb")];
+    for db in &dbs {
+        prepare_output(db, force)?;
+    }
+    let files = mnist::load_all(idx_dir, fetch).map_err(Error::Other)?;
+    let mut parsed = Vec::new();
+    for ((path, bytes), file) in files.into_iter().zip(&mnist::FILES) {
+        parsed.push((
+            mnist::parse_idx(bytes, &path, file.magic).map_err(Error::Other)?,
+            path,
+        ));
+    }
+    let mut written = Vec::new();
+    for (pair, db) in parsed.chunks(2).zip(dbs) {
+        let [(images, ipath), (labels, lpath)] = pair else {
+            unreachable!("four files")
+        };
+        let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+        if labels.dims[0] != n {
+            return Err(Error::Other(format!(
+                "`{}` holds {n} images but `{}` holds {} labels",
+                ipath.display(),
+                lpath.display(),
+                labels.dims[0]
+            )));
+        }
+        let size = rows * cols;
+        let records = (0..n).map(|i| {
+            let d = Datum {
+                channels: 1,
+                height: rows as i32,
+                width: cols as i32,
+                data: images.data[i * size..][..size].to_vec(),
+                label: i32::from(labels.data[i]),
+                ..Datum::default()
+            };
+            (format!("{i:08}").into_bytes(), d.encode())
+        });
+        let count = lmdb::write_records(&db, records)
+            .map_err(|e| Error::Other(format!("cannot write `{}`: {e}", db.display())))?;
+        written.push((db, count));
+    }
+    Ok(written)
+}
+
+/// Options of [`convert_imageset`].
+#[derive(Debug, Clone)]
+pub struct ImagesetOptions {
+    pub resize: Option<[usize; 2]>,
+    pub gray: bool,
+    pub shuffle: bool,
+    pub encoded: bool,
+    pub force: bool,
+    /// Seed of the shuffle.
+    pub seed: u64,
+}
+
+/// Converts the images of `list` (paths relative to `root`) into an LMDB at `out`; returns the record count.
+pub fn convert_imageset(
+    root: &Path,
+    list: &Path,
+    out: &Path,
+    opts: &ImagesetOptions,
+) -> Result<usize> {
+    let mut entries = image_list::read(list, None).map_err(|e| {
+        Error::Other(match e {
+            image_list::ListError::Io(m) => {
+                format!("cannot read list file `{}`: {m}", list.display())
+            }
+            image_list::ListError::Line { line, message } => {
+                format!("list file `{}` line {line}: {message}", list.display())
+            }
+        })
+    })?;
+    if entries.is_empty() {
+        return Err(Error::Other(format!(
+            "list file `{}` lists no images",
+            list.display()
+        )));
+    }
+    if opts.shuffle {
+        entries.shuffle(&mut Rng::seed_from_u64(opts.seed));
+    }
+    prepare_output(out, opts.force)?;
+    let channels = if opts.gray { 1 } else { 3 };
+    let bar = indicatif::ProgressBar::new(entries.len() as u64);
+    let mut first: Option<(PathBuf, [usize; 3])> = None;
+    let mut failure = None;
+    let records = entries.iter().enumerate().map_while(|(i, e)| {
+        bar.inc(1);
+        match imageset_record(root, list, e, channels, opts, &mut first) {
+            Ok(d) => Some((format!("{i:08}_{}", e.path).into_bytes(), d.encode())),
+            Err(m) => {
+                failure = Some(m);
+                None
+            }
+        }
+    });
+    let written = lmdb::write_records(out, records);
+    bar.finish_and_clear();
+    if let Some(m) = failure {
+        // No partial database is left behind.
+        if prepare_output(out, true).is_ok() {
+            let _ = std::fs::remove_dir(out);
+        }
+        return Err(Error::Other(m));
+    }
+    written.map_err(|e| Error::Other(format!("cannot write `{}`: {e}", out.display())))
+}
+
+/// The `Datum` of one list entry; `first` remembers the first image's shape.
+fn imageset_record(
+    root: &Path,
+    list: &Path,
+    e: &image_list::Entry,
+    channels: usize,
+    opts: &ImagesetOptions,
+    first: &mut Option<(PathBuf, [usize; 3])>,
+) -> std::result::Result<Datum, String> {
+    let path = root.join(&e.path);
+    let at = format!("line {} of `{}`", e.line, list.display());
+    let bytes = std::fs::read(&path)
+        .map_err(|err| format!("cannot read image `{}` ({at}): {err}", path.display()))?;
+    let undecodable =
+        |err: String| format!("image `{}` ({at}) cannot be decoded: {err}", path.display());
+    let (pixels, shape) = decode(&bytes, Some(channels), opts.resize).map_err(undecodable)?;
+    match first {
+        Some((f, s)) if *s != shape => {
+            return Err(format!(
+                "image `{}` ({at}) is {}x{} but the first image `{}` is {}x{}; use --resize",
+                path.display(),
+                shape[1],
+                shape[2],
+                f.display(),
+                s[1],
+                s[2]
+            ))
+        }
+        Some(_) => {}
+        None => *first = Some((path.clone(), shape)),
+    }
+    let [c, h, w] = shape;
+    let mut d = Datum {
+        label: e.label,
+        ..Datum::default()
+    };
+    if !opts.encoded {
+        (d.channels, d.height, d.width, d.data) = (c as i32, h as i32, w as i32, pixels);
+    } else if opts.resize.is_none() && super::image_dims(&bytes).map(|d| d[0]) == Ok(channels) {
+        (d.data, d.encoded) = (bytes, true);
+    } else {
+        (d.data, d.encoded) = (encode_png(&pixels, shape)?, true);
+    }
+    Ok(d)
+}
+
+/// PNG bytes of planar BGR (or grey) pixels.
+fn encode_png(pixels: &[u8], [c, h, w]: [usize; 3]) -> std::result::Result<Vec<u8>, String> {
+    let n = h * w;
+    let (buf, color) = if c == 3 {
+        let rgb = (0..n)
+            .flat_map(|i| [pixels[2 * n + i], pixels[n + i], pixels[i]])
+            .collect();
+        (rgb, image::ExtendedColorType::Rgb8)
+    } else {
+        (pixels.to_vec(), image::ExtendedColorType::L8)
+    };
+    let mut out = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        &buf,
+        w as u32,
+        h as u32,
+        color,
+    )
+    .map_err(|e| format!("cannot encode PNG: {e}"))?;
+    Ok(out)
+}

@@ -1,0 +1,270 @@
+//! The batch sources behind ImageData (a list of image files) and Data (an
+//! LMDB of `Datum` records). Each owns a generator seeded from the net's seed
+//! and the layer's name; shuffling, `rand_skip` and the per-sample transform
+//! draws all come from it in a fixed order, so batches do not depend on timing.
+
+use super::datum::Datum;
+use super::decode::decode;
+use super::image_list::Entry;
+use super::lmdb::{self, DbReader, Record};
+use super::prefetch::{Batch, BatchSource};
+use super::transform::Transformer;
+use super::{fmt_paths, resolve};
+use crate::layer_io::Rng;
+use rand::seq::SliceRandom;
+use rand::{Rng as _, SeedableRng};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+/// The generator of a data layer: the net's seed mixed with the layer's name
+/// (FNV-1a), so two data layers of a net draw differently.
+pub fn layer_rng(seed: u64, layer: &str) -> Rng {
+    let h = layer.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    Rng::seed_from_u64(seed ^ h)
+}
+
+/// ImageData's samples: the list's images in order (shuffled at setup and at
+/// every wrap-around when `shuffle`), decoded, resized, transformed.
+pub struct ListSource {
+    /// The list file, for messages.
+    pub list: PathBuf,
+    pub entries: Vec<Entry>,
+    /// Prefixed, as a string, to every listed path.
+    pub root_folder: String,
+    /// Where relative image paths are looked for, in order.
+    pub dirs: Vec<PathBuf>,
+    pub shuffle: bool,
+    /// 3 = BGR colour, 1 = grey.
+    pub channels: usize,
+    /// [H, W] every image is resized to.
+    pub resize: Option<[usize; 2]>,
+    /// The first listed image, whose size every image must have without `resize`.
+    pub first: Option<PathBuf>,
+    pub batch: usize,
+    pub transformer: Transformer,
+    pub rng: Rng,
+    /// Next entry to read.
+    pub pos: usize,
+}
+
+impl ListSource {
+    /// Shuffles (when asked), then skips a random number in [0, rand_skip) of entries.
+    pub fn start(mut self, rand_skip: u32) -> ListSource {
+        if self.shuffle {
+            self.entries.shuffle(&mut self.rng);
+        }
+        if rand_skip > 0 && !self.entries.is_empty() {
+            self.pos = self.rng.gen_range(0..rand_skip) as usize % self.entries.len();
+        }
+        self
+    }
+
+    /// The stored C×H×W values of entry `e`.
+    fn load(&self, e: &Entry) -> Result<Vec<f32>, String> {
+        let written = format!("{}{}", self.root_folder, e.path);
+        let at = format!("line {} of `{}`", e.line, self.list.display());
+        let path = resolve(&written, &self.dirs)
+            .map_err(|tried| {
+                format!(
+                    "image `{written}` ({at}) not found (tried {})",
+                    fmt_paths(&tried)
+                )
+            })?
+            .path;
+        let bytes = std::fs::read(&path)
+            .map_err(|err| format!("cannot read image `{}` ({at}): {err}", path.display()))?;
+        let (pixels, [_, h, w]) = decode(&bytes, Some(self.channels), self.resize)
+            .map_err(|err| format!("image `{}` ({at}) cannot be decoded: {err}", path.display()))?;
+        let [_, eh, ew] = self.transformer.sample;
+        if (h, w) != (eh, ew) {
+            let first = self
+                .first
+                .as_ref()
+                .map_or("the data layer's shape".into(), |f| {
+                    format!("the first image `{}`", f.display())
+                });
+            return Err(format!(
+                "image `{}` ({at}) is {h}x{w} but {first} is {eh}x{ew}; \
+                 set `new_height` and `new_width` to resize every image to one size",
+                path.display()
+            ));
+        }
+        Ok(pixels.into_iter().map(f32::from).collect())
+    }
+}
+
+impl BatchSource for ListSource {
+    fn next_batch(&mut self) -> Result<Batch, String> {
+        if self.entries.is_empty() {
+            return Err(format!(
+                "list file `{}` lists no images",
+                self.list.display()
+            ));
+        }
+        let size: usize = self.transformer.out_shape().iter().product();
+        let mut b = Batch {
+            data: vec![0.0; self.batch * size],
+            labels: Vec::with_capacity(self.batch),
+        };
+        for out in b.data.chunks_mut(size) {
+            let e = &self.entries[self.pos];
+            let src = self.load(e)?;
+            b.labels.push(e.label as f32);
+            self.transformer.transform(&src, out, &mut self.rng);
+            self.pos += 1;
+            if self.pos == self.entries.len() {
+                self.pos = 0;
+                if self.shuffle {
+                    self.entries.shuffle(&mut self.rng);
+                }
+            }
+        }
+        Ok(b)
+    }
+}
+
+/// Data's samples: the records of an LMDB in key order, wrapping around.
+pub struct LmdbSource {
+    pub dir: PathBuf,
+    /// Channels encoded records are decoded to (force_color 3, force_gray 1).
+    pub forced: Option<usize>,
+    /// Key of the first record, whose shape every record must have.
+    pub first_key: String,
+    pub batch: usize,
+    pub transformer: Transformer,
+    pub rng: Rng,
+    /// Records still to skip before the first batch.
+    pub skip: usize,
+    reader: Option<DbReader>,
+    pending: VecDeque<Record>,
+    last_key: Option<Vec<u8>>,
+    /// Position in key order of the next record.
+    index: usize,
+}
+
+/// Records read per transaction.
+const CHUNK: usize = 256;
+
+impl LmdbSource {
+    /// A source over `dir` skipping a random number in [0, rand_skip) of records first.
+    pub fn new(
+        dir: PathBuf,
+        first_key: String,
+        batch: usize,
+        transformer: Transformer,
+        mut rng: Rng,
+        rand_skip: u32,
+    ) -> LmdbSource {
+        let skip = if rand_skip > 0 {
+            rng.gen_range(0..rand_skip) as usize
+        } else {
+            0
+        };
+        LmdbSource {
+            dir,
+            forced: None,
+            first_key,
+            batch,
+            transformer,
+            rng,
+            skip,
+            reader: None,
+            pending: VecDeque::new(),
+            last_key: None,
+            index: 0,
+        }
+    }
+
+    /// The next record and its index, wrapping to the first after the last.
+    fn next_record(&mut self) -> Result<(usize, Record), String> {
+        if self.pending.is_empty() {
+            let reader = match &self.reader {
+                Some(r) => r,
+                None => self.reader.insert(
+                    lmdb::open(&self.dir)
+                        .map_err(|e| format!("cannot open LMDB `{}`: {e}", self.dir.display()))?,
+                ),
+            };
+            let read = |after: Option<&[u8]>| {
+                reader
+                    .records(after, CHUNK)
+                    .map_err(|e| format!("cannot read LMDB `{}`: {e}", self.dir.display()))
+            };
+            let mut chunk = read(self.last_key.as_deref())?;
+            if chunk.is_empty() && self.last_key.is_some() {
+                self.index = 0;
+                chunk = read(None)?;
+            }
+            if chunk.is_empty() {
+                return Err(format!("LMDB `{}` is empty", self.dir.display()));
+            }
+            self.pending.extend(chunk);
+        }
+        let record = self.pending.pop_front().expect("refilled above");
+        self.last_key = Some(record.0.clone());
+        self.index += 1;
+        Ok((self.index - 1, record))
+    }
+
+    /// The stored C×H×W values of a record, and its label.
+    fn load(&self, index: usize, (key, value): &Record) -> Result<(Vec<f32>, i32), String> {
+        let key = String::from_utf8_lossy(key);
+        let at = || {
+            format!(
+                "record {index} (key `{key}`) of LMDB `{}`",
+                self.dir.display()
+            )
+        };
+        let d = Datum::decode(value).map_err(|e| format!("{} is not a Datum: {e}", at()))?;
+        let label = d.label;
+        let (values, shape) = if d.encoded {
+            let (pixels, shape) = decode(&d.data, self.forced, None)
+                .map_err(|e| format!("{} holds an undecodable image: {e}", at()))?;
+            (pixels.into_iter().map(f32::from).collect(), shape)
+        } else {
+            let shape = d.sample_shape(None).map_err(|e| format!("{} {e}", at()))?;
+            let values = if d.float_data.is_empty() {
+                d.data.iter().map(|&b| f32::from(b)).collect()
+            } else {
+                d.float_data
+            };
+            (values, shape)
+        };
+        let want = self.transformer.sample;
+        if shape != want {
+            let fmt = |s: [usize; 3]| crate::layers::fmt_shape(&s);
+            return Err(format!(
+                "{} is {} but the first record (key `{}`) is {}",
+                at(),
+                fmt(shape),
+                self.first_key,
+                fmt(want)
+            ));
+        }
+        Ok((values, label))
+    }
+}
+
+impl BatchSource for LmdbSource {
+    fn next_batch(&mut self) -> Result<Batch, String> {
+        while self.skip > 0 {
+            self.next_record()?;
+            self.skip -= 1;
+        }
+        let size: usize = self.transformer.out_shape().iter().product();
+        let mut b = Batch {
+            data: vec![0.0; self.batch * size],
+            labels: Vec::with_capacity(self.batch),
+        };
+        for i in 0..self.batch {
+            let (index, record) = self.next_record()?;
+            let (src, label) = self.load(index, &record)?;
+            b.labels.push(label as f32);
+            self.transformer
+                .transform(&src, &mut b.data[i * size..][..size], &mut self.rng);
+        }
+        Ok(b)
+    }
+}

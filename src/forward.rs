@@ -1,0 +1,260 @@
+//! `netrun forward`: one forward pass (and optionally one backward pass) of
+//! a net on given inputs and parameters, every blob written to a file.
+//!
+//! Files are safetensors of F32 tensors (see [`crate::weights`]):
+//! - inputs X: one tensor per Input-layer top, named like the top. Its shape
+//!   replaces the file's (another batch size, say); every Input top needs
+//!   one, and every tensor must name an Input top.
+//! - weights W: every learnable blob as `L.i` ([`weights::apply`] with
+//!   `require_all`); tensors the net does not use (a snapshot's solver
+//!   state) are reported, not refused.
+//! - top diffs D (backward only): diffs of net outputs that are not loss
+//!   tops, by blob name. Loss tops get their `loss_weight` as in Caffe;
+//!   other outputs not in D get zero.
+//! - output: `<blob>` (data) for every blob, `<blob>.diff` after backward;
+//!   `L.i` for every learnable blob as it is after the pass (MarginInnerProduct
+//!   normalises its weight rows in forward), `L.i.diff` after backward.
+//!
+//! Backward runs as with `force_backward: true`: every bottom that can take
+//! a gradient gets one, the inputs' too. Learnable diffs start at zero, so
+//! `L.i.diff` is one pass's gradient.
+
+use crate::error::{did_you_mean, Error, Result};
+use crate::graph::{filter, BuildOptions, Graph};
+use crate::layers::{data_dirs, fmt_shape};
+use crate::net::Net;
+use crate::netdef::{read_net_file, LayerDef, Phase};
+use crate::weights::{self, ApplyOptions, Tensors};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// What to run (the command line's arguments).
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    pub net: PathBuf,
+    pub weights: PathBuf,
+    pub inputs: PathBuf,
+    pub top_diff: Option<PathBuf>,
+    pub backward: bool,
+    pub phase: Phase,
+    pub output: PathBuf,
+}
+
+/// What was run and written.
+#[derive(Debug, Clone)]
+pub struct ForwardReport {
+    /// The net file.
+    pub net: PathBuf,
+    pub phase: Phase,
+    pub backward: bool,
+    /// Σ loss_weight · loss over the loss tops.
+    pub loss: f64,
+    pub written: usize,
+    pub output: PathBuf,
+    pub weights: PathBuf,
+    /// Tensors of W that no learnable blob took.
+    pub unused_weights: Vec<String>,
+}
+
+impl fmt::Display for ForwardReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pass = if self.backward {
+            "forward + backward"
+        } else {
+            "forward"
+        };
+        writeln!(
+            f,
+            "{pass} of `{}` ({}): loss {}; wrote {} tensors to `{}`",
+            self.net.display(),
+            self.phase,
+            self.loss,
+            self.written,
+            self.output.display()
+        )?;
+        if !self.unused_weights.is_empty() {
+            writeln!(
+                f,
+                "note: the net uses none of these tensors of `{}`: {}",
+                self.weights.display(),
+                self.unused_weights.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
+    let inputs = weights::load(&opts.inputs)?;
+    let mut def = read_net_file(&opts.net)?;
+    def.force_backward |= opts.backward;
+    let mut build = BuildOptions::for_phase(opts.phase);
+    build.context.data_dirs = data_dirs(&opts.net);
+    build.context.input_tops = inputs
+        .tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.shape.clone()))
+        .collect();
+    let mut state = def.state.clone();
+    state.phase = opts.phase;
+    check_inputs(&filter::filter(&def, &state), &inputs)?;
+    let graph = Graph::build(&def, &build)?;
+    let mut net = Net::new(graph, 1)?;
+    let params = weights::load(&opts.weights)?;
+    let report = weights::apply(&mut net, &params, ApplyOptions { require_all: true })?;
+    for (name, t) in &inputs.tensors {
+        let blob = net.blob_mut(name).expect("checked to be an Input top");
+        blob.data_mut().copy_from_slice(&t.data);
+    }
+    let loss = net.forward()?;
+    if opts.backward {
+        net.blobs.iter_mut().for_each(|b| b.zero_diff());
+        net.clear_param_diffs();
+        if let Some(path) = &opts.top_diff {
+            seed_top_diffs(&mut net, &weights::load(path)?)?;
+        }
+        net.backward()?;
+    }
+    let mut out: Vec<(String, &[usize], &[f32])> = Vec::new();
+    for (info, blob) in net.graph.blobs.iter().zip(&net.blobs) {
+        out.push((info.name.clone(), blob.shape(), blob.data()));
+        if opts.backward {
+            out.push((format!("{}.diff", info.name), blob.shape(), blob.diff()));
+        }
+    }
+    for (name, p) in weights::net_params(&net) {
+        let blob = &net.params[p];
+        if opts.backward {
+            out.push((format!("{name}.diff"), blob.shape(), blob.diff()));
+        }
+        out.push((name, blob.shape(), blob.data()));
+    }
+    let metadata: BTreeMap<String, String> = [
+        ("net", opts.net.display().to_string()),
+        ("phase", opts.phase.to_string()),
+        ("backward", opts.backward.to_string()),
+        ("loss", loss.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let views: Vec<(&str, &[usize], &[f32])> =
+        out.iter().map(|(n, s, d)| (n.as_str(), *s, *d)).collect();
+    weights::save_f32(&opts.output, &views, &metadata)?;
+    Ok(ForwardReport {
+        net: opts.net.clone(),
+        phase: opts.phase,
+        backward: opts.backward,
+        loss,
+        written: views.len(),
+        output: opts.output.clone(),
+        weights: opts.weights.clone(),
+        unused_weights: report.unused,
+    })
+}
+
+/// Every Input top of the layers in the phase has a tensor in X, and every
+/// tensor of X is such a top (checked before shapes, which X decides).
+fn check_inputs(layers: &[LayerDef], inputs: &Tensors) -> Result<()> {
+    let file = inputs.path.display();
+    let mut tops: Vec<(&str, &str)> = Vec::new(); // (top, layer)
+    for def in layers.iter().filter(|d| d.type_name == "Input") {
+        for t in &def.top {
+            tops.push((t, &def.name));
+        }
+    }
+    let mut problems = Vec::new();
+    for &(top, layer) in &tops {
+        if !inputs.tensors.contains_key(top) {
+            problems.push(format!(
+                "`{file}` has no tensor `{top}` for the top of Input layer `{layer}`"
+            ));
+        }
+    }
+    for name in inputs.tensors.keys() {
+        if !tops.iter().any(|&(t, _)| t == name) {
+            let names: Vec<&str> = tops.iter().map(|&(t, _)| t).collect();
+            let mut msg = format!(
+                "tensor `{name}` in `{file}` names no Input layer's top (they are: {})",
+                names.join(", ")
+            );
+            if let Some(help) = did_you_mean(name, names.iter().copied()) {
+                msg += &format!("; {help}");
+            }
+            problems.push(msg);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(problems.join("\n")))
+    }
+}
+
+/// Writes D's tensors into the diffs of net outputs that are not loss tops.
+fn seed_top_diffs(net: &mut Net, diffs: &Tensors) -> Result<()> {
+    let file = diffs.path.display();
+    let graph = &net.graph;
+    let seedable: Vec<&str> = graph
+        .outputs
+        .iter()
+        .filter(|&&b| loss_weight(graph, b).is_none())
+        .map(|&b| graph.blobs[b].name.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    let mut plan = Vec::new();
+    for (name, t) in &diffs.tensors {
+        let here = format!("tensor `{name}` in `{file}`");
+        let Some(id) = graph.blobs.iter().position(|b| &b.name == name) else {
+            let mut msg = format!("{here}: the net has no blob of that name");
+            if let Some(help) = did_you_mean(name, graph.blobs.iter().map(|b| b.name.as_str())) {
+                msg += &format!("; {help}");
+            }
+            problems.push(msg);
+            continue;
+        };
+        if let Some(w) = loss_weight(graph, id) {
+            problems.push(format!(
+                "{here}: `{name}` is a loss top; its diff is its loss_weight ({w})"
+            ));
+        } else if !graph.outputs.contains(&id) {
+            let reader = graph
+                .nodes
+                .iter()
+                .rev()
+                .find(|n| n.bottoms.contains(&id))
+                .map_or("", |n| n.def.name.as_str());
+            problems.push(format!(
+                "{here}: blob `{name}` is read by layer `{reader}`, whose backward writes its diff; D holds diffs of net outputs only ({})",
+                seedable.join(", ")
+            ));
+        } else if t.shape != graph.blob_shape(id) {
+            problems.push(format!(
+                "{here} has shape {}, but blob `{name}` is {}",
+                fmt_shape(&t.shape),
+                fmt_shape(graph.blob_shape(id))
+            ));
+        } else {
+            plan.push((id, t));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Other(problems.join("\n")));
+    }
+    for (id, t) in plan {
+        net.blobs[id].diff_mut().copy_from_slice(&t.data);
+    }
+    Ok(())
+}
+
+/// The loss weight of blob `id` when some layer writes it as a loss top.
+fn loss_weight(graph: &Graph, id: usize) -> Option<f32> {
+    graph.nodes.iter().find_map(|n| {
+        n.tops
+            .iter()
+            .zip(&n.loss_weights)
+            .find(|&(&t, &w)| t == id && w != 0.0)
+            .map(|(_, &w)| w)
+    })
+}

@@ -290,7 +290,7 @@ fn contents(path: &Path) -> (Tensors, Vec<(String, String)>) {
     let tensors = c
         .tensors
         .into_iter()
-        .map(|(n, (s, v))| (n, s, v.iter().map(|x| x.to_bits()).collect()))
+        .map(|(n, t)| (n, t.shape, t.data.iter().map(|x| x.to_bits()).collect()))
         .collect();
     (tensors, c.metadata.into_iter().collect())
 }
@@ -621,7 +621,7 @@ fn finetune_copies_matching_blobs_and_reports_the_rest() {
             ("ip.0".into(), &[2, 3], &wv),
             ("old_fc.0".into(), &[4], &extra),
         ],
-        Default::default(),
+        &Default::default(),
     )
     .unwrap();
     let (mut t, log) = trainer(
@@ -643,7 +643,7 @@ fn finetune_copies_matching_blobs_and_reports_the_rest() {
     );
 
     let bad = d.join("bad.safetensors");
-    snapshot::write(&bad, &[("ip.0".into(), &[3, 2], &wv)], Default::default()).unwrap();
+    snapshot::write(&bad, &[("ip.0".into(), &[3, 2], &wv)], &Default::default()).unwrap();
     let err = t
         .finetune(std::slice::from_ref(&bad))
         .unwrap_err()
@@ -651,7 +651,7 @@ fn finetune_copies_matching_blobs_and_reports_the_rest() {
     assert_eq!(
         err,
         format!(
-            "`{}`: tensor `ip.0` is 3x2 but the net's blob is 2x3",
+            "tensor `ip.0` in `{}` has shape 3x2, but the net's `ip.0` is 2x3",
             bad.display()
         )
     );
@@ -680,6 +680,33 @@ fn resume_refuses_another_update_rule() {
         err.contains("was written by a SGD solver but this solver's type is Adam"),
         "{err}"
     );
+    // Another net: its blobs are not in the snapshot.
+    let other = EXPLODE_NET.replace("name: \"ip\"", "name: \"fc\"");
+    let (mut o, _) = trainer(
+        d,
+        &other,
+        "base_lr: 0.01\nlr_policy: \"fixed\"\nmax_iter: 4\n",
+        "o",
+    );
+    let err = o.resume(&d.join("r_iter_2")).unwrap_err().to_string();
+    assert!(
+        err.ends_with("has no tensor for the net's `fc.0`, `fc.1`: the snapshot is of another net"),
+        "{err}"
+    );
+    // A damaged file is refused by its checksum.
+    let (mut g, _) = trainer(
+        d,
+        EXPLODE_NET,
+        "base_lr: 0.01\nlr_policy: \"fixed\"\nmax_iter: 4\n",
+        "g",
+    );
+    let wfile = snapshot::file(&d.join("r_iter_2"), snapshot::WEIGHTS);
+    let mut bytes = std::fs::read(&wfile).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&wfile, bytes).unwrap();
+    let err = g.resume(&d.join("r_iter_2")).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
 }
 
 /// `netrun test`: a constant input through trained weights gives outputs computable from the file.

@@ -34,7 +34,7 @@ pub mod snapshot;
 mod state;
 
 pub use command::{evaluate, test_command, train_command};
-pub use state::{apply_weights, load_weights};
+pub use state::load_weights;
 
 use crate::error::{Error, Result};
 use crate::graph::{BuildOptions, Graph, ParamOwner};

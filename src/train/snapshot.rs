@@ -10,13 +10,14 @@
 //!   net's random stream (`rng.<net>` = ChaCha seed : stream : word position),
 //!   `<net>` being `train` or `test<k>`.
 //!
-//! The solver state is written last, so a snapshot whose solver state exists is complete.
+//! All three are written and read by [`crate::weights`]: atomic writes, a
+//! checksum verified on reading. The solver state is written last, so a
+//! snapshot whose solver state exists is complete.
 
 use crate::error::{Error, Result};
-use crate::layers::{fmt_shape, Shape};
 use crate::net::Net;
+use crate::weights::{self, Tensors};
 use rand_chacha::ChaCha8Rng;
-use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -103,113 +104,30 @@ pub fn rng_from_string(s: &str) -> Option<ChaCha8Rng> {
     Some(rng)
 }
 
-/// Tensors and metadata read from one file.
-pub struct Contents {
-    pub path: PathBuf,
-    pub tensors: BTreeMap<String, (Shape, Vec<f32>)>,
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl Contents {
-    /// A metadata value, with an error naming the file when missing.
-    pub fn meta(&self, key: &str) -> Result<&str> {
-        self.metadata.get(key).map(String::as_str).ok_or_else(|| {
-            Error::Other(format!(
-                "`{}` has no `{key}` entry: not a netrun snapshot",
-                self.path.display()
-            ))
-        })
-    }
-}
-
-/// Writes F32 tensors and metadata to `path` through a temporary file and a
-/// rename, so a crash never leaves a half-written file under the final name.
-pub fn write(
-    path: &Path,
-    tensors: &[(String, &[usize], &[f32])],
-    metadata: BTreeMap<String, String>,
-) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), b)
-                .map(|v| (name.clone(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let out = safetensors::serialize(views, Some(metadata.into_iter().collect()))
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let tmp = file(path, ".tmp");
-    std::fs::write(&tmp, out).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// Reads every tensor (F32) and the metadata of a safetensors file.
-pub fn read(path: &Path) -> Result<Contents> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let bad = |e: String| Error::Other(format!("`{}`: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    let mut tensors = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(bad(format!(
-                "tensor `{name}` is {}, expected F32",
-                view.dtype()
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        tensors.insert(name, (view.shape().to_vec(), values));
-    }
-    let metadata = meta
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    Ok(Contents {
-        path: path.to_path_buf(),
-        tensors,
-        metadata,
+/// A metadata value of a snapshot file, with an error naming the file when missing.
+pub fn meta<'a>(file: &'a Tensors, key: &str) -> Result<&'a str> {
+    file.metadata.get(key).map(String::as_str).ok_or_else(|| {
+        Error::Other(format!(
+            "`{}` has no `{key}` entry: not a netrun snapshot",
+            file.path.display()
+        ))
     })
 }
 
-/// Copies tensors into the net's learnable blobs by name, for `names`
-/// (`(name, param index)`); every one must be present with its shape.
-pub fn restore_params(net: &mut Net, names: &[(String, usize)], from: &Contents) -> Result<()> {
-    for (name, p) in names {
-        let (shape, values) = from.tensors.get(name).ok_or_else(|| {
-            Error::Other(format!(
-                "`{}` has no tensor `{name}`, which the net learns",
-                from.path.display()
-            ))
-        })?;
-        let blob = &mut net.params[*p];
-        if shape.as_slice() != blob.shape() {
-            return Err(Error::Other(format!(
-                "`{}`: tensor `{name}` is {} but the net's blob is {}",
-                from.path.display(),
-                fmt_shape(shape),
-                fmt_shape(blob.shape())
-            )));
-        }
-        blob.data_mut().copy_from_slice(values);
-    }
-    Ok(())
+/// Writes a snapshot file atomically with its checksum ([`weights::save_f32`]).
+pub fn write(
+    path: &Path,
+    tensors: &[(String, &[usize], &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), *s, *v))
+        .collect();
+    weights::save_f32(path, &views, metadata)
+}
+
+/// Reads and verifies a snapshot file ([`weights::load`]).
+pub fn read(path: &Path) -> Result<Tensors> {
+    weights::load(path)
 }

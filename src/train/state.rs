@@ -1,11 +1,12 @@
 //! Snapshots, resume and finetuning of a [`Trainer`] (file layout in [`super::snapshot`]).
 
-use super::snapshot::{self, Contents};
+use super::snapshot;
 use super::Trainer;
 use crate::blob::Blob;
 use crate::error::{Error, Result};
 use crate::net::Net;
-use std::collections::{BTreeMap, HashMap};
+use crate::weights::{self, ApplyOptions, Tensors};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 impl Trainer {
@@ -49,7 +50,7 @@ impl Trainer {
                     (n.clone(), b.shape(), b.data())
                 })
                 .collect();
-            snapshot::write(&path, &refs, meta.clone())?;
+            snapshot::write(&path, &refs, &meta)?;
         }
         meta.insert("type".to_string(), self.solver.rule.name().to_string());
         for (label, net) in self.labelled_nets() {
@@ -68,7 +69,7 @@ impl Trainer {
         let path = snapshot::file(&base, snapshot::SOLVERSTATE);
         self.log
             .line(&format!("Snapshotting solver state to {}", path.display()));
-        snapshot::write(&path, &history, meta)?;
+        snapshot::write(&path, &history, &meta)?;
         self.last_snapshot = Some(base.clone());
         Ok(base)
     }
@@ -78,14 +79,14 @@ impl Trainer {
     pub fn resume(&mut self, arg: &Path) -> Result<()> {
         let base = snapshot::base_of(arg);
         let state = snapshot::read(&snapshot::file(&base, snapshot::SOLVERSTATE))?;
-        let iter: u64 = state.meta("iteration")?.parse().map_err(|_| {
+        let iteration = snapshot::meta(&state, "iteration")?;
+        let iter: u64 = iteration.parse().map_err(|_| {
             Error::Other(format!(
-                "`{}`: iteration `{}` is not a number",
-                state.path.display(),
-                state.metadata["iteration"]
+                "`{}`: iteration `{iteration}` is not a number",
+                state.path.display()
             ))
         })?;
-        let rule = state.meta("type")?;
+        let rule = snapshot::meta(&state, "type")?;
         if rule != self.solver.rule.name() {
             return Err(Error::Other(format!(
                 "`{}` was written by a {rule} solver but this solver's type is {}: \
@@ -95,11 +96,17 @@ impl Trainer {
             )));
         }
         let (weights, centers) = snapshot::split_params(&self.net);
-        let w = snapshot::read(&snapshot::file(&base, snapshot::WEIGHTS))?;
-        snapshot::restore_params(&mut self.net, &weights, &w)?;
+        restore_file(
+            &mut self.net,
+            &snapshot::file(&base, snapshot::WEIGHTS),
+            &weights,
+        )?;
         if !centers.is_empty() {
-            let c = snapshot::read(&snapshot::file(&base, snapshot::CENTERS))?;
-            snapshot::restore_params(&mut self.net, &centers, &c)?;
+            restore_file(
+                &mut self.net,
+                &snapshot::file(&base, snapshot::CENTERS),
+                &centers,
+            )?;
         }
         self.restore_history(&state)?;
         self.restore_nets(&state)?;
@@ -113,34 +120,34 @@ impl Trainer {
         Ok(())
     }
 
-    fn restore_history(&mut self, state: &Contents) -> Result<()> {
+    fn restore_history(&mut self, state: &Tensors) -> Result<()> {
         for (i, l) in self.net.learnables.iter().enumerate() {
             let shape = self.net.params[l.param].shape();
             for (k, h) in self.solver.history[i].iter_mut().enumerate() {
                 let name = crate::solver::history_name(&l.name, k);
-                let Some((s, v)) = state.tensors.get(&name) else {
+                let Some(t) = state.tensors.get(&name) else {
                     return Err(Error::Other(format!(
                         "`{}` has no history `{name}` for the net's blob `{}`",
                         state.path.display(),
                         l.name
                     )));
                 };
-                if s.as_slice() != shape {
+                if t.shape.as_slice() != shape {
                     return Err(Error::Other(format!(
                         "`{}`: history `{name}` is {} but the blob is {}",
                         state.path.display(),
-                        crate::layers::fmt_shape(s),
+                        crate::layers::fmt_shape(&t.shape),
                         crate::layers::fmt_shape(shape)
                     )));
                 }
-                h.copy_from_slice(v);
+                h.copy_from_slice(&t.data);
             }
         }
         Ok(())
     }
 
     /// Layer states and random streams of every net.
-    fn restore_nets(&mut self, state: &Contents) -> Result<()> {
+    fn restore_nets(&mut self, state: &Tensors) -> Result<()> {
         let path = state.path.display().to_string();
         let nets = std::iter::once(("train".to_string(), &mut self.net)).chain(
             self.test_nets
@@ -149,7 +156,7 @@ impl Trainer {
                 .map(|(k, t)| (format!("test{k}"), &mut t.net)),
         );
         for (label, net) in nets {
-            let rng = state.meta(&format!("rng.{label}"))?;
+            let rng = snapshot::meta(state, &format!("rng.{label}"))?;
             net.rng = snapshot::rng_from_string(rng).ok_or_else(|| {
                 Error::Other(format!("`{path}`: unreadable random state `{rng}`"))
             })?;
@@ -189,6 +196,26 @@ impl Trainer {
     }
 }
 
+/// Loads a snapshot file into the net; every blob of `expected` must be in it.
+fn restore_file(net: &mut Net, path: &Path, expected: &[(String, usize)]) -> Result<()> {
+    let file = snapshot::read(path)?;
+    let report = weights::apply(net, &file, ApplyOptions::default())?;
+    let absent: Vec<String> = expected
+        .iter()
+        .filter(|(n, _)| !report.loaded.contains(n))
+        .map(|(n, _)| format!("`{n}`"))
+        .collect();
+    if absent.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "`{}` has no tensor for the net's {}: the snapshot is of another net",
+            path.display(),
+            absent.join(", ")
+        )))
+    }
+}
+
 /// Copies every tensor of `files` whose name is a learnable blob of `net`
 /// (a shape mismatch is an error); with `sibling_centers`, a net with
 /// CenterLoss whose centres none of the files hold also reads the
@@ -204,7 +231,7 @@ pub fn load_weights(
         contents.push(snapshot::read(f)?);
     }
     let (_, centers) = snapshot::split_params(net);
-    let has = |c: &[Contents], name: &str| c.iter().any(|c| c.tensors.contains_key(name));
+    let has = |c: &[Tensors], name: &str| c.iter().any(|c| c.tensors.contains_key(name));
     if sibling_centers && !centers.is_empty() && !centers.iter().any(|(n, _)| has(&contents, n)) {
         for f in files.clone() {
             let base = snapshot::base_of(&f);
@@ -216,61 +243,32 @@ pub fn load_weights(
         }
     }
     let mut lines = Vec::new();
+    let mut loaded: Vec<String> = Vec::new();
     for c in &contents {
-        lines.extend(apply_weights(net, c)?);
+        let report = weights::apply(net, c, ApplyOptions::default())?;
+        lines.push(format!(
+            "Copied {} learnable blob(s) from {}",
+            report.loaded.len(),
+            c.path.display()
+        ));
+        if !report.unused.is_empty() {
+            lines.push(format!(
+                "  skipped (not in the net): {}",
+                report.unused.join(", ")
+            ));
+        }
+        loaded.extend(report.loaded);
     }
     let missing: Vec<&str> = net
         .learnables
         .iter()
         .map(|l| l.name.as_str())
-        .filter(|n| !has(&contents, n))
+        .filter(|n| !loaded.iter().any(|l| l == n))
         .collect();
     if !missing.is_empty() && !files.is_empty() {
         lines.push(format!(
             "  not in the weights (kept their initial values): {}",
             missing.join(", ")
-        ));
-    }
-    Ok(lines)
-}
-
-/// Copies every tensor whose name is a learnable blob of `net`; returns report lines.
-pub fn apply_weights(net: &mut Net, from: &Contents) -> Result<Vec<String>> {
-    let by_name: HashMap<&str, usize> = net
-        .learnables
-        .iter()
-        .map(|l| (l.name.as_str(), l.param))
-        .collect();
-    let mut skipped = Vec::new();
-    let mut pending = Vec::new();
-    for (name, (shape, values)) in &from.tensors {
-        match by_name.get(name.as_str()) {
-            Some(&p) => {
-                if shape.as_slice() != net.params[p].shape() {
-                    return Err(Error::Other(format!(
-                        "`{}`: tensor `{name}` is {} but the net's blob is {}",
-                        from.path.display(),
-                        crate::layers::fmt_shape(shape),
-                        crate::layers::fmt_shape(net.params[p].shape())
-                    )));
-                }
-                pending.push((p, values));
-            }
-            None => skipped.push(name.clone()),
-        }
-    }
-    let copied = pending.len();
-    for (p, values) in pending {
-        net.params[p].data_mut().copy_from_slice(values);
-    }
-    let mut lines = vec![format!(
-        "Copied {copied} learnable blob(s) from {}",
-        from.path.display()
-    )];
-    if !skipped.is_empty() {
-        lines.push(format!(
-            "  skipped (not in the net): {}",
-            skipped.join(", ")
         ));
     }
     Ok(lines)

@@ -143,6 +143,44 @@ fn convolution_batch_larger_than_threads() {
     );
 }
 
+// With 8 or more input channels per group and stride 1 the layer convolves by
+// shifted windows of the padded image instead of im2col; these cover that path.
+#[test]
+fn convolution_shifted_windows_pad_and_batch() {
+    conv_case(
+        "num_output: 5 kernel_size: 3 pad: 1",
+        &[3, 9, 6, 5],
+        1,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+    );
+}
+
+#[test]
+fn convolution_shifted_windows_groups_dilation_per_axis_pad() {
+    conv_case(
+        "num_output: 4 group: 2 kernel_h: 3 kernel_w: 2 dilation: 2 pad_h: 2 pad_w: 1",
+        &[1, 16, 7, 6],
+        2,
+        [1, 1],
+        [2, 1],
+        [2, 2],
+    );
+}
+
+#[test]
+fn convolution_shifted_windows_one_by_one() {
+    conv_case(
+        "num_output: 3 kernel_size: 1",
+        &[2, 8, 3, 4],
+        1,
+        [1, 1],
+        [0, 0],
+        [1, 1],
+    );
+}
+
 #[test]
 fn inner_product_forward_and_gradient() {
     for transpose in [false, true] {

@@ -23,13 +23,17 @@ fn every_file_in_nets_checks() {
             }
             let doc = proto::parse(&SourceFile::read(&file).unwrap()).unwrap();
             let mut opts = BuildOptions::default();
-            opts.context.input_shapes = [("data".to_string(), vec![1, 28, 28])].into_iter().collect();
+            opts.context.input_shapes = [("data".to_string(), vec![1, 28, 28])]
+                .into_iter()
+                .collect();
             if looks_like_solver(&doc.root) {
-                let solver = parse_solver(&doc, &dir).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                let solver =
+                    parse_solver(&doc, &dir).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
                 let loaded = solver.load_net(&solver.train_net).unwrap();
                 opts.state = loaded.state.clone();
                 opts.context.phase = loaded.state.phase;
-                Graph::build(&loaded.net, &opts).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                Graph::build(&loaded.net, &opts)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             } else {
                 let net = read_net_file(&file).unwrap();
                 Graph::build(&net, &opts).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

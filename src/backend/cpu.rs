@@ -117,6 +117,84 @@ fn gemm_on(
     }
 }
 
+/// A matrix operand given by strides: element (i, j) sits at `data[i·rs + j·cs]`.
+/// Lets convolution read shifted, overlapping windows of an image as a matrix
+/// without copying them into a column buffer.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Destination counterpart of [`View`].
+pub struct ViewMut<'a> {
+    pub data: &'a mut [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Highest index an m×n strided operand reaches, plus one.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs + 1
+}
+
+/// C ← alpha·A·B + beta·C on strided operands (A m×k, B k×n, C m×n), on
+/// `threads` threads. `beta = 0` ignores C's previous contents.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_strided(
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: View,
+    b: View,
+    beta: f32,
+    c: ViewMut,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        assert!(k != 0, "gemm_strided: empty inner dimension");
+        return;
+    }
+    assert!(
+        a.data.len() >= extent(m, k, a.rs, a.cs)
+            && b.data.len() >= extent(k, n, b.rs, b.cs)
+            && c.data.len() >= extent(m, n, c.rs, c.cs),
+        "gemm_strided: operand too small"
+    );
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the assert bounds every index the strides reach; `c` is a
+    // distinct mutable borrow, so it aliases neither `a` nor `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.data.as_mut_ptr(),
+            c.cs as isize,
+            c.rs as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// y ← alpha·op(A)·x + beta·y, A m×n row-major (op(A) = Aᵀ when `trans`).
 #[allow(clippy::too_many_arguments)]
 pub fn gemv(

@@ -48,6 +48,8 @@ impl Window {
     }
 }
 
+use super::copy::{copy, zero};
+
 /// Writes the column matrix of one image (C×H×W) into `col`.
 pub fn im2col(w: &Window, image: &[f32], col: &mut [f32]) {
     let (ho, wo) = (w.out[0], w.out[1]);
@@ -59,18 +61,18 @@ pub fn im2col(w: &Window, image: &[f32], col: &mut [f32]) {
             for kj in 0..w.kernel[1] {
                 let (x0, x1) = w.valid(1, kj, w.width);
                 let dst = &mut col[row * ho * wo..(row + 1) * ho * wo];
-                dst[..y0 * wo].fill(0.0);
-                dst[y1 * wo..].fill(0.0);
+                zero(&mut dst[..y0 * wo]);
+                zero(&mut dst[y1 * wo..]);
                 for oy in y0..y1 {
                     let iy = oy * w.stride[0] + ki * w.dilation[0] - w.pad[0];
                     let src = &plane[iy * w.width..(iy + 1) * w.width];
                     let line = &mut dst[oy * wo..(oy + 1) * wo];
-                    line[..x0].fill(0.0);
-                    line[x1..].fill(0.0);
+                    zero(&mut line[..x0]);
+                    zero(&mut line[x1..]);
                     let base = kj * w.dilation[1];
                     if w.stride[1] == 1 {
                         let start = x0 + base - w.pad[1];
-                        line[x0..x1].copy_from_slice(&src[start..start + (x1 - x0)]);
+                        copy(&mut line[x0..x1], &src[start..start + (x1 - x0)]);
                     } else {
                         for (ox, v) in line.iter_mut().enumerate().take(x1).skip(x0) {
                             *v = src[ox * w.stride[1] + base - w.pad[1]];

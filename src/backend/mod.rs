@@ -5,10 +5,11 @@
 //! `x86-v4` feature), which measured faster than Debian's OpenBLAS on
 //! SphereFace-20's conv shapes; see `benches/`.
 
+pub mod copy;
 mod cpu;
 pub mod im2col;
 
-pub use cpu::{axpy, dot, gemm, gemm_serial, gemv, scal};
+pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;

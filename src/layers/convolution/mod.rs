@@ -1,22 +1,25 @@
-//! Convolution (cross-correlation) by im2col + GEMM.
+//! Convolution (cross-correlation) on GEMM; the per-sample kernels are in `kernels.rs`.
 //! Legend: N batch, C input channels, H×W input, O outputs, g groups, kh×kw kernel,
 //! K = C/g·kh·kw, Ho×Wo output. Out size per axis: ⌊(H + 2p − (d(k−1)+1)) / s⌋ + 1.
-//! Forward, per sample and group: y_g = W_g (O/g × K) · col_g (K × Ho·Wo) + b.
-//! Backward: dW_g += dy_g · col_gᵀ; db += Σ_positions dy; dx = col2im(W_gᵀ · dy_g).
+//! y_g = W_g ⋆ x_g + b; dW_g += dy_g ⋆ x_g; db += Σ_positions dy; dx = W_gᵀ ⋆ dy_g.
 
+mod kernels;
 mod params;
+
+use kernels::Plan;
 
 pub use params::{geometry, ConvolutionParams, Engine, Geometry};
 
 use super::filler::fill;
 use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
-use crate::backend::im2col::{col2im, im2col, Window};
-use crate::backend::{gemm, gemm_serial, threads};
+use crate::backend::im2col::Window;
+use crate::backend::threads;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use rayon::prelude::*;
+use std::sync::{Mutex, MutexGuard};
 
 pub struct ConvolutionLayer {
     pub params: ConvolutionParams,
@@ -58,6 +61,14 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
 }
 
 impl ConvolutionLayer {
+    fn plan(&self, bottom: &[usize], top: &[usize]) -> Plan {
+        Plan {
+            window: self.window(bottom, top),
+            outputs: self.num_output,
+            group: self.group,
+        }
+    }
+
     fn window(&self, bottom: &[usize], top: &[usize]) -> Window {
         let g = &self.geometry;
         let (kernel, pad, stride, dilation) = (g.kernel, g.pad, g.stride, g.dilation);
@@ -75,32 +86,38 @@ impl ConvolutionLayer {
 }
 
 /// C = op(A)·op(B) + beta·C on all threads (`wide`) or the calling one.
-#[allow(clippy::too_many_arguments)]
-fn mm(
-    wide: bool,
-    ta: bool,
-    tb: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    if wide {
-        gemm(ta, tb, m, n, k, 1.0, a, b, beta, c)
-    } else {
-        gemm_serial(ta, tb, m, n, k, 1.0, a, b, beta, c)
-    }
+/// Buffers shared by all convolution layers (layers run one at a time), so the
+/// reordered weights and per-thread weight gradients are not re-allocated per call.
+static KERNEL_WEIGHTS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+static PARTIAL_DIFFS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+
+fn lock(m: &Mutex<Vec<f32>>) -> MutexGuard<'_, Vec<f32>> {
+    // A panic elsewhere cannot leave these buffers in a state that matters:
+    // every user overwrites them first.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
+/// Splits 0..n into at most `parts` contiguous ranges.
 fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
     (0..parts)
         .map(|p| p * n / parts..(p + 1) * n / parts)
         .collect()
+}
+
+/// Splits `data` into consecutive chunks of `unit` × each range's length.
+fn split_parts<'a>(
+    mut data: &'a mut [f32],
+    parts: &[std::ops::Range<usize>],
+    unit: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(parts.len());
+    for r in parts {
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * unit);
+        out.push(head);
+        data = tail;
+    }
+    out
 }
 
 impl Layer for ConvolutionLayer {
@@ -182,58 +199,32 @@ impl Layer for ConvolutionLayer {
     /// else one at a time on parallel GEMMs.
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
-        let weight = params[0].data();
         let bias = params.get(1).map(|b| b.data());
-        let (o, g) = (self.num_output, self.group);
         for (b, t) in bottoms.iter().zip(tops.iter_mut()) {
-            let w = self.window(b.shape(), t.shape());
-            let (k, hw, in_len) = (w.col_rows() / g, w.col_cols(), b.count_from(1));
-            let wide = b.dim(0) < threads() || threads() == 1;
-            let per_sample = |x: &[f32], y: &mut [f32], col: &mut Vec<f32>| {
-                let col: &[f32] = if w.is_identity() {
-                    x
-                } else {
-                    col.resize(w.col_rows() * hw, 0.0);
-                    im2col(&w, x, col);
-                    col
-                };
-                for gi in 0..g {
-                    let yg = &mut y[gi * (o / g) * hw..(gi + 1) * (o / g) * hw];
-                    mm(
-                        wide,
-                        false,
-                        false,
-                        o / g,
-                        hw,
-                        k,
-                        &weight[gi * (o / g) * k..],
-                        &col[gi * k * hw..],
-                        0.0,
-                        yg,
-                    );
-                }
-                if let Some(bias) = bias {
-                    for (row, &bv) in y.chunks_mut(hw).zip(bias) {
-                        row.iter_mut().for_each(|v| *v += bv);
-                    }
-                }
-            };
-            let (ys, xs) = (t.data_mut(), b.data());
-            if wide {
-                let mut col = Vec::new();
-                ys.chunks_mut(o * hw)
-                    .zip(xs.chunks(in_len))
-                    .for_each(|(y, x)| per_sample(x, y, &mut col));
+            let plan = self.plan(b.shape(), t.shape());
+            let mut wk = lock(&KERNEL_WEIGHTS);
+            plan.weights_for_kernel(params[0].data(), &mut wk);
+            let wk: &[f32] = &wk;
+            let (in_len, out_len) = (b.count_from(1), t.count_from(1));
+            // Samples are spread over threads, each running serial GEMMs; a
+            // batch smaller than the thread count threads each GEMM instead.
+            let parts = ranges(b.dim(0), threads());
+            let inner = if parts.len() < threads() {
+                threads()
             } else {
-                let pairs = ys.par_chunks_mut(o * hw).zip(xs.par_chunks(in_len));
-                pairs.for_each_init(Vec::new, |col, (y, x)| per_sample(x, y, col));
-            }
+                1
+            };
+            let x_all = b.data();
+            let ys = split_parts(t.data_mut(), &parts, out_len);
+            parts.into_par_iter().zip(ys).for_each(|(r, ys)| {
+                for (s, y) in r.zip(ys.chunks_mut(out_len)) {
+                    plan.forward(inner, wk, bias, &x_all[s * in_len..(s + 1) * in_len], y);
+                }
+            });
         }
         Ok(())
     }
 
-    /// Samples are split into one contiguous range per thread, each with its
-    /// own weight-diff accumulator, summed at the end.
     fn backward(
         &mut self,
         io: &mut LayerIo,
@@ -241,103 +232,54 @@ impl Layer for ConvolutionLayer {
         _ctx: &mut RunCtx,
     ) -> Result<(), String> {
         let (mut bottoms, tops, params) = io.backward_split();
-        let (o, g) = (self.num_output, self.group);
+        let o = self.num_output;
         let (weight_blob, bias_blob) = params.split_at_mut(1);
         let (weight, weight_diff) = weight_blob[0].data_and_diff_mut();
-        let weight: &[f32] = weight;
         for (i, (b, t)) in bottoms.iter_mut().zip(tops.iter()).enumerate() {
-            let w = self.window(b.shape(), t.shape());
-            let (k, hw, n, in_len) = (w.col_rows() / g, w.col_cols(), b.dim(0), b.count_from(1));
+            let plan = self.plan(b.shape(), t.shape());
+            let (in_len, out_len) = (b.count_from(1), t.count_from(1));
             let dy = t.diff();
             if let Some(bias) = bias_blob.first_mut() {
-                for sample in dy.chunks(o * hw) {
+                let hw = out_len / o;
+                for sample in dy.chunks(out_len) {
                     for (d, row) in bias.diff_mut().iter_mut().zip(sample.chunks(hw)) {
                         *d += row.iter().map(|&v| v as f64).sum::<f64>() as f32;
                     }
                 }
             }
             let down = propagate_down.get(i).copied().unwrap_or(false);
+            let mut wk = lock(&KERNEL_WEIGHTS);
+            plan.weights_for_kernel(weight, &mut wk);
+            let wk: &[f32] = &wk;
+            let batch = b.dim(0);
             let (x_all, dx_all) = b.data_and_diff_mut();
             let x_all: &[f32] = x_all;
-            let parts = ranges(n, threads());
-            let wide = parts.len() == 1;
-            let mut dx_parts = Vec::new();
-            let mut rest = dx_all;
-            for r in &parts {
-                let (head, tail) = rest.split_at_mut(r.len() * in_len);
-                dx_parts.push(head);
-                rest = tail;
-            }
-            let col_len = if w.is_identity() {
-                0
+            let parts = ranges(batch, threads());
+            let inner = if parts.len() < threads() {
+                threads()
             } else {
-                w.col_rows() * hw
+                1
             };
-            let partial_dws: Vec<Vec<f32>> = parts
+            let dxs = split_parts(dx_all, &parts, in_len);
+            // Each thread sums its samples' weight gradient in its own slice; the
+            // slices are added at the end.
+            let mut partial = lock(&PARTIAL_DIFFS);
+            partial.clear();
+            partial.resize(parts.len() * wk.len(), 0.0);
+            parts
                 .into_par_iter()
-                .zip(dx_parts)
-                .map(|(r, dx_part)| {
-                    let mut dw = vec![0.0f32; weight.len()];
-                    let (mut col, mut dcol) = (
-                        vec![0.0f32; col_len],
-                        vec![0.0f32; if down { col_len } else { 0 }],
-                    );
+                .zip(dxs)
+                .zip(partial.par_chunks_mut(wk.len()))
+                .for_each(|((r, dx_part), dwk)| {
                     for (j, s) in r.enumerate() {
-                        let (x, dys) = (
-                            &x_all[s * in_len..(s + 1) * in_len],
-                            &dy[s * o * hw..(s + 1) * o * hw],
-                        );
-                        let cols: &[f32] = if w.is_identity() {
-                            x
-                        } else {
-                            im2col(&w, x, &mut col);
-                            &col
-                        };
-                        for gi in 0..g {
-                            let (dyg, dwg) =
-                                (&dys[gi * (o / g) * hw..], &mut dw[gi * (o / g) * k..]);
-                            mm(
-                                wide,
-                                false,
-                                true,
-                                o / g,
-                                k,
-                                hw,
-                                dyg,
-                                &cols[gi * k * hw..],
-                                1.0,
-                                dwg,
-                            );
-                        }
-                        if down {
-                            let dx = &mut dx_part[j * in_len..(j + 1) * in_len];
-                            let target: &mut [f32] = if w.is_identity() { dx } else { &mut dcol };
-                            for gi in 0..g {
-                                let (wg, dyg) =
-                                    (&weight[gi * (o / g) * k..], &dys[gi * (o / g) * hw..]);
-                                mm(
-                                    wide,
-                                    true,
-                                    false,
-                                    k,
-                                    hw,
-                                    o / g,
-                                    wg,
-                                    dyg,
-                                    0.0,
-                                    &mut target[gi * k * hw..],
-                                );
-                            }
-                            if !w.is_identity() {
-                                col2im(&w, &dcol, &mut dx_part[j * in_len..(j + 1) * in_len]);
-                            }
-                        }
+                        let x = &x_all[s * in_len..(s + 1) * in_len];
+                        let dys = &dy[s * out_len..(s + 1) * out_len];
+                        let dx = down.then(|| &mut dx_part[j * in_len..(j + 1) * in_len]);
+                        plan.backward(inner, wk, x, dys, dwk, dx);
                     }
-                    dw
-                })
-                .collect();
-            for dw in partial_dws {
-                weight_diff.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
+                });
+            for dwk in partial.chunks(wk.len()) {
+                plan.add_weight_diff(dwk, weight_diff);
             }
         }
         Ok(())

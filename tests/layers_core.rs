@@ -181,6 +181,29 @@ fn convolution_shifted_windows_one_by_one() {
     );
 }
 
+// Batch 1 on two threads splits one sample by output and input channels; with
+// 3 groups the two halves cut through a group, in both strategies.
+#[test]
+fn convolution_batch_one_split_across_groups() {
+    netrun::backend::set_threads(2);
+    conv_case(
+        "num_output: 6 group: 3 kernel_size: 3 pad: 1",
+        &[1, 24, 5, 4],
+        3,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+    );
+    conv_case(
+        "num_output: 6 group: 3 kernel_size: 3 stride: 2 pad: 1",
+        &[1, 6, 7, 5],
+        3,
+        [2, 2],
+        [1, 1],
+        [1, 1],
+    );
+}
+
 #[test]
 fn inner_product_forward_and_gradient() {
     for transpose in [false, true] {

@@ -74,6 +74,12 @@ fn gemm_on(
         }
         return;
     }
+    // One row of output against a row-major B is a matrix–vector product, which
+    // the blocked GEMM handles poorly (fully-connected layers at batch 1).
+    if m == 1 && trans_b && beta == 0.0 {
+        gemv_rows(threads, n, k, alpha, b, a, &mut c[..n]);
+        return;
+    }
     // Element (i, p) of op(A) sits at i·rs + p·cs.
     let (a_rs, a_cs) = if trans_a {
         (1, m as isize)
@@ -192,6 +198,47 @@ pub fn gemm_strided(
             false,
             parallelism,
         );
+    }
+}
+
+/// y ← alpha·A·x for row-major A (rows × cols), rows spread over `threads`.
+/// Each row's dot product runs in 16 f32 lanes, added in f64 at the end.
+fn gemv_rows(
+    threads: usize,
+    rows: usize,
+    cols: usize,
+    alpha: f32,
+    a: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    use rayon::prelude::*;
+    let dot_row = |(yi, row): (&mut f32, &[f32])| {
+        const LANES: usize = 16;
+        let mut lanes = [0.0f32; LANES];
+        let (rc, xc) = (row.chunks_exact(LANES), x[..cols].chunks_exact(LANES));
+        let (rr, xr) = (rc.remainder(), xc.remainder());
+        for (r, v) in rc.zip(xc) {
+            for l in 0..LANES {
+                lanes[l] += r[l] * v[l];
+            }
+        }
+        let tail: f64 = rr.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
+        let sum: f64 = lanes.iter().map(|&l| l as f64).sum::<f64>() + tail;
+        *yi = alpha * sum as f32;
+    };
+    let rows_iter = y[..rows]
+        .par_iter_mut()
+        .zip(a[..rows * cols].par_chunks(cols));
+    if threads > 1 && rows * cols >= 1 << 16 {
+        rows_iter
+            .with_min_len(rows.div_ceil(threads * 4))
+            .for_each(dot_row);
+    } else {
+        y[..rows]
+            .iter_mut()
+            .zip(a[..rows * cols].chunks(cols))
+            .for_each(dot_row);
     }
 }
 

@@ -1,7 +1,8 @@
-//! Per-sample CPU kernels of the convolution, in two strategies.
+//! Per-sample CPU kernels of the convolution, in two strategies, reading the
+//! weights W[o][c][tap] (tap = ki·kw + kj) in place through strides.
 //!
 //! **Shifted windows** (stride 1, any dilation, enough channels per group): with the
-//! input zero-padded to P (C × Hp × Wp) and the output computed on Hp-pitched rows
+//! input zero-padded to P (C × Hp × Wp) and the output computed on Wp-pitched rows
 //! (grid index j = oy·Wp + ox, N = (Ho−1)·Wp + Wo of them), tap (ki, kj) reads
 //! P[c, s + j] with s = ki·dh·Wp + kj·dw, a plain strided matrix. So
 //!   y_grid  = Σ_taps W_tap (O × C) · P[:, s..s+N]          (forward)
@@ -12,12 +13,15 @@
 //! **im2col** for strided convolutions and thin inputs (C/g small), as Caffe:
 //!   y = W (O × K) · col (K × Ho·Wo), dW += dy · colᵀ, dx = col2im(Wᵀ · dy).
 //!
-//! Weights for the shifted form are used tap-major: Wt[g][tap][o][c] = W[g·O/g + o][c][tap].
+//! `threads` > 1 (a batch smaller than the thread count) splits one sample's
+//! work by output channels (forward, dW) and by input channels (dx).
 
 use crate::backend::copy::{copy, zero};
 use crate::backend::im2col::{col2im, im2col, Window};
 use crate::backend::{gemm_strided, View, ViewMut};
+use rayon::prelude::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Below this many input channels per group a tap's GEMM is too thin (K = C/g)
 /// and im2col's K = C/g·kh·kw wins.
@@ -32,25 +36,112 @@ pub struct Plan {
 }
 
 thread_local! {
-    /// Scratch buffers reused by every convolution on this thread, so large
-    /// padded images and column matrices are not re-allocated (and page-faulted
-    /// in) for every sample and layer.
-    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// Per-sample buffers (padded image, column matrix, dy grid, dP), reused by
+    /// every convolution on this thread so they are not re-allocated per sample.
+    static SAMPLE: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    /// The output grid of one channel range (split work inside a sample).
+    static RANGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with two scratch slices of the given lengths (contents unspecified).
-fn with_scratch<R>(len0: usize, len1: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        let [a, b] = &mut *bufs;
-        if a.len() < len0 {
-            a.resize(len0, 0.0);
-        }
-        if b.len() < len1 {
-            b.resize(len1, 0.0);
-        }
-        f(&mut a[..len0], &mut b[..len1])
+fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// Runs `f` with three per-sample scratch slices (contents unspecified).
+fn with_sample<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
+    SAMPLE.with(|cell| {
+        let [a, b, c] = &mut *cell.borrow_mut();
+        f(grown(a, lens[0]), grown(b, lens[1]), grown(c, lens[2]))
     })
+}
+
+/// Splits 0..n into at most `parts` contiguous ranges.
+pub fn ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|p| p * n / parts..(p + 1) * n / parts)
+        .collect()
+}
+
+/// Splits `data` into consecutive chunks of `unit` × each range's length.
+pub fn split_parts<'a>(
+    mut data: &'a mut [f32],
+    parts: &[Range<usize>],
+    unit: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(parts.len());
+    for r in parts {
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * unit);
+        out.push(head);
+        data = tail;
+    }
+    out
+}
+
+/// Calls `f(range, rows of a, rows of b)` for ranges of 0..n, on `threads` threads;
+/// range r owns rows r of `a` (`ua` values each) and of `b` (`ub` each).
+fn split_rows<F>(threads: usize, n: usize, a: &mut [f32], ua: usize, b: &mut [f32], ub: usize, f: F)
+where
+    F: Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
+{
+    let parts = ranges(n, threads);
+    let pairs = split_parts(a, &parts, ua)
+        .into_iter()
+        .zip(split_parts(b, &parts, ub));
+    if parts.len() == 1 {
+        pairs.for_each(|(a, b)| f(0..n, a, b));
+    } else {
+        let jobs: Vec<_> = parts.into_iter().zip(pairs).collect();
+        jobs.into_par_iter().for_each(|(r, (a, b))| f(r, a, b));
+    }
+}
+
+/// The pieces of `range` lying in each group: (group, rows within the group).
+fn by_group(range: Range<usize>, per_group: usize) -> impl Iterator<Item = (usize, Range<usize>)> {
+    let groups = range.start / per_group..range.end.div_ceil(per_group);
+    groups.map(move |g| {
+        let lo = range.start.max(g * per_group) - g * per_group;
+        (g, lo..range.end.min((g + 1) * per_group) - g * per_group)
+    })
+}
+
+/// C ← A·B + beta·C on one thread.
+#[allow(clippy::too_many_arguments)]
+fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    beta: f32,
+    c: (&mut [f32], usize, usize),
+) {
+    gemm_strided(
+        1,
+        m,
+        n,
+        k,
+        1.0,
+        View {
+            data: a.0,
+            rs: a.1,
+            cs: a.2,
+        },
+        View {
+            data: b.0,
+            rs: b.1,
+            cs: b.2,
+        },
+        beta,
+        ViewMut {
+            data: c.0,
+            rs: c.1,
+            cs: c.2,
+        },
+    );
 }
 
 impl Plan {
@@ -60,74 +151,32 @@ impl Plan {
     fn taps(&self) -> usize {
         self.window.kernel[0] * self.window.kernel[1]
     }
-    fn padded(&self) -> [usize; 2] {
+    fn plane(&self) -> usize {
         let w = &self.window;
-        [w.height + 2 * w.pad[0], w.width + 2 * w.pad[1]]
+        (w.height + 2 * w.pad[0]) * (w.width + 2 * w.pad[1])
+    }
+    fn pitch(&self) -> usize {
+        self.window.width + 2 * self.window.pad[1]
     }
     /// Grid columns N = (Ho−1)·Wp + Wo: the last row's pad columns are never needed.
     fn grid(&self) -> usize {
-        let ([ho, wo], wp) = (self.window.out, self.padded()[1]);
-        (ho - 1) * wp + wo
+        (self.window.out[0] - 1) * self.pitch() + self.window.out[1]
     }
     /// Offset of tap t in the padded plane.
     fn shift(&self, tap: usize) -> usize {
         let w = &self.window;
         let (ki, kj) = (tap / w.kernel[1], tap % w.kernel[1]);
-        ki * w.dilation[0] * self.padded()[1] + kj * w.dilation[1]
+        ki * w.dilation[0] * self.pitch() + kj * w.dilation[1]
     }
-
-    /// Reorders O × C/g × taps weights into the layout the strategy reads.
-    pub fn weights_for_kernel(&self, weight: &[f32], out: &mut Vec<f32>) {
-        out.clear();
-        if !self.shifted() {
-            out.extend_from_slice(weight);
-            return;
-        }
-        let (t, cg) = (self.taps(), self.window.channels / self.group);
-        out.resize(weight.len(), 0.0);
-        for (o, filter) in weight.chunks(cg * t).enumerate() {
-            let (g, og) = (
-                o / (self.outputs / self.group),
-                o % (self.outputs / self.group),
-            );
-            let base = g * t * self.outputs / self.group * cg;
-            for (c, taps) in filter.chunks(t).enumerate() {
-                for (tap, &v) in taps.iter().enumerate() {
-                    out[base + (tap * self.outputs / self.group + og) * cg + c] = v;
-                }
-            }
-        }
-    }
-
-    /// Inverse of [`Self::weights_for_kernel`], adding into `weight_diff`.
-    pub fn add_weight_diff(&self, kernel_diff: &[f32], weight_diff: &mut [f32]) {
-        if !self.shifted() {
-            weight_diff
-                .iter_mut()
-                .zip(kernel_diff)
-                .for_each(|(d, &v)| *d += v);
-            return;
-        }
-        let (t, cg, og_n) = (
-            self.taps(),
-            self.window.channels / self.group,
-            self.outputs / self.group,
-        );
-        for (o, filter) in weight_diff.chunks_mut(cg * t).enumerate() {
-            let base = (o / og_n) * t * og_n * cg;
-            for (c, taps) in filter.chunks_mut(t).enumerate() {
-                for (tap, d) in taps.iter_mut().enumerate() {
-                    *d += kernel_diff[base + (tap * og_n + o % og_n) * cg + c];
-                }
-            }
-        }
+    /// (input channels, output channels) per group.
+    fn per_group(&self) -> (usize, usize) {
+        (self.window.channels / self.group, self.outputs / self.group)
     }
 
     /// Copies one image into a zero-padded C × Hp × Wp plane.
     fn pad_into(&self, x: &[f32], p: &mut [f32]) {
-        let w = &self.window;
-        let [hp, wp] = self.padded();
-        for (plane, src) in p.chunks_mut(hp * wp).zip(x.chunks(w.height * w.width)) {
+        let (w, wp) = (&self.window, self.pitch());
+        for (plane, src) in p.chunks_mut(self.plane()).zip(x.chunks(w.height * w.width)) {
             zero(&mut plane[..w.pad[0] * wp]);
             zero(&mut plane[(w.pad[0] + w.height) * wp..]);
             for (row, line) in src.chunks(w.width).enumerate() {
@@ -143,250 +192,210 @@ impl Plan {
     pub fn forward(
         &self,
         threads: usize,
-        wk: &[f32],
+        w: &[f32],
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
     ) {
-        let [ho, wo] = self.window.out;
+        let ([_, wo], hw, t) = (self.window.out, self.window.col_cols(), self.taps());
+        let (cg, og) = self.per_group();
+        let k = cg * t;
         if self.shifted() {
-            let ([hp, wp], n, t) = (self.padded(), self.grid(), self.taps());
-            let (cg, og) = (self.window.channels / self.group, self.outputs / self.group);
-            with_scratch(
-                self.window.channels * hp * wp,
-                self.outputs * n,
-                |p, grid| {
-                    self.pad_into(x, p);
-                    for g in 0..self.group {
-                        for tap in 0..t {
-                            let a = &wk[(g * t + tap) * og * cg..];
-                            let b = &p[g * cg * hp * wp + self.shift(tap)..];
-                            gemm_strided(
-                                threads,
-                                og,
-                                n,
-                                cg,
-                                1.0,
-                                View {
-                                    data: a,
-                                    rs: cg,
-                                    cs: 1,
-                                },
-                                View {
-                                    data: b,
-                                    rs: hp * wp,
-                                    cs: 1,
-                                },
-                                if tap == 0 { 0.0 } else { 1.0 },
-                                ViewMut {
-                                    data: &mut grid[g * og * n..],
-                                    rs: n,
-                                    cs: 1,
-                                },
-                            );
+            let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
+            with_sample([self.window.channels * plane, 0, 0], |p, _, _| {
+                self.pad_into(x, p);
+                let p: &[f32] = p;
+                split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
+                    RANGE.with(|cell| {
+                        let mut buf = cell.borrow_mut();
+                        let grid = grown(&mut buf, rows.len() * n);
+                        let mut at = 0;
+                        for (g, r) in by_group(rows.clone(), og) {
+                            for tap in 0..t {
+                                let a = &w[(g * og + r.start) * k + tap..];
+                                let b = &p[g * cg * plane + self.shift(tap)..];
+                                let beta = if tap == 0 { 0.0 } else { 1.0 };
+                                mm(
+                                    r.len(),
+                                    n,
+                                    cg,
+                                    (a, k, t),
+                                    (b, plane, 1),
+                                    beta,
+                                    (&mut grid[at * n..], n, 1),
+                                );
+                            }
+                            at += r.len();
                         }
-                    }
-                    for (o, out) in y.chunks_mut(ho * wo).enumerate() {
-                        let b = bias.map_or(0.0, |b| b[o]);
-                        for (oy, line) in out.chunks_mut(wo).enumerate() {
-                            let src = &grid[o * n + oy * wp..o * n + oy * wp + wo];
-                            line.iter_mut().zip(src).for_each(|(v, &s)| *v = s + b);
+                        for (i, out) in y.chunks_mut(hw).enumerate() {
+                            let b = bias.map_or(0.0, |b| b[rows.start + i]);
+                            for (oy, line) in out.chunks_mut(wo).enumerate() {
+                                let src = &grid[i * n + oy * wp..i * n + oy * wp + wo];
+                                line.iter_mut().zip(src).for_each(|(v, &s)| *v = s + b);
+                            }
                         }
-                    }
-                },
-            );
-        } else {
-            let (k, hw) = (self.window.col_rows() / self.group, ho * wo);
-            let og = self.outputs / self.group;
-            with_scratch(self.window.col_rows() * hw, 0, |col, _| {
-                im2col(&self.window, x, col);
-                for g in 0..self.group {
-                    gemm_strided(
-                        threads,
-                        og,
-                        hw,
-                        k,
-                        1.0,
-                        View {
-                            data: &wk[g * og * k..],
-                            rs: k,
-                            cs: 1,
-                        },
-                        View {
-                            data: &col[g * k * hw..],
-                            rs: hw,
-                            cs: 1,
-                        },
-                        0.0,
-                        ViewMut {
-                            data: &mut y[g * og * hw..],
-                            rs: hw,
-                            cs: 1,
-                        },
-                    );
-                }
+                    })
+                });
             });
-            if let Some(bias) = bias {
-                for (row, &b) in y.chunks_mut(hw).zip(bias) {
-                    row.iter_mut().for_each(|v| *v += b);
-                }
-            }
+        } else {
+            with_sample([self.window.col_rows() * hw, 0, 0], |col, _, _| {
+                im2col(&self.window, x, col);
+                let col: &[f32] = col;
+                split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
+                    let mut at = 0;
+                    for (g, r) in by_group(rows.clone(), og) {
+                        let a = &w[(g * og + r.start) * k..];
+                        mm(
+                            r.len(),
+                            hw,
+                            k,
+                            (a, k, 1),
+                            (&col[g * k * hw..], hw, 1),
+                            0.0,
+                            (&mut y[at * hw..], hw, 1),
+                        );
+                        at += r.len();
+                    }
+                    if let Some(bias) = bias {
+                        for (row, &b) in y.chunks_mut(hw).zip(&bias[rows]) {
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
+                });
+            });
         }
     }
 
-    /// dW (kernel layout) += ∂L/∂W and, when given, dx = ∂L/∂x for one sample.
+    /// dW += ∂L/∂W (`dw` in W's layout) and, when given, dx = ∂L/∂x for one sample.
     pub fn backward(
         &self,
         threads: usize,
-        wk: &[f32],
+        w: &[f32],
         x: &[f32],
         dy: &[f32],
-        dwk: &mut [f32],
+        dw: &mut [f32],
         dx: Option<&mut [f32]>,
     ) {
-        let [ho, wo] = self.window.out;
-        let (cg, og) = (self.window.channels / self.group, self.outputs / self.group);
+        let ([_, wo], hw, t) = (self.window.out, self.window.col_cols(), self.taps());
+        let (cg, og) = self.per_group();
+        let (k, c_all) = (cg * t, self.window.channels);
+        let in_plane = self.window.height * self.window.width;
         if self.shifted() {
-            let ([hp, wp], n, t) = (self.padded(), self.grid(), self.taps());
-            let plane = hp * wp;
-            with_scratch(
-                self.window.channels * plane,
-                self.outputs * n,
-                |p, dgrid| {
-                    // dy on the grid, zero in the pad columns so they add nothing.
-                    for (o, src) in dy.chunks(ho * wo).enumerate() {
-                        let dst = &mut dgrid[o * n..(o + 1) * n];
-                        for (oy, line) in src.chunks(wo).enumerate() {
-                            copy(&mut dst[oy * wp..oy * wp + wo], line);
-                            let end = ((oy + 1) * wp).min(n);
-                            zero(&mut dst[oy * wp + wo..end]);
-                        }
+            let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
+            let dp_len = if dx.is_some() { c_all * plane } else { 0 };
+            with_sample([c_all * plane, self.outputs * n, dp_len], |p, dgrid, dp| {
+                // dy on the grid, zero in the pad columns so they add nothing.
+                for (src, dst) in dy.chunks(hw).zip(dgrid.chunks_mut(n)) {
+                    for (oy, line) in src.chunks(wo).enumerate() {
+                        copy(&mut dst[oy * wp..oy * wp + wo], line);
+                        zero(&mut dst[oy * wp + wo..((oy + 1) * wp).min(n)]);
                     }
-                    self.pad_into(x, p);
-                    for g in 0..self.group {
+                }
+                self.pad_into(x, p);
+                let (p, dgrid): (&[f32], &[f32]) = (p, dgrid);
+                split_rows(threads, self.outputs, dw, k, &mut [], 0, |rows, dw, _| {
+                    let mut at = 0;
+                    for (g, r) in by_group(rows, og) {
+                        let a = &dgrid[(g * og + r.start) * n..];
                         for tap in 0..t {
-                            gemm_strided(
-                                threads,
-                                og,
+                            let b = &p[g * cg * plane + self.shift(tap)..];
+                            mm(
+                                r.len(),
                                 cg,
                                 n,
+                                (a, n, 1),
+                                (b, 1, plane),
                                 1.0,
-                                View {
-                                    data: &dgrid[g * og * n..],
-                                    rs: n,
-                                    cs: 1,
-                                },
-                                View {
-                                    data: &p[g * cg * plane + self.shift(tap)..],
-                                    rs: 1,
-                                    cs: plane,
-                                },
-                                1.0,
-                                ViewMut {
-                                    data: &mut dwk[(g * t + tap) * og * cg..],
-                                    rs: cg,
-                                    cs: 1,
-                                },
+                                (&mut dw[at * k + tap..], k, t),
                             );
                         }
+                        at += r.len();
                     }
-                    let Some(dx) = dx else { return };
-                    // The padded plane becomes dP; its interior is dx.
-                    p.fill(0.0);
-                    for g in 0..self.group {
+                });
+                let Some(dx) = dx else { return };
+                // dP's interior is dx; each channel range owns its planes of both.
+                split_rows(threads, c_all, dp, plane, dx, in_plane, |chans, dp, dx| {
+                    dp.fill(0.0);
+                    let mut at = 0;
+                    for (g, r) in by_group(chans, cg) {
                         for tap in 0..t {
-                            gemm_strided(
-                                threads,
-                                cg,
+                            let a = &w[g * og * k + r.start * t + tap..];
+                            let c = &mut dp[at * plane + self.shift(tap)..];
+                            mm(
+                                r.len(),
                                 n,
                                 og,
+                                (a, t, k),
+                                (&dgrid[g * og * n..], n, 1),
                                 1.0,
-                                View {
-                                    data: &wk[(g * t + tap) * og * cg..],
-                                    rs: 1,
-                                    cs: cg,
-                                },
-                                View {
-                                    data: &dgrid[g * og * n..],
-                                    rs: n,
-                                    cs: 1,
-                                },
-                                1.0,
-                                ViewMut {
-                                    data: &mut p[g * cg * plane + self.shift(tap)..],
-                                    rs: plane,
-                                    cs: 1,
-                                },
+                                (c, plane, 1),
                             );
                         }
+                        at += r.len();
                     }
-                    let (h, w, pad) = (self.window.height, self.window.width, self.window.pad);
-                    for (dplane, src) in dx.chunks_mut(h * w).zip(p.chunks(plane)) {
-                        for (row, line) in dplane.chunks_mut(w).enumerate() {
+                    let (wd, pad) = (self.window.width, self.window.pad);
+                    for (dplane, src) in dx.chunks_mut(in_plane).zip(dp.chunks(plane)) {
+                        for (row, line) in dplane.chunks_mut(wd).enumerate() {
                             let at = (pad[0] + row) * wp + pad[1];
-                            copy(line, &src[at..at + w]);
+                            copy(line, &src[at..at + wd]);
                         }
                     }
-                },
-            );
+                });
+            });
         } else {
-            let (k, hw) = (self.window.col_rows() / self.group, ho * wo);
             let col_len = self.window.col_rows() * hw;
             let dcol_len = if dx.is_some() { col_len } else { 0 };
-            with_scratch(col_len, dcol_len, |col, dcol| {
+            with_sample([col_len, dcol_len, 0], |col, dcol, _| {
                 im2col(&self.window, x, col);
-                for g in 0..self.group {
-                    gemm_strided(
-                        threads,
-                        og,
-                        k,
-                        hw,
-                        1.0,
-                        View {
-                            data: &dy[g * og * hw..],
-                            rs: hw,
-                            cs: 1,
-                        },
-                        View {
-                            data: &col[g * k * hw..],
-                            rs: 1,
-                            cs: hw,
-                        },
-                        1.0,
-                        ViewMut {
-                            data: &mut dwk[g * og * k..],
-                            rs: k,
-                            cs: 1,
-                        },
-                    );
-                }
+                let col: &[f32] = col;
+                split_rows(threads, self.outputs, dw, k, &mut [], 0, |rows, dw, _| {
+                    let mut at = 0;
+                    for (g, r) in by_group(rows, og) {
+                        let a = &dy[(g * og + r.start) * hw..];
+                        mm(
+                            r.len(),
+                            k,
+                            hw,
+                            (a, hw, 1),
+                            (&col[g * k * hw..], 1, hw),
+                            1.0,
+                            (&mut dw[at * k..], k, 1),
+                        );
+                        at += r.len();
+                    }
+                });
                 let Some(dx) = dx else { return };
-                for g in 0..self.group {
-                    gemm_strided(
-                        threads,
-                        k,
-                        hw,
-                        og,
-                        1.0,
-                        View {
-                            data: &wk[g * og * k..],
-                            rs: 1,
-                            cs: k,
-                        },
-                        View {
-                            data: &dy[g * og * hw..],
-                            rs: hw,
-                            cs: 1,
-                        },
-                        0.0,
-                        ViewMut {
-                            data: &mut dcol[g * k * hw..],
-                            rs: hw,
-                            cs: 1,
-                        },
-                    );
-                }
-                col2im(&self.window, dcol, dx);
+                // Each channel range owns its rows of dcol and its planes of dx.
+                split_rows(
+                    threads,
+                    c_all,
+                    dcol,
+                    t * hw,
+                    dx,
+                    in_plane,
+                    |chans, dcol, dx| {
+                        let mut at = 0;
+                        for (g, r) in by_group(chans.clone(), cg) {
+                            let a = &w[g * og * k + r.start * t..];
+                            let rows = r.len() * t;
+                            mm(
+                                rows,
+                                hw,
+                                og,
+                                (a, 1, k),
+                                (&dy[g * og * hw..], hw, 1),
+                                0.0,
+                                (&mut dcol[at * t * hw..], hw, 1),
+                            );
+                            at += r.len();
+                        }
+                        let sub = Window {
+                            channels: chans.len(),
+                            ..self.window
+                        };
+                        col2im(&sub, dcol, dx);
+                    },
+                );
             });
         }
     }

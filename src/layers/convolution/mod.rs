@@ -6,7 +6,7 @@
 mod kernels;
 mod params;
 
-use kernels::Plan;
+use kernels::{ranges, split_parts, Plan};
 
 pub use params::{geometry, ConvolutionParams, Engine, Geometry};
 
@@ -19,7 +19,6 @@ use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use rayon::prelude::*;
-use std::sync::{Mutex, MutexGuard};
 
 pub struct ConvolutionLayer {
     pub params: ConvolutionParams,
@@ -86,40 +85,6 @@ impl ConvolutionLayer {
 }
 
 /// C = op(A)·op(B) + beta·C on all threads (`wide`) or the calling one.
-/// Buffers shared by all convolution layers (layers run one at a time), so the
-/// reordered weights and per-thread weight gradients are not re-allocated per call.
-static KERNEL_WEIGHTS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
-static PARTIAL_DIFFS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
-
-fn lock(m: &Mutex<Vec<f32>>) -> MutexGuard<'_, Vec<f32>> {
-    // A panic elsewhere cannot leave these buffers in a state that matters:
-    // every user overwrites them first.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Splits 0..n into at most `parts` contiguous ranges.
-fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = parts.clamp(1, n.max(1));
-    (0..parts)
-        .map(|p| p * n / parts..(p + 1) * n / parts)
-        .collect()
-}
-
-/// Splits `data` into consecutive chunks of `unit` × each range's length.
-fn split_parts<'a>(
-    mut data: &'a mut [f32],
-    parts: &[std::ops::Range<usize>],
-    unit: usize,
-) -> Vec<&'a mut [f32]> {
-    let mut out = Vec::with_capacity(parts.len());
-    for r in parts {
-        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * unit);
-        out.push(head);
-        data = tail;
-    }
-    out
-}
-
 impl Layer for ConvolutionLayer {
     fn type_name(&self) -> &'static str {
         "Convolution"
@@ -202,9 +167,7 @@ impl Layer for ConvolutionLayer {
         let bias = params.get(1).map(|b| b.data());
         for (b, t) in bottoms.iter().zip(tops.iter_mut()) {
             let plan = self.plan(b.shape(), t.shape());
-            let mut wk = lock(&KERNEL_WEIGHTS);
-            plan.weights_for_kernel(params[0].data(), &mut wk);
-            let wk: &[f32] = &wk;
+            let wk = params[0].data();
             let (in_len, out_len) = (b.count_from(1), t.count_from(1));
             // Samples are spread over threads, each running serial GEMMs; a
             // batch smaller than the thread count threads each GEMM instead.
@@ -216,11 +179,16 @@ impl Layer for ConvolutionLayer {
             };
             let x_all = b.data();
             let ys = split_parts(t.data_mut(), &parts, out_len);
-            parts.into_par_iter().zip(ys).for_each(|(r, ys)| {
+            let run = |(r, ys): (std::ops::Range<usize>, &mut [f32])| {
                 for (s, y) in r.zip(ys.chunks_mut(out_len)) {
                     plan.forward(inner, wk, bias, &x_all[s * in_len..(s + 1) * in_len], y);
                 }
-            });
+            };
+            if parts.len() == 1 {
+                parts.into_iter().zip(ys).for_each(run);
+            } else {
+                parts.into_par_iter().zip(ys).for_each(run);
+            }
         }
         Ok(())
     }
@@ -248,9 +216,7 @@ impl Layer for ConvolutionLayer {
                 }
             }
             let down = propagate_down.get(i).copied().unwrap_or(false);
-            let mut wk = lock(&KERNEL_WEIGHTS);
-            plan.weights_for_kernel(weight, &mut wk);
-            let wk: &[f32] = &wk;
+            let wk: &[f32] = weight;
             let batch = b.dim(0);
             let (x_all, dx_all) = b.data_and_diff_mut();
             let x_all: &[f32] = x_all;
@@ -260,26 +226,34 @@ impl Layer for ConvolutionLayer {
             } else {
                 1
             };
+            if parts.len() == 1 {
+                // One part: samples in turn, each split over the threads.
+                for (s, dx) in dx_all.chunks_mut(in_len).enumerate() {
+                    let x = &x_all[s * in_len..(s + 1) * in_len];
+                    let dys = &dy[s * out_len..(s + 1) * out_len];
+                    plan.backward(inner, wk, x, dys, weight_diff, down.then_some(dx));
+                }
+                continue;
+            }
+            // Each thread sums its samples' weight gradient in its own buffer;
+            // the buffers are added at the end.
             let dxs = split_parts(dx_all, &parts, in_len);
-            // Each thread sums its samples' weight gradient in its own slice; the
-            // slices are added at the end.
-            let mut partial = lock(&PARTIAL_DIFFS);
-            partial.clear();
-            partial.resize(parts.len() * wk.len(), 0.0);
-            parts
+            let partial: Vec<Vec<f32>> = parts
                 .into_par_iter()
                 .zip(dxs)
-                .zip(partial.par_chunks_mut(wk.len()))
-                .for_each(|((r, dx_part), dwk)| {
+                .map(|(r, dx_part)| {
+                    let mut dw = vec![0.0f32; wk.len()];
                     for (j, s) in r.enumerate() {
                         let x = &x_all[s * in_len..(s + 1) * in_len];
                         let dys = &dy[s * out_len..(s + 1) * out_len];
                         let dx = down.then(|| &mut dx_part[j * in_len..(j + 1) * in_len]);
-                        plan.backward(inner, wk, x, dys, dwk, dx);
+                        plan.backward(1, wk, x, dys, &mut dw, dx);
                     }
-                });
-            for dwk in partial.chunks(wk.len()) {
-                plan.add_weight_diff(dwk, weight_diff);
+                    dw
+                })
+                .collect();
+            for dw in partial {
+                weight_diff.iter_mut().zip(dw).for_each(|(d, v)| *d += v);
             }
         }
         Ok(())

@@ -10,7 +10,9 @@
 //! Then `fc5` (512) and, in the train net, the A-Softmax head `fc6`
 //! (MarginInnerProduct, m = 4, λ = max(5, 1000·(1 + 0.12·iter)^−1)) and SoftmaxWithLoss.
 //!
-//!     depth 4: u = [0,0,0,0]   10: [0,1,2,0]   20: [1,2,4,1]   36: [2,4,8,2]   64: [3,8,16,3]
+//! ```text
+//! depth 4: u = [0,0,0,0]   10: [0,1,2,0]   20: [1,2,4,1]   36: [2,4,8,2]   64: [3,8,16,3]
+//! ```
 //!
 //! Convolutions: 4 + 2·Σu = depth. Input 3×112×96 gives 512×7×6 before fc5.
 

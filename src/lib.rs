@@ -9,6 +9,7 @@ pub mod blob;
 pub mod data;
 pub mod error;
 pub mod forward;
+pub mod generate;
 pub mod graph;
 pub mod layer_io;
 pub mod layers;

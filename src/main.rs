@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         what: netrun::data::convert::ConvertCommand,
     },
+    /// Write generated net and solver files (SphereFace-4/10/20/36/64).
+    Generate {
+        #[command(subcommand)]
+        what: netrun::generate::GenerateCommand,
+    },
     /// Train the nets of a solver file, like `caffe train`.
     Train {
         /// A solver file.
@@ -276,6 +281,7 @@ fn main() -> ExitCode {
         })
         .map(|report| print!("{report}")),
         Command::Convert { what } => netrun::data::convert::run(what),
+        Command::Generate { what } => netrun::generate::run(what),
         Command::Train {
             solver,
             snapshot,

@@ -11,12 +11,15 @@
 //!   image, or one whose size differs from the first, is an error rather than
 //!   a skipped line: a silently shorter database is worse than a stop.
 //!
+//! * `mnist-siamese`: MNIST pairs, see [`super::pairs`].
+//! * `list`: an ImageData list from identity subfolders, see [`super::list_builder`].
+//!
 //! Existing databases are never replaced without `--force`, which removes
 //! only the LMDB files (`data.mdb`, `lock.mdb`) of the folder.
 
 use super::datum::Datum;
 use super::decode::decode;
-use super::{image_list, lmdb, mnist};
+use super::{image_list, list_builder, lmdb, mnist, pairs};
 use crate::error::{Error, Result};
 use crate::layer_io::Rng;
 use rand::seq::SliceRandom;
@@ -38,6 +41,41 @@ pub enum ConvertCommand {
         /// Convert even when a file's MD5 differs from the canonical MNIST one (warns instead).
         #[arg(long)]
         no_verify: bool,
+    },
+    /// MNIST IDX files → image pairs `<OUT>/mnist_siamese_{train,test}_lmdb`, as Caffe's
+    /// `convert_mnist_siamese_data` (2 channels, label 1 = same digit).
+    MnistSiamese {
+        /// Folder holding (or receiving) the four IDX files.
+        idx_dir: PathBuf,
+        /// Folder in which the two databases are written.
+        out_dir: PathBuf,
+        /// Pairs per database (default: one per image of the split).
+        #[arg(long)]
+        pairs: Option<usize>,
+        /// Seed of the pair draws (test pairs use seed + 1).
+        #[arg(long, default_value_t = crate::layers::DEFAULT_SEED)]
+        seed: u64,
+        /// Replace existing databases.
+        #[arg(long)]
+        force: bool,
+        /// Convert even when a file's MD5 differs from the canonical MNIST one (warns instead).
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// A folder with one subfolder of images per identity → an ImageData list
+    /// (`<subfolder>/<file> <label>`, labels by sorted subfolder).
+    List {
+        /// The folder of identity subfolders (the ImageData `root_folder`).
+        root: PathBuf,
+        /// The list file to write.
+        #[arg(short = 'o', long = "output", value_name = "LIST")]
+        output: PathBuf,
+        /// Hold out the last N images (sorted) of every identity for a validation list.
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "val_output")]
+        val_per_class: usize,
+        /// Where the validation list goes.
+        #[arg(long, value_name = "LIST", requires = "val_per_class")]
+        val_output: Option<PathBuf>,
     },
     /// An ImageData list of images → an LMDB, as Caffe's `convert_imageset`.
     Imageset {
@@ -74,6 +112,15 @@ fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
 
 /// Runs a `netrun convert` command, printing what was written.
 pub fn run(cmd: &ConvertCommand) -> Result<()> {
+    let fetch = |no_verify: bool| mnist::Fetch {
+        mirrors: mnist::MIRRORS.iter().map(|m| m.to_string()).collect(),
+        offline_dirs: std::env::var_os("NETRUN_DATA_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect(),
+        verify: !no_verify,
+        progress: true,
+    };
     match cmd {
         ConvertCommand::Mnist {
             idx_dir,
@@ -81,17 +128,46 @@ pub fn run(cmd: &ConvertCommand) -> Result<()> {
             force,
             no_verify,
         } => {
-            let fetch = mnist::Fetch {
-                mirrors: mnist::MIRRORS.iter().map(|m| m.to_string()).collect(),
-                offline_dirs: std::env::var_os("NETRUN_DATA_DIR")
-                    .map(PathBuf::from)
-                    .into_iter()
-                    .collect(),
-                verify: !no_verify,
-                progress: true,
-            };
-            for (dir, n) in convert_mnist(idx_dir, out_dir, &fetch, *force)? {
+            for (dir, n) in convert_mnist(idx_dir, out_dir, &fetch(*no_verify), *force)? {
                 println!("wrote {n} records to {}", dir.display());
+            }
+        }
+        ConvertCommand::MnistSiamese {
+            idx_dir,
+            out_dir,
+            pairs,
+            seed,
+            force,
+            no_verify,
+        } => {
+            let opts = pairs::PairOptions {
+                pairs: *pairs,
+                seed: *seed,
+                force: *force,
+            };
+            let written =
+                pairs::convert_mnist_siamese(idx_dir, out_dir, &fetch(*no_verify), &opts)?;
+            for (dir, n) in written {
+                println!("wrote {n} pairs to {}", dir.display());
+            }
+        }
+        ConvertCommand::List {
+            root,
+            output,
+            val_per_class,
+            val_output,
+        } => {
+            let list = list_builder::build_list(root, *val_per_class)?;
+            list_builder::write_list(output, &list.train)?;
+            println!(
+                "wrote {} images of {} identities to {}",
+                list.train.len(),
+                list.classes.len(),
+                output.display()
+            );
+            if let Some(val) = val_output {
+                list_builder::write_list(val, &list.val)?;
+                println!("wrote {} images to {}", list.val.len(), val.display());
             }
         }
         ConvertCommand::Imageset {
@@ -151,6 +227,67 @@ pub fn prepare_output(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// One MNIST split: N images of rows×cols bytes and their N labels.
+#[derive(Debug, Clone)]
+pub struct MnistSplit {
+    pub images: mnist::Idx,
+    pub labels: mnist::Idx,
+}
+
+impl MnistSplit {
+    pub fn len(&self) -> usize {
+        self.images.dims[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows × cols.
+    pub fn image_size(&self) -> usize {
+        self.images.dims[1] * self.images.dims[2]
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let size = self.image_size();
+        &self.images.data[i * size..][..size]
+    }
+}
+
+/// The train and test splits of MNIST, found (or downloaded) and checked as
+/// `netrun convert mnist` does.
+pub fn load_mnist(idx_dir: &Path, fetch: &mnist::Fetch) -> Result<[MnistSplit; 2]> {
+    let files = mnist::load_all(idx_dir, fetch).map_err(Error::Other)?;
+    let mut parsed = Vec::new();
+    for ((path, bytes), file) in files.into_iter().zip(&mnist::FILES) {
+        parsed.push((
+            mnist::parse_idx(bytes, &path, file.magic).map_err(Error::Other)?,
+            path,
+        ));
+    }
+    let Ok([train_images, train_labels, test_images, test_labels]) =
+        <[(mnist::Idx, PathBuf); 4]>::try_from(parsed)
+    else {
+        unreachable!("load_all returns the four files")
+    };
+    let split = |(images, ipath): (mnist::Idx, PathBuf), (labels, lpath): (mnist::Idx, PathBuf)| {
+        if labels.dims[0] != images.dims[0] {
+            return Err(Error::Other(format!(
+                "`{}` holds {} images but `{}` holds {} labels",
+                ipath.display(),
+                images.dims[0],
+                lpath.display(),
+                labels.dims[0]
+            )));
+        }
+        Ok(MnistSplit { images, labels })
+    };
+    let train = split(train_images, train_labels)?;
+    let test = split(test_images, test_labels)?;
+    Ok([train, test])
+}
+
 /// Converts MNIST into `<out>/mnist_train_lmdb` and `<out>/mnist_test_lmdb`;
 /// returns each database and its record count.
 pub fn convert_mnist(
@@ -163,36 +300,17 @@ pub fn convert_mnist(
     for db in &dbs {
         prepare_output(db, force)?;
     }
-    let files = mnist::load_all(idx_dir, fetch).map_err(Error::Other)?;
-    let mut parsed = Vec::new();
-    for ((path, bytes), file) in files.into_iter().zip(&mnist::FILES) {
-        parsed.push((
-            mnist::parse_idx(bytes, &path, file.magic).map_err(Error::Other)?,
-            path,
-        ));
-    }
+    let splits = load_mnist(idx_dir, fetch)?;
     let mut written = Vec::new();
-    for (pair, db) in parsed.chunks(2).zip(dbs) {
-        let [(images, ipath), (labels, lpath)] = pair else {
-            unreachable!("four files")
-        };
-        let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
-        if labels.dims[0] != n {
-            return Err(Error::Other(format!(
-                "`{}` holds {n} images but `{}` holds {} labels",
-                ipath.display(),
-                lpath.display(),
-                labels.dims[0]
-            )));
-        }
-        let size = rows * cols;
-        let records = (0..n).map(|i| {
+    for (split, db) in splits.iter().zip(dbs) {
+        let (rows, cols) = (split.images.dims[1], split.images.dims[2]);
+        let records = (0..split.len()).map(|i| {
             let d = Datum {
                 channels: 1,
                 height: rows as i32,
                 width: cols as i32,
-                data: images.data[i * size..][..size].to_vec(),
-                label: i32::from(labels.data[i]),
+                data: split.image(i).to_vec(),
+                label: i32::from(split.labels.data[i]),
                 ..Datum::default()
             };
             (format!("{i:08}").into_bytes(), d.encode())

@@ -144,6 +144,14 @@ enum Command {
         #[arg(long, value_name = "N")]
         batch: Option<usize>,
     },
+    /// Plot a training log: loss, test outputs and learning rate against iteration (PNG or SVG).
+    Plot(netrun::pictures::plot::PlotArgs),
+    /// Run a net over its data source and write one blob's rows and the labels (safetensors).
+    Features(netrun::pictures::features::FeaturesArgs),
+    /// Scatter two feature dimensions coloured by class, as the center-loss paper's MNIST figure.
+    PlotFeatures(netrun::pictures::scatter::PlotFeaturesArgs),
+    /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
+    Draw(netrun::pictures::draw::DrawArgs),
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -315,6 +323,10 @@ fn main() -> ExitCode {
             },
         )
         .map(|_| ()),
+        Command::Plot(a) => netrun::pictures::plot::run(a).map(|r| println!("{r}")),
+        Command::Features(a) => netrun::pictures::features::run(a).map(|r| println!("{r}")),
+        Command::PlotFeatures(a) => netrun::pictures::scatter::run(a).map(|r| println!("{r}")),
+        Command::Draw(a) => netrun::pictures::draw::run(a).map(|r| println!("{r}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,6 +98,22 @@ impl DbReader {
     }
 }
 
+/// The number of records of the database in folder `dir`.
+pub fn count(dir: &Path) -> Result<usize, String> {
+    let reader = open(dir)?;
+    let rtxn = reader.env.read_txn().map_err(|e| e.to_string())?;
+    let db: Option<Database<Bytes, Bytes>> = reader
+        .env
+        .open_databases_and_commit(rtxn, |o, t| {
+            o.open_database(t, None).map(CommitOrAbort::<_, ()>::Commit)
+        })
+        .map_err(|e: heed::Error| e.to_string())?
+        .unwrap_commit();
+    let Some(db) = db else { return Ok(0) };
+    let rtxn = reader.env.read_txn().map_err(|e| e.to_string())?;
+    db.len(&rtxn).map(|n| n as usize).map_err(|e| e.to_string())
+}
+
 /// The first record (smallest key) of the database in folder `dir`, or None when empty.
 pub fn read_first(dir: &Path) -> Result<Option<Record>, String> {
     Ok(open(dir)?.records(None, 1)?.into_iter().next())

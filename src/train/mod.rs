@@ -18,8 +18,9 @@
 //! written) and, when `iter` falls on them, a last display and test.
 //!
 //! Seeds: `random_seed` seeds the train net (fillers, then dropout, DummyData
-//! and the like); test net k gets `seed + 1 + k`. Caffe's −1 (seed from the
-//! clock) becomes [`DEFAULT_SEED`], so two runs of one solver on the same
+//! and the like) and its data layers' own generators (shuffling, `rand_skip`,
+//! crops and mirrors); test net k gets `seed + 1 + k`. Caffe's −1 (seed from
+//! the clock) becomes [`DEFAULT_SEED`], so two runs of one solver on the same
 //! thread count are identical.
 //!
 //! Divergence: after every forward, a non-finite loss or output or a layer's
@@ -184,10 +185,11 @@ pub struct Trainer {
     stop: bool,
 }
 
-/// Builds one net of the solver, seeded.
+/// Builds one net of the solver; `seed` seeds its stream and its data layers.
 pub fn build_net(def: &SolverDef, spec: &NetSpec, opts: &TrainOptions, seed: u64) -> Result<Net> {
     let loaded = def.load_net(spec)?;
     let mut b = BuildOptions::for_phase(loaded.state.phase);
+    b.context.seed = seed;
     b.context.batch = opts.batch;
     b.context.input_shapes = opts.input_shapes.clone();
     b.context.data_dirs = crate::layers::data_dirs(&loaded.file);

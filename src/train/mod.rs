@@ -421,10 +421,10 @@ impl Trainer {
 
     fn solve_inner(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
+        self.open_logs()?;
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
             .line(&format!("Learning Rate Policy: {}", p.lr_policy));
-        self.open_jsonl()?;
         self.log.start_at(self.iter);
         self.started = Instant::now();
         self.last_display = (self.started, self.iter);
@@ -461,10 +461,11 @@ impl Trainer {
         })
     }
 
-    /// `<prefix>.log.jsonl`, appended to; its folder (the snapshots') is created if missing.
-    fn open_jsonl(&mut self) -> Result<()> {
-        let path = PathBuf::from(format!("{}.log.jsonl", self.prefix));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    /// `<prefix>.log` (glog-prefixed lines) and `<prefix>.log.jsonl`, appended
+    /// to; their folder (the snapshots') is created if missing.
+    fn open_logs(&mut self) -> Result<()> {
+        let text = PathBuf::from(format!("{}.log", self.prefix));
+        if let Some(dir) = text.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::Io {
                     path: dir.to_path_buf(),
@@ -474,15 +475,19 @@ impl Trainer {
                     .line(&format!("Created snapshot folder {}", dir.display()));
             }
         }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::Io {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        self.log.set_jsonl(f);
+        let open = |path: PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::Io {
+                    path,
+                    message: e.to_string(),
+                })
+        };
+        self.log.set_text(open(text)?);
+        self.log
+            .set_jsonl(open(PathBuf::from(format!("{}.log.jsonl", self.prefix)))?);
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The batch sources behind ImageData (a list of image files) and Data (an
-//! LMDB of `Datum` records). Each owns a generator seeded from the net's seed
-//! and the layer's name; shuffling, `rand_skip` and the per-sample transform
-//! draws all come from it in a fixed order, so batches do not depend on timing.
+//! LMDB of `Datum` records). Each owns generators seeded from the net's seed
+//! and the layer's name: `rand_skip` and the per-sample transform draws come
+//! from one in a fixed order, a list's shuffles from another, so batches do
+//! not depend on timing.
 //!
 //! Positions ([`BatchSource::position`]) are what a snapshot saves: LMDB
 //! `cursor` (records to pass from the first, wrapping) and `rng`; list

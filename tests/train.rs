@@ -782,9 +782,10 @@ fn cli_train_stops_on_sigint() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     let mut seen = String::new();
+    // Piped stdout: every line carries glog's prefix, ending in "] ".
     while out.read_line(&mut line).unwrap() > 0 {
         seen += &line;
-        if line.starts_with("Iteration 3,") {
+        if line.contains("] Iteration 3,") {
             break;
         }
         line.clear();
@@ -801,10 +802,12 @@ fn cli_train_stops_on_sigint() {
     assert!(rest.contains("Optimization stopped early."), "{rest}");
     let snap = rest
         .lines()
-        .find_map(|l| l.strip_prefix("Snapshotting solver state to "))
+        .find_map(|l| l.split_once("] Snapshotting solver state to "))
+        .map(|(_, path)| path)
         .expect("a final snapshot");
     assert!(d.join(snap).is_file(), "{snap}");
     assert!(d.join("out/run.log.jsonl").is_file());
+    assert!(d.join("out/run.log").is_file());
 }
 
 /// Test nets read the train net's current values; the test MarginInnerProduct

@@ -70,19 +70,24 @@ fn open_read_only(dir: &Path) -> Result<Env, String> {
 }
 
 impl DbReader {
-    /// Up to `n` records in key order: from the first, or after key `after`.
-    /// The unnamed database is looked up on each call: heed ties its handle
-    /// to a borrow of the environment.
-    pub fn records(&self, after: Option<&[u8]>, n: usize) -> Result<Vec<Record>, String> {
+    /// The unnamed database (None when the environment has none), looked up
+    /// on each call: heed ties its handle to a borrow of the environment.
+    fn database(&self) -> Result<Option<Database<'_, Bytes, Bytes>>, String> {
         let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
-        let db: Option<Database<Bytes, Bytes>> = self
+        Ok(self
             .env
             .open_databases_and_commit(rtxn, |o, t| {
                 o.open_database(t, None).map(CommitOrAbort::<_, ()>::Commit)
             })
             .map_err(|e: heed::Error| e.to_string())?
-            .unwrap_commit();
-        let Some(db) = db else { return Ok(vec![]) };
+            .unwrap_commit())
+    }
+
+    /// Up to `n` records in key order: from the first, or after key `after`.
+    pub fn records(&self, after: Option<&[u8]>, n: usize) -> Result<Vec<Record>, String> {
+        let Some(db) = self.database()? else {
+            return Ok(vec![]);
+        };
         let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let range = db
@@ -95,6 +100,34 @@ impl DbReader {
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> Result<usize, String> {
+        let Some(db) = self.database()? else {
+            return Ok(0);
+        };
+        let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
+        db.len(&rtxn).map(|n| n as usize).map_err(|e| e.to_string())
+    }
+
+    /// Whether the database holds no record.
+    pub fn is_empty(&self) -> Result<bool, String> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// The key at position `index` in key order (None past the end). Walks
+    /// the keys from the first: values are mapped, not copied.
+    pub fn key_at(&self, index: usize) -> Result<Option<Vec<u8>>, String> {
+        let Some(db) = self.database()? else {
+            return Ok(None);
+        };
+        let rtxn = self.env.read_txn().map_err(|e| e.to_string())?;
+        let mut iter = db.iter(&rtxn).map_err(|e| e.to_string())?;
+        match iter.nth(index) {
+            None => Ok(None),
+            Some(kv) => kv.map(|(k, _)| Some(k.to_vec())).map_err(|e| e.to_string()),
+        }
     }
 }
 

@@ -1,13 +1,21 @@
 //! The batch sources behind ImageData (a list of image files) and Data (an
-//! LMDB of `Datum` records). Each owns a generator seeded from the net's seed
-//! and the layer's name; shuffling, `rand_skip` and the per-sample transform
-//! draws all come from it in a fixed order, so batches do not depend on timing.
+//! LMDB of `Datum` records). Each owns generators seeded from the net's seed
+//! and the layer's name: `rand_skip` and the per-sample transform draws come
+//! from one in a fixed order, a list's shuffles from another, so batches do
+//! not depend on timing.
+//!
+//! Positions ([`BatchSource::position`]) are what a snapshot saves: LMDB
+//! `cursor` (records to pass from the first, wrapping) and `rng`; list
+//! `epoch`, `cursor` (entry of the epoch's order) and `rng`. `rng` is the
+//! word position of the generator, whose seed the definition gives; a list's
+//! order in epoch e is the list shuffled by its own generator's stream e, so
+//! it is rebuilt from `epoch` alone.
 
 use super::datum::Datum;
 use super::decode::decode;
 use super::image_list::Entry;
 use super::lmdb::{self, DbReader, Record};
-use super::prefetch::{Batch, BatchSource};
+use super::prefetch::{read_position, Batch, BatchSource, Position};
 use super::transform::Transformer;
 use super::{fmt_paths, resolve};
 use crate::layer_io::Rng;
@@ -30,6 +38,7 @@ pub fn layer_rng(seed: u64, layer: &str) -> Rng {
 pub struct ListSource {
     /// The list file, for messages.
     pub list: PathBuf,
+    /// In list order.
     pub entries: Vec<Entry>,
     /// Prefixed, as a string, to every listed path.
     pub root_folder: String,
@@ -44,21 +53,37 @@ pub struct ListSource {
     pub first: Option<PathBuf>,
     pub batch: usize,
     pub transformer: Transformer,
+    /// Transform draws and `rand_skip`.
     pub rng: Rng,
-    /// Next entry to read.
+    /// Shuffles: epoch e uses its stream e from the start.
+    pub shuffler: Rng,
+    /// Completed passes over the list.
+    pub epoch: u64,
+    /// Entry indices in this epoch's order.
+    pub order: Vec<usize>,
+    /// Next place in `order`.
     pub pos: usize,
 }
 
 impl ListSource {
-    /// Shuffles (when asked), then skips a random number in [0, rand_skip) of entries.
+    /// Orders the first epoch, then skips a random number in [0, rand_skip) of entries.
     pub fn start(mut self, rand_skip: u32) -> ListSource {
-        if self.shuffle {
-            self.entries.shuffle(&mut self.rng);
-        }
+        self.arrange();
         if rand_skip > 0 && !self.entries.is_empty() {
             self.pos = self.rng.gen_range(0..rand_skip) as usize % self.entries.len();
         }
         self
+    }
+
+    /// `order` for `epoch`: list order, or shuffled by stream `epoch` of `shuffler`.
+    fn arrange(&mut self) {
+        self.order = (0..self.entries.len()).collect();
+        if self.shuffle {
+            let mut r = self.shuffler.clone();
+            r.set_stream(self.epoch);
+            r.set_word_pos(0);
+            self.order.shuffle(&mut r);
+        }
     }
 
     /// The stored C×H×W values of entry `e`.
@@ -109,19 +134,46 @@ impl BatchSource for ListSource {
             labels: Vec::with_capacity(self.batch),
         };
         for out in b.data.chunks_mut(size) {
-            let e = &self.entries[self.pos];
+            let e = &self.entries[self.order[self.pos]];
             let src = self.load(e)?;
             b.labels.push(e.label as f32);
             self.transformer.transform(&src, out, &mut self.rng);
             self.pos += 1;
             if self.pos == self.entries.len() {
                 self.pos = 0;
-                if self.shuffle {
-                    self.entries.shuffle(&mut self.rng);
-                }
+                self.epoch += 1;
+                self.arrange();
             }
         }
         Ok(b)
+    }
+
+    fn position(&self) -> Position {
+        vec![
+            ("epoch".into(), self.epoch as f64),
+            ("cursor".into(), self.pos as f64),
+            ("rng".into(), self.rng.get_word_pos() as f64),
+        ]
+    }
+
+    fn seek(&mut self, position: &[(String, f64)]) -> Result<(), String> {
+        let [epoch, cursor, word] = read_position(position, &["epoch", "cursor", "rng"])?[..]
+        else {
+            unreachable!("three keys")
+        };
+        let n = self.entries.len();
+        if cursor as usize >= n {
+            return Err(format!(
+                "state `cursor` {cursor} is past the end of list file `{}` ({n} images): \
+                 the list changed since the snapshot",
+                self.list.display()
+            ));
+        }
+        self.epoch = epoch;
+        self.arrange();
+        self.pos = cursor as usize;
+        self.rng.set_word_pos(u128::from(word));
+        Ok(())
     }
 }
 
@@ -266,5 +318,43 @@ impl BatchSource for LmdbSource {
                 .transform(&src, &mut b.data[i * size..][..size], &mut self.rng);
         }
         Ok(b)
+    }
+
+    fn position(&self) -> Position {
+        vec![
+            ("cursor".into(), (self.index + self.skip) as f64),
+            ("rng".into(), self.rng.get_word_pos() as f64),
+        ]
+    }
+
+    /// The cursor wraps around the database as reading does.
+    fn seek(&mut self, position: &[(String, f64)]) -> Result<(), String> {
+        let [cursor, word] = read_position(position, &["cursor", "rng"])?[..] else {
+            unreachable!("two keys")
+        };
+        let reader = lmdb::open(&self.dir)
+            .map_err(|e| format!("cannot open LMDB `{}`: {e}", self.dir.display()))?;
+        let cannot = |e: String| format!("cannot read LMDB `{}`: {e}", self.dir.display());
+        let n = reader.len().map_err(cannot)?;
+        if n == 0 {
+            return Err(format!("LMDB `{}` is empty", self.dir.display()));
+        }
+        let index = (cursor % n as u64) as usize;
+        let last_key = match index {
+            0 => None,
+            i => Some(
+                reader
+                    .key_at(i - 1)
+                    .map_err(cannot)?
+                    .ok_or_else(|| cannot(format!("no record at position {}", i - 1)))?,
+            ),
+        };
+        self.reader = Some(reader);
+        self.pending.clear();
+        self.last_key = last_key;
+        self.index = index;
+        self.skip = 0;
+        self.rng.set_word_pos(u128::from(word));
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@
 //! Records are read in key order, wrapping around, decoded (raw bytes,
 //! float_data or an encoded image), transformed, and prepared `prefetch`
 //! batches ahead on a background thread (`prefetch: 0` reads in forward).
+//! State (saved in snapshots): the read position of the next batch the net
+//! takes, `cursor` and `rng` (see `crate::data::sources`).
 
 use super::transform::{
     param_given, param_span, sample_shape, SampleError, TransformParams, Unreadable,
@@ -252,5 +254,11 @@ impl Layer for DataLayer {
             io.top_mut(1).data_mut().copy_from_slice(&b.labels);
         }
         Ok(())
+    }
+    fn state(&self) -> Vec<(String, f64)> {
+        self.feed.position()
+    }
+    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
+        self.feed.seek(state)
     }
 }

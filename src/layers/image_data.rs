@@ -7,6 +7,8 @@
 //! at every wrap-around); images are decoded as BGR (or grey), resized with
 //! a bilinear filter, taken as uint8 values, transformed, and prepared
 //! `prefetch` batches ahead on a background thread (see `crate::data`).
+//! State (saved in snapshots): the read position of the next batch the net
+//! takes, `epoch`, `cursor` and `rng` (see `crate::data::sources`).
 
 use super::transform::{param_span, sample_shape, SampleError, TransformParams, Unreadable};
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
@@ -141,6 +143,9 @@ impl ImageDataLayer {
                     batch,
                     transformer: transform.transformer(def, ctx, sample)?,
                     rng: layer_rng(ctx.seed, &def.name),
+                    shuffler: layer_rng(ctx.seed, &format!("{} shuffle", def.name)),
+                    epoch: 0,
+                    order: Vec::new(),
                     pos: 0,
                 };
                 Feed::new(Ok(
@@ -282,5 +287,11 @@ impl Layer for ImageDataLayer {
         io.top_mut(0).data_mut().copy_from_slice(&b.data);
         io.top_mut(1).data_mut().copy_from_slice(&b.labels);
         Ok(())
+    }
+    fn state(&self) -> Vec<(String, f64)> {
+        self.feed.position()
+    }
+    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
+        self.feed.seek(state)
     }
 }

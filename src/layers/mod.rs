@@ -156,8 +156,8 @@ pub struct BuildContext {
     pub data_dirs: Vec<PathBuf>,
     /// Seed of the data layers' own generators (shuffling, `rand_skip`,
     /// crop offsets, mirroring; each layer mixes in its name). A trainer
-    /// passes the solver's `random_seed` (or a clock value when it is
-    /// negative, as Caffe); [`DEFAULT_SEED`] otherwise, so runs repeat.
+    /// passes the seed of the net it builds (from the solver's `random_seed`);
+    /// [`DEFAULT_SEED`] otherwise, so runs repeat.
     pub seed: u64,
 }
 

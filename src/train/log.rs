@@ -1,9 +1,18 @@
 //! Training output: Caffe's log lines (so scripts that parse Caffe logs work
 //! on netrun's), an optional progress bar, and the JSON-lines record.
+//!
+//! Lines written to the text log file (`<snapshot_prefix>.log`), and to
+//! stdout when it is not a terminal, carry glog's prefix as Caffe's do:
+//! `I1128 15:04:05.123456 12345 train/mod.rs:412] Iteration 100, lr = 0.01`
+//! (severity, month and day, local time to the microsecond, process id, the
+//! source file below `src/` and line that logged it), which is what Caffe's
+//! `parse_log.py` reads the time from. A terminal gets the bare lines.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::File;
 use std::io::Write;
+use std::panic::Location;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats like C++'s default `ostream << float` (`%g`, 6 significant digits):
 /// `0.1`, `2.30259`, `1e-05`, `1.5e+06`, `nan`, `inf`.
@@ -66,27 +75,96 @@ pub fn json_num(x: f64) -> String {
     }
 }
 
+/// Broken-down local time: (month 1–12, day, hour, minute, second).
+#[cfg(unix)]
+fn local_time(secs: i64) -> Option<[u32; 5]> {
+    let t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills; both pointers are valid
+    // for the call, and localtime_r (unlike localtime) keeps no shared buffer.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    ok.then(|| {
+        [tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec].map(|v| v.max(0) as u32)
+    })
+}
+
+#[cfg(not(unix))]
+fn local_time(_secs: i64) -> Option<[u32; 5]> {
+    None
+}
+
+/// UTC as (month, day, hour, minute, second) of `secs` since 1970-01-01, the
+/// fallback when local time is unavailable: days to a civil date by the era
+/// arithmetic of the proleptic Gregorian calendar (400-year eras of 146 097 days).
+pub fn utc_time(secs: i64) -> [u32; 5] {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    [month, day, rem / 3600, rem / 60 % 60, rem % 60]
+}
+
+/// glog's line prefix: `I1128 15:04:05.123456 12345 file.rs:12] `.
+pub fn glog_prefix(severity: char, at: SystemTime, id: u32, file: &str, line: u32) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let [mo, d, h, mi, s] = local_time(secs).unwrap_or_else(|| utc_time(secs));
+    format!(
+        "{severity}{mo:02}{d:02} {h:02}:{mi:02}:{s:02}.{:06} {id:>5} {file}:{line}] ",
+        since.subsec_micros()
+    )
+}
+
+/// The tag of a source location: its path below `src/` (`train/mod.rs`).
+fn source_tag(loc: &Location) -> String {
+    let f = loc.file().replace('\\', "/");
+    match f.rfind("src/") {
+        Some(i) => f[i + 4..].to_string(),
+        None => f,
+    }
+}
+
+/// Lines kept for the text log before its file is opened (the first lines of a run).
+const EARLY_LINES: usize = 1000;
+
 /// Where the run's lines go.
 pub struct Log {
     out: Box<dyn Write + Send>,
+    /// Whether lines to `out` get glog's prefix.
+    prefix_out: bool,
     bar: Option<ProgressBar>,
     jsonl: Option<File>,
+    /// The text log, every line prefixed.
+    text: Option<File>,
+    /// Prefixed lines logged before `text` was opened.
+    early: Vec<String>,
 }
 
 impl Log {
-    /// Lines to `out`, no progress bar, no JSON record.
+    /// Lines to `out` as they are, no progress bar, no JSON record, no text file.
     pub fn new(out: Box<dyn Write + Send>) -> Log {
         Log {
             out,
+            prefix_out: false,
             bar: None,
             jsonl: None,
+            text: None,
+            early: Vec::new(),
         }
     }
 
-    /// Lines to stdout, with a progress bar over `total` iterations when stdout is a terminal.
+    /// Lines to stdout: with a progress bar over `total` iterations when stdout
+    /// is a terminal, with glog's prefix when it is not (a file, a pipe).
     pub fn stdout(total: u64) -> Log {
         use std::io::IsTerminal;
         let mut log = Log::new(Box::new(std::io::stdout()));
+        log.prefix_out = !std::io::stdout().is_terminal();
         if std::io::stdout().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
             if let Ok(style) = ProgressStyle::with_template(
@@ -104,12 +182,46 @@ impl Log {
         self.jsonl = Some(file);
     }
 
+    /// Appends prefixed lines to `file` from now on, starting with those
+    /// logged before (up to the first thousand).
+    pub fn set_text(&mut self, mut file: File) {
+        for l in self.early.drain(..) {
+            let _ = writeln!(file, "{l}");
+        }
+        self.text = Some(file);
+    }
+
+    /// Logs an information line; the prefix names the caller's file and line.
+    #[track_caller]
     pub fn line(&mut self, s: &str) {
+        let loc = Location::caller();
+        let prefixed = (self.prefix_out || self.text.is_some() || self.early.len() < EARLY_LINES)
+            .then(|| {
+                let p = glog_prefix(
+                    'I',
+                    SystemTime::now(),
+                    std::process::id(),
+                    &source_tag(loc),
+                    loc.line(),
+                );
+                format!("{p}{s}")
+            });
+        match (&mut self.text, &prefixed) {
+            (Some(f), Some(p)) => {
+                let _ = writeln!(f, "{p}");
+            }
+            (None, Some(p)) if self.early.len() < EARLY_LINES => self.early.push(p.clone()),
+            _ => {}
+        }
+        let shown = match &prefixed {
+            Some(p) if self.prefix_out => p.as_str(),
+            _ => s,
+        };
         match &self.bar {
-            Some(bar) => bar.println(s),
+            Some(bar) => bar.println(shown),
             None => {
                 // A closed pipe must not stop training.
-                let _ = writeln!(self.out, "{s}");
+                let _ = writeln!(self.out, "{shown}");
             }
         }
     }
@@ -135,6 +247,9 @@ impl Log {
             bar.finish_and_clear();
         }
         let _ = self.out.flush();
+        if let Some(f) = &mut self.text {
+            let _ = f.flush();
+        }
     }
 
     /// Writes one record: `{"iter", "phase", ["net",] "lr", "seconds", ["loss",] "outputs"}`.

@@ -18,8 +18,9 @@
 //! written) and, when `iter` falls on them, a last display and test.
 //!
 //! Seeds: `random_seed` seeds the train net (fillers, then dropout, DummyData
-//! and the like); test net k gets `seed + 1 + k`. Caffe's −1 (seed from the
-//! clock) becomes [`DEFAULT_SEED`], so two runs of one solver on the same
+//! and the like) and its data layers' own generators (shuffling, `rand_skip`,
+//! crops and mirrors); test net k gets `seed + 1 + k`. Caffe's −1 (seed from
+//! the clock) becomes [`DEFAULT_SEED`], so two runs of one solver on the same
 //! thread count are identical.
 //!
 //! Divergence: after every forward, a non-finite loss or output or a layer's
@@ -184,10 +185,11 @@ pub struct Trainer {
     stop: bool,
 }
 
-/// Builds one net of the solver, seeded.
+/// Builds one net of the solver; `seed` seeds its stream and its data layers.
 pub fn build_net(def: &SolverDef, spec: &NetSpec, opts: &TrainOptions, seed: u64) -> Result<Net> {
     let loaded = def.load_net(spec)?;
     let mut b = BuildOptions::for_phase(loaded.state.phase);
+    b.context.seed = seed;
     b.context.batch = opts.batch;
     b.context.input_shapes = opts.input_shapes.clone();
     b.context.data_dirs = crate::layers::data_dirs(&loaded.file);
@@ -419,10 +421,10 @@ impl Trainer {
 
     fn solve_inner(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
+        self.open_logs()?;
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
             .line(&format!("Learning Rate Policy: {}", p.lr_policy));
-        self.open_jsonl()?;
         self.log.start_at(self.iter);
         self.started = Instant::now();
         self.last_display = (self.started, self.iter);
@@ -459,10 +461,11 @@ impl Trainer {
         })
     }
 
-    /// `<prefix>.log.jsonl`, appended to; its folder (the snapshots') is created if missing.
-    fn open_jsonl(&mut self) -> Result<()> {
-        let path = PathBuf::from(format!("{}.log.jsonl", self.prefix));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    /// `<prefix>.log` (glog-prefixed lines) and `<prefix>.log.jsonl`, appended
+    /// to; their folder (the snapshots') is created if missing.
+    fn open_logs(&mut self) -> Result<()> {
+        let text = PathBuf::from(format!("{}.log", self.prefix));
+        if let Some(dir) = text.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::Io {
                     path: dir.to_path_buf(),
@@ -472,15 +475,19 @@ impl Trainer {
                     .line(&format!("Created snapshot folder {}", dir.display()));
             }
         }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::Io {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        self.log.set_jsonl(f);
+        let open = |path: PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::Io {
+                    path,
+                    message: e.to_string(),
+                })
+        };
+        self.log.set_text(open(text)?);
+        self.log
+            .set_jsonl(open(PathBuf::from(format!("{}.log.jsonl", self.prefix)))?);
         Ok(())
     }
 

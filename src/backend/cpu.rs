@@ -81,46 +81,31 @@ fn gemm_on(
         return;
     }
     // Element (i, p) of op(A) sits at i·rs + p·cs.
-    let (a_rs, a_cs) = if trans_a {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (b_rs, b_cs) = if trans_b {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    let parallelism = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: the asserts above bound every index the strides reach; `c`
-    // does not alias `a` or `b` (distinct borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            beta != 0.0,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
+    gemm_strided(
+        threads,
+        m,
+        n,
+        k,
+        alpha,
+        View {
+            data: a,
+            rs: a_rs,
+            cs: a_cs,
+        },
+        View {
+            data: b,
+            rs: b_rs,
+            cs: b_cs,
+        },
+        beta,
+        ViewMut {
+            data: c,
+            rs: n,
+            cs: 1,
+        },
+    );
 }
 
 /// A matrix operand given by strides: element (i, j) sits at `data[i·rs + j·cs]`.

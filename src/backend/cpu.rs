@@ -212,18 +212,14 @@ fn gemv_rows(
         let sum: f64 = lanes.iter().map(|&l| l as f64).sum::<f64>() + tail;
         *yi = alpha * sum as f32;
     };
-    let rows_iter = y[..rows]
-        .par_iter_mut()
-        .zip(a[..rows * cols].par_chunks(cols));
+    let (y, a) = (&mut y[..rows], &a[..rows * cols]);
     if threads > 1 && rows * cols >= 1 << 16 {
-        rows_iter
+        y.par_iter_mut()
+            .zip(a.par_chunks(cols))
             .with_min_len(rows.div_ceil(threads * 4))
             .for_each(dot_row);
     } else {
-        y[..rows]
-            .iter_mut()
-            .zip(a[..rows * cols].chunks(cols))
-            .for_each(dot_row);
+        y.iter_mut().zip(a.chunks(cols)).for_each(dot_row);
     }
 }
 

@@ -263,6 +263,29 @@ pub fn forward(
         .unwrap_or_else(|e| panic!("forward: {e}"));
 }
 
+/// Runs backward once (TRAIN phase) with the tops' diffs as they are: bottom
+/// diffs are overwritten where `propagate_down`, param diffs accumulate.
+pub fn backward(
+    layer: &mut dyn Layer,
+    bottoms: &mut [Blob],
+    tops: &mut [Blob],
+    params: &mut [Blob],
+    propagate_down: &[bool],
+) {
+    let mut rng = Rng::seed_from_u64(7);
+    let mut io = io(bottoms, tops, params);
+    layer
+        .backward(
+            &mut io,
+            propagate_down,
+            &mut RunCtx {
+                phase: Phase::Train,
+                rng: &mut rng,
+            },
+        )
+        .unwrap_or_else(|e| panic!("backward: {e}"));
+}
+
 /// Asserts two slices agree within `atol + rtol·|expected|` element-wise.
 pub fn assert_close(actual: &[f32], expected: &[f64], rtol: f64, atol: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");

@@ -1,86 +1,10 @@
 //! Forward against naive loops and gradient checks for the core layers.
 
+mod common;
+
+use common::conv::{conv_case, conv_check_against_naive};
 use netrun::blob::Blob;
 use netrun::testing::{assert_close, forward, layer, setup, uniform_blob, GradientChecker};
-
-/// Direct convolution: y[n,o,i,j] = b[o] + Σ_{c∈group(o),a,b} W[o,c,a,b]·x[n,c,i·s−p+a·d, j·s−p+b·d].
-#[allow(clippy::too_many_arguments)]
-fn naive_conv(
-    x: &Blob,
-    w: &Blob,
-    b: Option<&Blob>,
-    group: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-    out: [usize; 2],
-) -> Vec<f64> {
-    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
-    let (o, cg, kh, kw) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
-    let og = o / group;
-    let mut y = vec![0.0; n * o * out[0] * out[1]];
-    for ni in 0..n {
-        for oi in 0..o {
-            let g = oi / og;
-            for i in 0..out[0] {
-                for j in 0..out[1] {
-                    let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
-                    for ci in 0..cg {
-                        let cin = g * cg + ci;
-                        for a in 0..kh {
-                            for bb in 0..kw {
-                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
-                                    continue;
-                                }
-                                let xv = x.data()
-                                    [((ni * c + cin) * h + yy as usize) * wd + xx as usize]
-                                    as f64;
-                                acc += w.data()[((oi * cg + ci) * kh + a) * kw + bb] as f64 * xv;
-                            }
-                        }
-                    }
-                    y[((ni * o + oi) * out[0] + i) * out[1] + j] = acc;
-                }
-            }
-        }
-    }
-    y
-}
-
-fn conv_case(
-    spec: &str,
-    x_shape: &[usize],
-    group: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-) {
-    let text = format!(
-        "name: \"c\" type: \"Convolution\" convolution_param {{ {spec} weight_filler {{ type: \"gaussian\" std: 0.5 }} bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
-    );
-    let mut l = layer(&text);
-    let mut bottoms = vec![uniform_blob(x_shape, -1.0, 1.0, 3)];
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
-    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-    let out = [tops[0].dim(2), tops[0].dim(3)];
-    let expected = naive_conv(
-        &bottoms[0],
-        &params[0],
-        params.get(1),
-        group,
-        stride,
-        pad,
-        dil,
-        out,
-    );
-    assert_close(tops[0].data(), &expected, 1e-4, 1e-4, "conv forward");
-    let n = GradientChecker::default()
-        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
-        .unwrap();
-    assert!(n > 0);
-}
 
 #[test]
 fn convolution_stride_pad_nonsquare() {
@@ -201,6 +125,44 @@ fn convolution_batch_one_split_across_groups() {
         [2, 2],
         [1, 1],
         [1, 1],
+    );
+}
+
+// Batches at least as large as the thread count run per sample when the output
+// plane has 256+ positions (shifted windows, or im2col when strided), and in
+// chunks of samples side by side when it is smaller; these cover all three,
+// with chunks of 4 samples over a batch of 5 for the last.
+#[test]
+fn convolution_per_sample_shifted_windows_large_plane() {
+    conv_case(
+        "num_output: 3 kernel_size: 3 pad: 1",
+        &[2, 8, 16, 17],
+        1,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+    );
+}
+
+#[test]
+fn convolution_per_sample_im2col_large_plane() {
+    conv_case(
+        "num_output: 2 kernel_size: 3 stride: 2",
+        &[2, 3, 35, 37],
+        1,
+        [2, 2],
+        [0, 0],
+        [1, 1],
+    );
+}
+
+#[test]
+fn convolution_chunks_of_samples_across_a_batch() {
+    // 512 channels × 9 taps × 200 positions: 4 samples fill the column budget.
+    conv_check_against_naive(
+        "num_output: 2 kernel_size: 3 pad: 1",
+        &[5, 512, 10, 20],
+        (1, [1, 1], [1, 1], [1, 1]),
     );
 }
 

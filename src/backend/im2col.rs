@@ -52,6 +52,12 @@ use super::copy::{copy, zero};
 
 /// Writes the column matrix of one image (C×H×W) into `col`.
 pub fn im2col(w: &Window, image: &[f32], col: &mut [f32]) {
+    im2col_pitched(w, image, col, w.col_cols());
+}
+
+/// [`im2col`] with column-matrix rows `pitch` floats apart, so several images'
+/// matrices can sit side by side in one wider matrix.
+pub fn im2col_pitched(w: &Window, image: &[f32], col: &mut [f32], pitch: usize) {
     let (ho, wo) = (w.out[0], w.out[1]);
     let mut row = 0;
     for c in 0..w.channels {
@@ -60,7 +66,7 @@ pub fn im2col(w: &Window, image: &[f32], col: &mut [f32]) {
             let (y0, y1) = w.valid(0, ki, w.height);
             for kj in 0..w.kernel[1] {
                 let (x0, x1) = w.valid(1, kj, w.width);
-                let dst = &mut col[row * ho * wo..(row + 1) * ho * wo];
+                let dst = &mut col[row * pitch..row * pitch + ho * wo];
                 zero(&mut dst[..y0 * wo]);
                 zero(&mut dst[y1 * wo..]);
                 for oy in y0..y1 {
@@ -87,6 +93,11 @@ pub fn im2col(w: &Window, image: &[f32], col: &mut [f32]) {
 
 /// Adds the column matrix back into an image (C×H×W), which it overwrites.
 pub fn col2im(w: &Window, col: &[f32], image: &mut [f32]) {
+    col2im_pitched(w, col, w.col_cols(), image);
+}
+
+/// [`col2im`] reading column-matrix rows `pitch` floats apart.
+pub fn col2im_pitched(w: &Window, col: &[f32], pitch: usize, image: &mut [f32]) {
     image.fill(0.0);
     let (ho, wo) = (w.out[0], w.out[1]);
     let mut row = 0;
@@ -96,7 +107,7 @@ pub fn col2im(w: &Window, col: &[f32], image: &mut [f32]) {
             let (y0, y1) = w.valid(0, ki, w.height);
             for kj in 0..w.kernel[1] {
                 let (x0, x1) = w.valid(1, kj, w.width);
-                let src = &col[row * ho * wo..(row + 1) * ho * wo];
+                let src = &col[row * pitch..row * pitch + ho * wo];
                 let base = kj * w.dilation[1];
                 for oy in y0..y1 {
                     let iy = oy * w.stride[0] + ki * w.dilation[0] - w.pad[0];

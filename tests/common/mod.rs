@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod conv;
+
 use netrun::graph::{BuildOptions, Graph};
 use netrun::netdef::{parse_net_str, Phase};
 use std::path::PathBuf;

@@ -27,6 +27,10 @@ use std::ops::Range;
 /// and im2col's K = C/g·kh·kw wins.
 const SHIFTED_MIN_CHANNELS: usize = 8;
 
+/// Below this many output positions a sample's GEMMs are too narrow to run
+/// well, and a batch runs in chunks of samples side by side (`chunked.rs`).
+const PER_SAMPLE_MIN_POSITIONS: usize = 256;
+
 /// One sample's convolution: window geometry plus output channels and groups.
 #[derive(Clone, Copy)]
 pub struct Plan {
@@ -43,7 +47,7 @@ thread_local! {
     static RANGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
         v.resize(len, 0.0);
     }
@@ -83,8 +87,15 @@ pub fn split_parts<'a>(
 
 /// Calls `f(range, rows of a, rows of b)` for ranges of 0..n, on `threads` threads;
 /// range r owns rows r of `a` (`ua` values each) and of `b` (`ub` each).
-fn split_rows<F>(threads: usize, n: usize, a: &mut [f32], ua: usize, b: &mut [f32], ub: usize, f: F)
-where
+pub(super) fn split_rows<F>(
+    threads: usize,
+    n: usize,
+    a: &mut [f32],
+    ua: usize,
+    b: &mut [f32],
+    ub: usize,
+    f: F,
+) where
     F: Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
 {
     let parts = ranges(n, threads);
@@ -145,10 +156,17 @@ fn mm(
 }
 
 impl Plan {
+    /// Whether a batch of `batch` samples on `threads` threads runs as chunks
+    /// of samples (small output planes) rather than per sample.
+    /// A batch smaller than the thread count stays per sample, split by channels.
+    pub fn chunked(&self, batch: usize, threads: usize) -> bool {
+        batch >= threads && self.window.col_cols() < PER_SAMPLE_MIN_POSITIONS
+    }
+
     pub fn shifted(&self) -> bool {
         self.window.stride == [1, 1] && self.window.channels / self.group >= SHIFTED_MIN_CHANNELS
     }
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.window.kernel[0] * self.window.kernel[1]
     }
     fn plane(&self) -> usize {
@@ -169,7 +187,7 @@ impl Plan {
         ki * w.dilation[0] * self.pitch() + kj * w.dilation[1]
     }
     /// (input channels, output channels) per group.
-    fn per_group(&self) -> (usize, usize) {
+    pub(super) fn per_group(&self) -> (usize, usize) {
         (self.window.channels / self.group, self.outputs / self.group)
     }
 

@@ -3,8 +3,10 @@
 //! K = C/g·kh·kw, Ho×Wo output. Out size per axis: ⌊(H + 2p − (d(k−1)+1)) / s⌋ + 1.
 //! y_g = W_g ⋆ x_g + b; dW_g += dy_g ⋆ x_g; db += Σ_positions dy; dx = W_gᵀ ⋆ dy_g.
 
+mod chunked;
 mod kernels;
 mod params;
+mod winograd;
 
 use kernels::{ranges, split_parts, Plan};
 
@@ -169,6 +171,19 @@ impl Layer for ConvolutionLayer {
             let plan = self.plan(b.shape(), t.shape());
             let wk = params[0].data();
             let (in_len, out_len) = (b.count_from(1), t.count_from(1));
+            if plan.winograd(b.dim(0)) {
+                plan.winograd_forward(wk, bias, b.data(), t.data_mut());
+                continue;
+            }
+            if plan.chunked(b.dim(0), threads()) {
+                let s = plan.chunk_len(b.dim(0));
+                let x_all = b.data();
+                for (i, y) in t.data_mut().chunks_mut(s * out_len).enumerate() {
+                    let x = &x_all[i * s * in_len..];
+                    plan.forward_chunk(threads(), wk, bias, x, y);
+                }
+                continue;
+            }
             // Samples are spread over threads, each running serial GEMMs; a
             // batch smaller than the thread count threads each GEMM instead.
             let parts = ranges(b.dim(0), threads());
@@ -220,6 +235,22 @@ impl Layer for ConvolutionLayer {
             let batch = b.dim(0);
             let (x_all, dx_all) = b.data_and_diff_mut();
             let x_all: &[f32] = x_all;
+            // Winograd gives dx on its own; the paths below then only do dW.
+            let winograd = plan.winograd(batch);
+            if winograd && down {
+                plan.winograd_data_gradient(wk, dy, dx_all);
+            }
+            let down = down && !winograd;
+            if plan.chunked(batch, threads()) {
+                let s = plan.chunk_len(batch);
+                let mut dxs = down.then(|| dx_all.chunks_mut(s * in_len));
+                for (i, x) in x_all.chunks(s * in_len).enumerate() {
+                    let dys = &dy[i * s * out_len..(i * s + x.len() / in_len) * out_len];
+                    let dx = dxs.as_mut().and_then(|it| it.next());
+                    plan.backward_chunk(threads(), wk, x, dys, weight_diff, dx);
+                }
+                continue;
+            }
             let parts = ranges(batch, threads());
             let inner = if parts.len() < threads() {
                 threads()

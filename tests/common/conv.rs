@@ -1,0 +1,161 @@
+//! Convolution references shared by the convolution tests: direct loops for
+//! the forward pass and both gradients, and the cases built on them.
+
+use netrun::blob::Blob;
+use netrun::testing::{
+    assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
+};
+
+/// Direct convolution: y[n,o,i,j] = b[o] + Σ_{c∈group(o),a,b} W[o,c,a,b]·x[n,c,i·s−p+a·d, j·s−p+b·d].
+#[allow(clippy::too_many_arguments)]
+pub fn naive_conv(
+    x: &Blob,
+    w: &Blob,
+    b: Option<&Blob>,
+    group: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+    out: [usize; 2],
+) -> Vec<f64> {
+    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    let (o, cg, kh, kw) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    let og = o / group;
+    let mut y = vec![0.0; n * o * out[0] * out[1]];
+    for ni in 0..n {
+        for oi in 0..o {
+            let g = oi / og;
+            for i in 0..out[0] {
+                for j in 0..out[1] {
+                    let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
+                    for ci in 0..cg {
+                        let cin = g * cg + ci;
+                        for a in 0..kh {
+                            for bb in 0..kw {
+                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
+                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
+                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                    continue;
+                                }
+                                let xv = x.data()
+                                    [((ni * c + cin) * h + yy as usize) * wd + xx as usize]
+                                    as f64;
+                                acc += w.data()[((oi * cg + ci) * kh + a) * kw + bb] as f64 * xv;
+                            }
+                        }
+                    }
+                    y[((ni * o + oi) * out[0] + i) * out[1] + j] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+pub fn conv_case(
+    spec: &str,
+    x_shape: &[usize],
+    group: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+) {
+    let text = format!(
+        "name: \"c\" type: \"Convolution\" convolution_param {{ {spec} weight_filler {{ type: \"gaussian\" std: 0.5 }} bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
+    );
+    let mut l = layer(&text);
+    let mut bottoms = vec![uniform_blob(x_shape, -1.0, 1.0, 3)];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let out = [tops[0].dim(2), tops[0].dim(3)];
+    let expected = naive_conv(
+        &bottoms[0],
+        &params[0],
+        params.get(1),
+        group,
+        stride,
+        pad,
+        dil,
+        out,
+    );
+    assert_close(tops[0].data(), &expected, 1e-4, 1e-4, "conv forward");
+    let n = GradientChecker::default()
+        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
+        .unwrap();
+    assert!(n > 0);
+}
+
+/// Geometry of a naive convolution in the test: (group, stride, pad, dilation).
+pub type Geometry = (usize, [usize; 2], [usize; 2], [usize; 2]);
+
+/// The direct loops of the gradients for top diff dy:
+///   dx[n,c,y,x] = Σ W[o,c,a,b]·dy[n,o,i,j] over y = i·s − p + a·d, x = j·s − p + b·d,
+///   dW[o,c,a,b] = Σ_n,i,j dy[n,o,i,j]·x[n,c,i·s − p + a·d, j·s − p + b·d].
+pub fn naive_conv_backward(x: &Blob, w: &Blob, dy: &Blob, geo: Geometry) -> (Vec<f64>, Vec<f64>) {
+    let (group, stride, pad, dil) = geo;
+    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    let (o, cg, kh, kw) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    let (ho, wo) = (dy.dim(2), dy.dim(3));
+    let og = o / group;
+    let mut dx = vec![0.0; x.count()];
+    let mut dw = vec![0.0; w.count()];
+    for ni in 0..n {
+        for oi in 0..o {
+            let g = oi / og;
+            for i in 0..ho {
+                for j in 0..wo {
+                    let d = dy.diff()[((ni * o + oi) * ho + i) * wo + j] as f64;
+                    for ci in 0..cg {
+                        let cin = g * cg + ci;
+                        for a in 0..kh {
+                            for bb in 0..kw {
+                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
+                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
+                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((ni * c + cin) * h + yy as usize) * wd + xx as usize;
+                                let wi = ((oi * cg + ci) * kh + a) * kw + bb;
+                                dx[xi] += w.data()[wi] as f64 * d;
+                                dw[wi] += x.data()[xi] as f64 * d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw)
+}
+
+/// Forward and backward of a convolution against the direct loops, for shapes
+/// too big for the numerical gradient checker.
+pub fn conv_check_against_naive(spec: &str, x_shape: &[usize], geo: Geometry) {
+    let text = format!(
+        "name: \"c\" type: \"Convolution\" convolution_param {{ {spec} weight_filler {{ type: \"gaussian\" std: 0.5 }} bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
+    );
+    let mut l = layer(&text);
+    let mut bottoms = vec![uniform_blob(x_shape, -1.0, 1.0, 3)];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let out = [tops[0].dim(2), tops[0].dim(3)];
+    let (group, stride, pad, dil) = geo;
+    let expected = naive_conv(
+        &bottoms[0],
+        &params[0],
+        params.get(1),
+        group,
+        stride,
+        pad,
+        dil,
+        out,
+    );
+    assert_close(tops[0].data(), &expected, 1e-4, 1e-4, "conv forward");
+    let dy = uniform_blob(tops[0].shape(), -1.0, 1.0, 5);
+    tops[0].diff_mut().copy_from_slice(dy.data());
+    params.iter_mut().for_each(Blob::zero_diff);
+    backward(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true]);
+    let (dx, dw) = naive_conv_backward(&bottoms[0], &params[0], &tops[0], geo);
+    assert_close(bottoms[0].diff(), &dx, 1e-4, 1e-4, "conv dx");
+    assert_close(params[0].diff(), &dw, 1e-4, 1e-3, "conv dW");
+}

@@ -1,0 +1,57 @@
+//! Winograd F(2×2, 3×3) convolution, forced on for every 3×3 stride-1 layer of
+//! this test binary with `NETRUN_WINOGRAD=1` (by default it runs only where the
+//! channel counts make it pay, too wide for the gradient checker).
+
+mod common;
+
+use common::conv::{conv_case, conv_check_against_naive};
+use std::sync::Once;
+
+fn force_winograd() {
+    static SET: Once = Once::new();
+    // Every test calls this before any convolution runs, so the variable is
+    // set once, before the layer first reads it.
+    SET.call_once(|| std::env::set_var("NETRUN_WINOGRAD", "1"));
+}
+
+// Odd output sizes leave partial 2×2 tiles; pads 0 and 2 give the data
+// gradient pads 2 and 0.
+#[test]
+fn winograd_pads_partial_tiles_and_gradients() {
+    force_winograd();
+    for (pad, shape) in [(1, [2, 3, 5, 7]), (0, [1, 4, 6, 5]), (2, [3, 2, 3, 4])] {
+        conv_case(
+            &format!("num_output: 3 kernel_size: 3 pad: {pad}"),
+            &shape,
+            1,
+            [1, 1],
+            [pad, pad],
+            [1, 1],
+        );
+    }
+}
+
+#[test]
+fn winograd_rectangular_pad_and_no_bias() {
+    force_winograd();
+    conv_case(
+        "num_output: 2 kernel_size: 3 pad_h: 2 pad_w: 0 bias_term: false",
+        &[2, 3, 4, 9],
+        1,
+        [1, 1],
+        [2, 0],
+        [1, 1],
+    );
+}
+
+#[test]
+fn winograd_chunks_of_samples_across_a_batch() {
+    force_winograd();
+    // 16 channels × 16 points × 32·32 tiles per sample: 8 samples fill a chunk,
+    // so a batch of 9 runs as two, forward and for the data gradient.
+    conv_check_against_naive(
+        "num_output: 4 kernel_size: 3 pad: 1",
+        &[9, 16, 64, 63],
+        (1, [1, 1], [1, 1], [1, 1]),
+    );
+}

@@ -7,6 +7,8 @@ mod chunked;
 mod kernels;
 mod params;
 mod winograd;
+mod winograd_tiles;
+mod winograd_weights;
 
 use kernels::{ranges, split_parts, Plan};
 
@@ -235,12 +237,13 @@ impl Layer for ConvolutionLayer {
             let batch = b.dim(0);
             let (x_all, dx_all) = b.data_and_diff_mut();
             let x_all: &[f32] = x_all;
-            // Winograd gives dx on its own; the paths below then only do dW.
-            let winograd = plan.winograd(batch);
-            if winograd && down {
-                plan.winograd_data_gradient(wk, dy, dx_all);
+            if plan.winograd(batch) {
+                if down {
+                    plan.winograd_data_gradient(wk, dy, dx_all);
+                }
+                plan.winograd_weight_gradient(x_all, dy, weight_diff);
+                continue;
             }
-            let down = down && !winograd;
             if plan.chunked(batch, threads()) {
                 let s = plan.chunk_len(batch);
                 let mut dxs = down.then(|| dx_all.chunks_mut(s * in_len));

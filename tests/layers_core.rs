@@ -130,8 +130,8 @@ fn convolution_batch_one_split_across_groups() {
 
 // Batches at least as large as the thread count run per sample when the output
 // plane has 256+ positions (shifted windows, or im2col when strided), and in
-// chunks of samples side by side when it is smaller; these cover all three,
-// with chunks of 4 samples over a batch of 5 for the last.
+// chunks of samples side by side when it has fewer than 64; these cover all
+// three, with chunks of 4 samples over a batch of 5 for the last.
 #[test]
 fn convolution_per_sample_shifted_windows_large_plane() {
     conv_case(
@@ -158,10 +158,10 @@ fn convolution_per_sample_im2col_large_plane() {
 
 #[test]
 fn convolution_chunks_of_samples_across_a_batch() {
-    // 512 channels × 9 taps × 200 positions: 4 samples fill the column budget.
+    // 2048 channels × 9 taps × 54 positions: 4 samples fill the column budget.
     conv_check_against_naive(
         "num_output: 2 kernel_size: 3 pad: 1",
-        &[5, 512, 10, 20],
+        &[5, 2048, 6, 9],
         (1, [1, 1], [1, 1], [1, 1]),
     );
 }

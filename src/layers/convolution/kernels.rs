@@ -29,7 +29,14 @@ const SHIFTED_MIN_CHANNELS: usize = 8;
 
 /// Below this many output positions a sample's GEMMs are too narrow to run
 /// well, and a batch runs in chunks of samples side by side (`chunked.rs`).
-const PER_SAMPLE_MIN_POSITIONS: usize = 256;
+const PER_SAMPLE_MIN_POSITIONS: usize = 64;
+
+/// Up to this many positions chunks still win when there are enough output
+/// channels per group for the chunk's threaded GEMMs to split their rows well
+/// (measured: SphereFace's 14×12 stage with 256 outputs gains, LeNet++'s 14×14
+/// stage with 64 outputs loses).
+const CHUNK_MAX_POSITIONS: usize = 256;
+const CHUNK_MIN_OUTPUTS: usize = 128;
 
 /// One sample's convolution: window geometry plus output channels and groups.
 #[derive(Clone, Copy)]
@@ -160,7 +167,10 @@ impl Plan {
     /// of samples (small output planes) rather than per sample.
     /// A batch smaller than the thread count stays per sample, split by channels.
     pub fn chunked(&self, batch: usize, threads: usize) -> bool {
-        batch >= threads && self.window.col_cols() < PER_SAMPLE_MIN_POSITIONS
+        let hw = self.window.col_cols();
+        batch >= threads
+            && (hw < PER_SAMPLE_MIN_POSITIONS
+                || hw < CHUNK_MAX_POSITIONS && self.outputs / self.group >= CHUNK_MIN_OUTPUTS)
     }
 
     pub fn shifted(&self) -> bool {

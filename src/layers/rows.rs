@@ -4,12 +4,13 @@
 
 use crate::layer_io::LayerIo;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Elements per parallel task: large enough to amortise scheduling.
 pub const CHUNK: usize = 1 << 14;
 
 /// Rows per task so that one task covers about [`CHUNK`] elements.
-fn rows_per_task(inner: usize) -> usize {
+pub fn rows_per_task(inner: usize) -> usize {
     (CHUNK / inner.max(1)).max(1)
 }
 
@@ -78,6 +79,52 @@ pub fn zip_map(d: &mut [f32], s: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     d.par_chunks_mut(CHUNK)
         .zip(s.par_chunks(CHUNK))
         .for_each(|(dp, sp)| dp.iter_mut().zip(sp).for_each(|(v, &w)| *v = f(*v, w)));
+}
+
+/// Calls `f(span, part)` on chunks of `y` in parallel, `part` being `y[span]`, so
+/// that `f` can read the same span of other arrays.
+pub fn for_spans(y: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    y.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, part)| f(i * CHUNK..i * CHUNK + part.len(), part));
+}
+
+/// y ← Σ_k c_k·x_k element-wise (c_k = 1 where `coeff` is empty; `xs` not empty),
+/// in parallel chunks: each chunk of y takes every term while it is in cache, so
+/// y is written once.
+pub fn weighted_sum(y: &mut [f32], xs: &[&[f32]], coeff: &[f32]) {
+    let c = |k: usize| coeff.get(k).copied().unwrap_or(1.0);
+    for_spans(y, |span, part| {
+        let c0 = c(0);
+        part.iter_mut()
+            .zip(&xs[0][span.clone()])
+            .for_each(|(v, &x)| *v = c0 * x);
+        for (k, x) in xs.iter().enumerate().skip(1) {
+            let ck = c(k);
+            part.iter_mut()
+                .zip(&x[span.clone()])
+                .for_each(|(v, &x)| *v += ck * x);
+        }
+    });
+}
+
+/// d_k ← c_k·s for every (c_k, d_k) in `dsts`, in one parallel pass over chunks
+/// of `s` (each chunk of s is read once for all k).
+pub fn scaled_copies(s: &[f32], dsts: Vec<(f32, &mut [f32])>) {
+    let mut tasks: Vec<Vec<(f32, &mut [f32])>> = s.chunks(CHUNK).map(|_| Vec::new()).collect();
+    for (c, d) in dsts {
+        for (task, part) in tasks.iter_mut().zip(d.chunks_mut(CHUNK)) {
+            task.push((c, part));
+        }
+    }
+    tasks
+        .into_par_iter()
+        .zip(s.par_chunks(CHUNK))
+        .for_each(|(outs, sp)| {
+            for (c, d) in outs {
+                d.iter_mut().zip(sp).for_each(|(v, &x)| *v = c * x);
+            }
+        });
 }
 
 /// Backward of an element-wise layer whose gradient is a function of its output

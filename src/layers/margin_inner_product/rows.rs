@@ -3,7 +3,9 @@
 //! with its gradient.
 
 use crate::layers::loss::{axis_of, check_same_num};
+use crate::layers::rows::rows_per_task;
 use crate::layers::{count, fmt_shape, Shape, ShapeError};
+use rayon::prelude::*;
 
 /// Class indices from float labels, truncated toward zero as Caffe's `static_cast<int>`;
 /// a label outside [0, n) (or not finite) is an error naming the sample.
@@ -76,6 +78,40 @@ pub fn unit_rows(data: &[f32], k: usize, unit: &mut Vec<f32>) -> Vec<f64> {
             out.iter_mut()
                 .zip(row)
                 .for_each(|(o, &v)| *o = (v as f64 / norm) as f32);
+            norm
+        })
+        .collect()
+}
+
+/// Scales every row of `data` (length k) to unit length in place, with no epsilon
+/// (a zero row becomes NaN, as in sphereface); returns the norms ‖w_r‖ before.
+/// Rows run in parallel; the squares are summed in 8 f64 lanes so the pass
+/// vectorises, and a row already of norm 1 is left unwritten.
+pub fn normalize_rows(data: &mut [f32], k: usize) -> Vec<f64> {
+    const LANES: usize = 8;
+    if k == 0 {
+        return Vec::new();
+    }
+    data.par_chunks_mut(k)
+        .with_min_len(rows_per_task(k))
+        .map(|row| {
+            let mut acc = [0.0f64; LANES];
+            let chunks = row.chunks_exact(LANES);
+            let tail: f64 = chunks
+                .remainder()
+                .iter()
+                .map(|&v| v as f64 * v as f64)
+                .sum();
+            for c in chunks {
+                for l in 0..LANES {
+                    acc[l] += c[l] as f64 * c[l] as f64;
+                }
+            }
+            let norm = (acc.iter().sum::<f64>() + tail).sqrt();
+            if norm != 1.0 {
+                let inv = 1.0 / norm;
+                row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
+            }
             norm
         })
         .collect()

@@ -1,21 +1,23 @@
 //! The element-wise and fully-connected layers on blobs large enough for their
-//! parallel chunked loops (several chunks, a partial last one, planes not a
-//! multiple of 16) and for the small-batch GEMM paths, against naive f64 loops.
+//! parallel chunked loops (above `rows::SERIAL_MAX`, several chunks and a partial
+//! last one, planes not a multiple of 16) and for the small-batch GEMM paths,
+//! against naive f64 loops. (The small blobs of layers_core take the serial side.)
 
 mod common;
 
 use common::build;
 use netrun::blob::Blob;
 use netrun::layer_io::{LayerIo, Rng, RunCtx};
+use netrun::layers::rows::SERIAL_MAX;
 use netrun::net::Net;
 use netrun::netdef::Phase;
 use netrun::testing::{assert_close, forward, layer, setup, uniform_blob};
 use rand::SeedableRng;
 
-/// N×C×H×W with H·W = 4087 (not a multiple of 16): 32 696 values, two chunks
-/// of 16 384 and a partial third.
-const SHAPE: [usize; 4] = [2, 4, 61, 67];
-const PLANE: usize = 61 * 67;
+/// N×C×H×W with H·W = 8633 (not a multiple of 16): 69 064 values, above
+/// SERIAL_MAX; four chunks of 16 384 and a partial fifth.
+const SHAPE: [usize; 4] = [2, 4, 97, 89];
+const PLANE: usize = 97 * 89;
 
 /// PReLU not in place, PReLU in place on its output, then y = 0.5·a − 2·x with
 /// x split between the first PReLU and the sum; `down` is the first PReLU's
@@ -43,6 +45,7 @@ fn prelu(v: f64, a: f64) -> f64 {
 #[test]
 fn prelu_split_and_eltwise_sum_on_a_large_blob() {
     netrun::backend::set_threads(2);
+    assert!(SHAPE.iter().product::<usize>() > SERIAL_MAX);
     let x = uniform_blob(&SHAPE, -1.0, 1.0, 41);
     let dy = uniform_blob(&SHAPE, -1.0, 1.0, 42);
     for down in [true, false] {

@@ -154,45 +154,55 @@ impl Layer for PReLULayer {
             && !self.top_rewritten
             && slopes.iter().all(|&a| a > 0.0);
         let down = propagate_down[0];
-        let tasks = rows::rows_per_task(dim);
-        // Each closure returns Σ_{v ≤ 0} dy·v over one plane of the source v (y or x).
+        // `source` is y (from_output) or x; `dy` is the top's diff when not in
+        // place; `target` (bottom diff) holds dy in place and receives dx.
+        let per_plane = |source: &[f32], dy: Option<&[f32]>, target: Option<&mut [f32]>| {
+            let plane = |p: usize, d: Option<&mut [f32]>| {
+                let span = p * dim..(p + 1) * dim;
+                let (v, a) = (&source[span.clone()], slope(p));
+                match (d, dy) {
+                    (Some(d), dy) if down => {
+                        if let Some(dy) = dy {
+                            // The plane stays in cache between the two steps.
+                            d.copy_from_slice(&dy[span]);
+                        }
+                        scale_negative(d, v, a)
+                    }
+                    (Some(d), _) => negative_sum(d, v),
+                    (None, Some(dy)) => negative_sum(&dy[span], v),
+                    (None, None) => 0.0, // not in place always passes dy
+                }
+            };
+            let (planes, tasks) = (source.len() / dim, rows::rows_per_task(dim));
+            let serial = source.len() <= rows::SERIAL_MAX;
+            match target {
+                Some(d) if serial => d
+                    .chunks_mut(dim)
+                    .enumerate()
+                    .map(|(p, d)| plane(p, Some(d)))
+                    .collect(),
+                Some(d) => d
+                    .par_chunks_mut(dim)
+                    .with_min_len(tasks)
+                    .enumerate()
+                    .map(|(p, d)| plane(p, Some(d)))
+                    .collect(),
+                None if serial => (0..planes).map(|p| plane(p, None)).collect(),
+                None => (0..planes)
+                    .into_par_iter()
+                    .with_min_len(tasks)
+                    .map(|p| plane(p, None))
+                    .collect::<Vec<f64>>(),
+            }
+        };
         let per_plane: Vec<f64> = if in_place {
             let (data, d) = io.bottom_mut(0).data_and_diff_mut();
-            let source = if from_output { data } else { &saved[..] };
-            d.par_chunks_mut(dim)
-                .zip(source.par_chunks(dim))
-                .with_min_len(tasks)
-                .enumerate()
-                .map(|(p, (d, v))| {
-                    if down {
-                        scale_negative(d, v, slope(p))
-                    } else {
-                        negative_sum(d, v)
-                    }
-                })
-                .collect()
+            per_plane(if from_output { data } else { &saved[..] }, None, Some(d))
         } else {
             let (top, bottom) = io.top_and_bottom_mut(0, 0);
             let (x, dx) = bottom.data_and_diff_mut();
-            let (source, dy) = (if from_output { top.data() } else { x }, top.diff());
-            if down {
-                dx.par_chunks_mut(dim)
-                    .zip(dy.par_chunks(dim).zip(source.par_chunks(dim)))
-                    .with_min_len(tasks)
-                    .enumerate()
-                    .map(|(p, (dx, (dy, v)))| {
-                        // The plane is small enough to stay in cache between the two steps.
-                        dx.copy_from_slice(dy);
-                        scale_negative(dx, v, slope(p))
-                    })
-                    .collect()
-            } else {
-                dy.par_chunks(dim)
-                    .zip(source.par_chunks(dim))
-                    .with_min_len(tasks)
-                    .map(|(dy, v)| negative_sum(dy, v))
-                    .collect()
-            }
+            let source = if from_output { top.data() } else { x };
+            per_plane(source, Some(top.diff()), down.then_some(dx))
         };
         let da = io.param_mut(0).diff_mut();
         for (p, s) in per_plane.into_iter().enumerate() {

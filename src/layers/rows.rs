@@ -9,6 +9,11 @@ use std::ops::Range;
 /// Elements per parallel task: large enough to amortise scheduling.
 pub const CHUNK: usize = 1 << 14;
 
+/// Blobs up to this many elements are processed on the calling thread by the
+/// helpers that say so: handing a pass over 256 KB to the pool (waking a
+/// worker, waiting for it) costs about as much as the pass itself.
+pub const SERIAL_MAX: usize = 4 * CHUNK;
+
 /// Rows per task so that one task covers about [`CHUNK`] elements.
 pub fn rows_per_task(inner: usize) -> usize {
     (CHUNK / inner.max(1)).max(1)
@@ -39,9 +44,15 @@ pub fn channel_sums(
     out
 }
 
-/// Calls `f(d, row)` on every row of `y`, in parallel.
+/// Calls `f(d, row)` on every row of `y`, in parallel above [`SERIAL_MAX`] elements.
 pub fn for_rows(y: &mut [f32], dim: usize, inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if inner == 0 || dim == 0 {
+        return;
+    }
+    if y.len() <= SERIAL_MAX {
+        y.chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, row)| f(r % dim, row));
         return;
     }
     y.par_chunks_mut(inner)
@@ -50,7 +61,8 @@ pub fn for_rows(y: &mut [f32], dim: usize, inner: usize, f: impl Fn(usize, &mut 
         .for_each(|(r, row)| f(r % dim, row));
 }
 
-/// Calls `f(d, row, other_row)` on every row of `y` beside the same row of `x`, in parallel.
+/// Calls `f(d, row, other_row)` on every row of `y` beside the same row of `x`, in
+/// parallel above [`SERIAL_MAX`] elements.
 pub fn for_rows_with(
     y: &mut [f32],
     x: &[f32],
@@ -59,6 +71,13 @@ pub fn for_rows_with(
     f: impl Fn(usize, &mut [f32], &[f32]) + Sync,
 ) {
     if inner == 0 || dim == 0 {
+        return;
+    }
+    if y.len() <= SERIAL_MAX {
+        y.chunks_mut(inner)
+            .zip(x.chunks(inner))
+            .enumerate()
+            .for_each(|(r, (row, other))| f(r % dim, row, other));
         return;
     }
     y.par_chunks_mut(inner)
@@ -81,9 +100,13 @@ pub fn zip_map(d: &mut [f32], s: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
         .for_each(|(dp, sp)| dp.iter_mut().zip(sp).for_each(|(v, &w)| *v = f(*v, w)));
 }
 
-/// Calls `f(span, part)` on chunks of `y` in parallel, `part` being `y[span]`, so
-/// that `f` can read the same span of other arrays.
+/// Calls `f(span, part)` on chunks of `y`, `part` being `y[span]`, so that `f` can
+/// read the same span of other arrays; in parallel above [`SERIAL_MAX`] elements.
 pub fn for_spans(y: &mut [f32], f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    if y.len() <= SERIAL_MAX {
+        f(0..y.len(), y);
+        return;
+    }
     y.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(i, part)| f(i * CHUNK..i * CHUNK + part.len(), part));
@@ -108,9 +131,15 @@ pub fn weighted_sum(y: &mut [f32], xs: &[&[f32]], coeff: &[f32]) {
     });
 }
 
-/// d_k ← c_k·s for every (c_k, d_k) in `dsts`, in one parallel pass over chunks
-/// of `s` (each chunk of s is read once for all k).
+/// d_k ← c_k·s for every (c_k, d_k) in `dsts`, in one pass over chunks of `s`
+/// (each chunk of s is read once for all k), parallel above [`SERIAL_MAX`] elements.
 pub fn scaled_copies(s: &[f32], dsts: Vec<(f32, &mut [f32])>) {
+    let scale =
+        |c: f32, d: &mut [f32], s: &[f32]| d.iter_mut().zip(s).for_each(|(v, &x)| *v = c * x);
+    if s.len() <= SERIAL_MAX {
+        dsts.into_iter().for_each(|(c, d)| scale(c, d, s));
+        return;
+    }
     let mut tasks: Vec<Vec<(f32, &mut [f32])>> = s.chunks(CHUNK).map(|_| Vec::new()).collect();
     for (c, d) in dsts {
         for (task, part) in tasks.iter_mut().zip(d.chunks_mut(CHUNK)) {
@@ -122,7 +151,7 @@ pub fn scaled_copies(s: &[f32], dsts: Vec<(f32, &mut [f32])>) {
         .zip(s.par_chunks(CHUNK))
         .for_each(|(outs, sp)| {
             for (c, d) in outs {
-                d.iter_mut().zip(sp).for_each(|(v, &x)| *v = c * x);
+                scale(c, d, sp);
             }
         });
 }

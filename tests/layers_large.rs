@@ -208,3 +208,35 @@ fn inner_product_small_batch_wide_input() {
         assert_close(params[0].diff(), &dw, 1e-5, 1e-4, "ip dW");
     }
 }
+
+#[test]
+fn margin_inner_product_normalises_a_large_weight() {
+    netrun::backend::set_threads(2);
+    // W is 300×256 (76 800 values, above SERIAL_MAX: rows normalised in parallel).
+    let (n, k) = (300, 256);
+    assert!(n * k > SERIAL_MAX);
+    let mut l = layer("name: \"fc\" type: \"MarginInnerProduct\" bottom: \"x\" bottom: \"label\" top: \"fc\" margin_inner_product_param { num_output: 300 type: SINGLE weight_filler { type: \"uniform\" min: -1 max: 1 } }");
+    let mut bottoms = vec![
+        uniform_blob(&[3, k], -1.0, 1.0, 80),
+        Blob::from_data(&[3], vec![0.0, 17.0, 299.0]),
+    ];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 81);
+    let raw = params[0].data().to_vec();
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let unit: Vec<f64> = raw
+        .chunks(k)
+        .flat_map(|row| {
+            let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            row.iter().map(move |&v| v as f64 / norm)
+        })
+        .collect();
+    assert_close(params[0].data(), &unit, 1e-6, 1e-7, "normalised W");
+    let x = bottoms[0].data();
+    let logits: Vec<f64> = (0..3 * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            (0..k).map(|p| x[i * k + p] as f64 * unit[j * k + p]).sum()
+        })
+        .collect();
+    assert_close(tops[0].data(), &logits, 1e-5, 1e-5, "logits");
+}

@@ -1,10 +1,10 @@
-//! Products with one small side, as fully-connected layers make them
-//! (C m×n ← alpha·op(A)·op(B) + beta·C, row-major, m or k = the batch).
+//! Products with a small batch m, as fully-connected layers make them
+//! (C m×n ← alpha·op(A)·op(B) + beta·C, row-major).
 //! The `gemm` crate turns a row-major C into a column-major one by swapping
-//! the operands, which for these shapes makes it walk the big weight matrix
-//! with a row-sized stride (or pack it) at every step; measured on
-//! SphereFace's fc5 (m = 32, n = 512, k = 21504) that runs at a third of the
-//! speed of the layouts chosen here.
+//! the operands, which for these shapes makes it pack the big weight matrix
+//! or walk it with a row-sized stride at every step; on SphereFace's fc5
+//! (batch 32, 21504 → 512) one thread ran y = x·Wᵀ in 15.7 ms and dx = dy·W in
+//! 22 ms that way, 5.7 ms and 9.1 ms with the layouts chosen here.
 
 use super::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
@@ -17,7 +17,9 @@ const COLS: usize = 256;
 /// Elements of C below which the transposition stays on one thread.
 const PAR_MIN: usize = 1 << 16;
 
-/// Runs the product when its shape is one of the cases below; false otherwise.
+/// Runs the product when its shape is one of: 2 ≤ m ≤ 64, op(B) = Bᵀ and n ≥ 2m
+/// ([`column_major_c`]); 16 ≤ m ≤ 64, op(B) = B, n ≥ 4096 and k ≥ 256 ([`wide_b`]).
+/// Returns false (nothing done) otherwise.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn try_gemm(
     threads: usize,

@@ -8,6 +8,7 @@
 pub mod copy;
 mod cpu;
 pub mod im2col;
+mod skinny;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
 

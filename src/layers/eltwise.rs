@@ -3,10 +3,12 @@
 //! (computed directly, not as y/x_k). MAX: y = max_k x_k, dx_k = dy where k
 //! was the first maximum.
 
+use super::rows::{self, CHUNK};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// `EltwiseOp`: PROD = 0, SUM = 1, MAX = 2 (configs write `operation: 1`).
@@ -98,35 +100,40 @@ impl Layer for EltwiseLayer {
         ((bottom.len() - 1) * count(&bottom[0])) as u64
     }
 
+    /// Every operation is one parallel pass over chunks of y (see `rows`).
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, _) = io.forward_split();
+        let xs: Vec<&[f32]> = bottoms.iter().map(|b| b.data()).collect();
         let y = tops[0].data_mut();
         match self.params.operation {
-            EltwiseOp::Sum => {
-                y.fill(0.0);
-                for (k, b) in bottoms.iter().enumerate() {
-                    let c = self.params.coeff.get(k).copied().unwrap_or(1.0);
-                    y.iter_mut().zip(b.data()).for_each(|(v, &x)| *v += c * x);
+            EltwiseOp::Sum => rows::weighted_sum(y, &xs, &self.params.coeff),
+            EltwiseOp::Prod => rows::for_spans(y, |span, part| {
+                part.copy_from_slice(&xs[0][span.clone()]);
+                for x in &xs[1..] {
+                    part.iter_mut()
+                        .zip(&x[span.clone()])
+                        .for_each(|(v, &x)| *v *= x);
                 }
-            }
-            EltwiseOp::Prod => {
-                y.copy_from_slice(bottoms[0].data());
-                for b in &bottoms[1..] {
-                    y.iter_mut().zip(b.data()).for_each(|(v, &x)| *v *= x);
-                }
-            }
+            }),
             EltwiseOp::Max => {
-                y.copy_from_slice(bottoms[0].data());
                 self.argmax.clear();
                 self.argmax.resize(y.len(), 0);
-                for (k, b) in bottoms.iter().enumerate().skip(1) {
-                    for ((v, &x), a) in y.iter_mut().zip(b.data()).zip(self.argmax.iter_mut()) {
-                        if x > *v {
-                            *v = x;
-                            *a = k as u32;
+                y.par_chunks_mut(CHUNK)
+                    .zip(self.argmax.par_chunks_mut(CHUNK))
+                    .enumerate()
+                    .for_each(|(i, (part, arg))| {
+                        let span = i * CHUNK..i * CHUNK + part.len();
+                        part.copy_from_slice(&xs[0][span.clone()]);
+                        for (k, x) in xs.iter().enumerate().skip(1) {
+                            for ((v, &x), a) in part.iter_mut().zip(&x[span.clone()]).zip(&mut *arg)
+                            {
+                                if x > *v {
+                                    *v = x;
+                                    *a = k as u32;
+                                }
+                            }
                         }
-                    }
-                }
+                    });
             }
         }
         Ok(())
@@ -140,30 +147,37 @@ impl Layer for EltwiseLayer {
     ) -> Result<(), String> {
         let (mut bottoms, tops, _) = io.backward_split();
         let dy = tops[0].diff();
-        let inputs: Vec<Vec<f32>> = match self.params.operation {
-            EltwiseOp::Prod => bottoms.iter().map(|b| b.data().to_vec()).collect(),
-            _ => Vec::new(),
-        };
-        for (k, b) in bottoms.iter_mut().enumerate() {
-            if !propagate_down[k] {
-                continue;
+        let (xs, dxs): (Vec<&[f32]>, Vec<&mut [f32]>) =
+            bottoms.iter_mut().map(|b| b.data_and_diff_mut()).unzip();
+        let dxs = dxs
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| propagate_down[*k]);
+        match self.params.operation {
+            EltwiseOp::Sum => {
+                let coeff = |k: usize| self.params.coeff.get(k).copied().unwrap_or(1.0);
+                rows::scaled_copies(dy, dxs.map(|(k, dx)| (coeff(k), dx)).collect());
             }
-            let dx = b.diff_mut();
-            match self.params.operation {
-                EltwiseOp::Sum => {
-                    let c = self.params.coeff.get(k).copied().unwrap_or(1.0);
-                    dx.iter_mut().zip(dy).for_each(|(d, &g)| *d = c * g);
+            EltwiseOp::Prod => {
+                for (k, dx) in dxs {
+                    rows::for_spans(dx, |span, part| {
+                        part.copy_from_slice(&dy[span.clone()]);
+                        for (_, x) in xs.iter().enumerate().filter(|(j, _)| *j != k) {
+                            part.iter_mut()
+                                .zip(&x[span.clone()])
+                                .for_each(|(d, &v)| *d *= v);
+                        }
+                    });
                 }
-                EltwiseOp::Prod => {
-                    dx.copy_from_slice(dy);
-                    for (_, x) in inputs.iter().enumerate().filter(|(j, _)| *j != k) {
-                        dx.iter_mut().zip(x).for_each(|(d, &v)| *d *= v);
-                    }
-                }
-                EltwiseOp::Max => {
-                    for ((d, &g), &a) in dx.iter_mut().zip(dy).zip(&self.argmax) {
-                        *d = if a as usize == k { g } else { 0.0 };
-                    }
+            }
+            EltwiseOp::Max => {
+                for (k, dx) in dxs {
+                    rows::for_spans(dx, |span, part| {
+                        let (g, arg) = (&dy[span.clone()], &self.argmax[span]);
+                        for ((d, &g), &a) in part.iter_mut().zip(g).zip(arg) {
+                            *d = if a as usize == k { g } else { 0.0 };
+                        }
+                    });
                 }
             }
         }

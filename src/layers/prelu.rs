@@ -6,7 +6,7 @@
 //! before this backward, forward keeps a copy of x.
 
 use super::filler::{fill, FillerParams};
-use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{count, rows, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, Rng, RunCtx};
@@ -43,9 +43,6 @@ pub struct PReLULayer {
     /// A later in-place layer rewrites this layer's top before its backward.
     top_rewritten: bool,
 }
-
-/// Planes per parallel task at least, so tiny planes are not scheduled one by one.
-const MIN_PLANES: usize = 8;
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: PReLUParams = def.params("prelu_param")?;
@@ -105,7 +102,7 @@ impl Layer for PReLULayer {
         self.top_rewritten = rewritten;
     }
 
-    /// Per (n, c) plane: y = x where x > 0, a_c·x otherwise.
+    /// Per (n, c) plane: y = x where x > 0, a_c·x otherwise; one parallel pass.
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let recoverable = !self.top_rewritten && io.param(0).data().iter().all(|&a| a > 0.0);
         if io.in_place(0) && !recoverable {
@@ -114,30 +111,30 @@ impl Layer for PReLULayer {
         } else {
             self.saved_input = Vec::new();
         }
-        io.copy_bottom_data_to_top(0);
-        let (dim, channels, shared) = (
-            io.bottom(0).count_from(2).max(1),
-            self.channels,
-            self.params.channel_shared,
-        );
-        let (top, slopes) = io.top_mut_and_param(0, 0);
-        let slopes = slopes.data();
-        top.data_mut()
-            .par_chunks_mut(dim)
-            .with_min_len(MIN_PLANES)
-            .enumerate()
-            .for_each(|(p, plane)| {
-                let a = slopes[if shared { 0 } else { p % channels }];
-                plane
-                    .iter_mut()
-                    .for_each(|v| *v = if *v > 0.0 { *v } else { a * *v });
+        let dim = io.bottom(0).count_from(2).max(1);
+        let slopes = io.param(0).data().to_vec();
+        let (channels, shared) = (self.channels, self.params.channel_shared);
+        let slope = |c: usize| slopes[if shared { 0 } else { c }];
+        let activate = |x: f32, a: f32| if x > 0.0 { x } else { a * x };
+        if io.in_place(0) {
+            rows::for_rows(io.top_mut(0).data_mut(), channels, dim, |c, y| {
+                let a = slope(c);
+                y.iter_mut().for_each(|v| *v = activate(*v, a));
             });
+        } else {
+            let (bottom, top) = io.bottom_and_top_mut(0, 0);
+            rows::for_rows_with(top.data_mut(), bottom.data(), channels, dim, |c, y, x| {
+                let a = slope(c);
+                y.iter_mut().zip(x).for_each(|(v, &x)| *v = activate(x, a));
+            });
+        }
         Ok(())
     }
 
     /// With every slope positive, both da and the x ≤ 0 test are taken from y
     /// (x ≤ 0 ⇔ y ≤ 0, and dy·x = dy·y/a_c), in place or not, so both give
-    /// identical results; otherwise from x (kept when in place).
+    /// identical results; otherwise from x (kept when in place). One parallel
+    /// pass over the planes; per-plane sums are added into da in order.
     fn backward(
         &mut self,
         io: &mut LayerIo,
@@ -152,79 +149,115 @@ impl Layer for PReLULayer {
         let slopes = io.param(0).data().to_vec();
         let slope = |p: usize| slopes[if shared { 0 } else { p % channels }];
         let saved = std::mem::take(&mut self.saved_input);
-        let from_output = (saved.is_empty() || !io.in_place(0))
+        let in_place = io.in_place(0);
+        let from_output = (saved.is_empty() || !in_place)
             && !self.top_rewritten
             && slopes.iter().all(|&a| a > 0.0);
-        let in_place = io.in_place(0);
-        io.copy_top_diff_to_bottom(0);
-        // `source` is y (from_output) or x; d holds dy and becomes dx.
-        let mut per_plane: Vec<f64> = Vec::new();
         let down = propagate_down[0];
-        let mut run = |source: &[f32], d: &mut [f32]| {
-            per_plane = d
-                .par_chunks_mut(dim)
-                .zip(source.par_chunks(dim))
-                .with_min_len(MIN_PLANES)
-                .enumerate()
-                .map(|(p, (dy, vs))| {
-                    let a = slope(p);
-                    let s = negative_part(dy, vs, a, down);
-                    if from_output {
-                        s / a as f64
-                    } else {
-                        s
+        // `source` is y (from_output) or x; `dy` is the top's diff when not in
+        // place; `target` (bottom diff) holds dy in place and receives dx.
+        let per_plane = |source: &[f32], dy: Option<&[f32]>, target: Option<&mut [f32]>| {
+            let plane = |p: usize, d: Option<&mut [f32]>| {
+                let span = p * dim..(p + 1) * dim;
+                let (v, a) = (&source[span.clone()], slope(p));
+                match (d, dy) {
+                    (Some(d), dy) if down => {
+                        if let Some(dy) = dy {
+                            // The plane stays in cache between the two steps.
+                            d.copy_from_slice(&dy[span]);
+                        }
+                        scale_negative(d, v, a)
                     }
-                })
-                .collect();
+                    (Some(d), _) => negative_sum(d, v),
+                    (None, Some(dy)) => negative_sum(&dy[span], v),
+                    (None, None) => 0.0, // not in place always passes dy
+                }
+            };
+            let (planes, tasks) = (source.len() / dim, rows::rows_per_task(dim));
+            let serial = source.len() <= rows::SERIAL_MAX;
+            match target {
+                Some(d) if serial => d
+                    .chunks_mut(dim)
+                    .enumerate()
+                    .map(|(p, d)| plane(p, Some(d)))
+                    .collect(),
+                Some(d) => d
+                    .par_chunks_mut(dim)
+                    .with_min_len(tasks)
+                    .enumerate()
+                    .map(|(p, d)| plane(p, Some(d)))
+                    .collect(),
+                None if serial => (0..planes).map(|p| plane(p, None)).collect(),
+                None => (0..planes)
+                    .into_par_iter()
+                    .with_min_len(tasks)
+                    .map(|p| plane(p, None))
+                    .collect::<Vec<f64>>(),
+            }
         };
-        if in_place {
+        let per_plane: Vec<f64> = if in_place {
             let (data, d) = io.bottom_mut(0).data_and_diff_mut();
-            run(if from_output { data } else { &saved }, d);
-        } else if from_output {
-            let (top, bottom) = io.top_and_bottom_mut(0, 0);
-            run(top.data(), bottom.diff_mut());
+            per_plane(if from_output { data } else { &saved[..] }, None, Some(d))
         } else {
-            let (x, d) = io.bottom_mut(0).data_and_diff_mut();
-            run(x, d);
-        }
+            let (top, bottom) = io.top_and_bottom_mut(0, 0);
+            let (x, dx) = bottom.data_and_diff_mut();
+            let source = if from_output { top.data() } else { x };
+            per_plane(source, Some(top.diff()), down.then_some(dx))
+        };
         let da = io.param_mut(0).diff_mut();
-        for (p, v) in per_plane.into_iter().enumerate() {
-            da[if shared { 0 } else { p % channels }] += v as f32;
+        for (p, s) in per_plane.into_iter().enumerate() {
+            let a = slope(p);
+            da[if shared { 0 } else { p % channels }] +=
+                if from_output { s / a as f64 } else { s } as f32;
         }
         self.saved_input = saved;
         Ok(())
     }
 }
 
-/// Over one plane: returns Σ_{v ≤ 0} dy·v and, when `down`, scales dy by `a`
-/// where v ≤ 0. Sums run in 16 f32 lanes (at most a few hundred terms each,
-/// so f32 is exact enough) that are added in f64; branch-free so it vectorises.
-fn negative_part(dy: &mut [f32], source: &[f32], a: f32, down: bool) -> f64 {
-    const LANES: usize = 16;
-    let mut lanes = [0.0f32; LANES];
-    let mut dy_chunks = dy.chunks_exact_mut(LANES);
-    let mut v_chunks = source.chunks_exact(LANES);
-    for (g, v) in (&mut dy_chunks).zip(&mut v_chunks) {
+/// Lanes of the per-plane sums: f32 partial sums (at most a few hundred terms
+/// each), added in f64 at the end. The loops are branch-free so they vectorise.
+const LANES: usize = 16;
+
+/// One step of [`scale_negative`]: acc += g·min(v, 0), g ← g·(1 where v > 0, else a).
+#[inline(always)]
+fn step(acc: &mut [f32; LANES], g: &mut [f32; LANES], v: &[f32; LANES], a: f32) {
+    for i in 0..LANES {
+        acc[i] += g[i] * v[i].min(0.0);
+        g[i] *= if v[i] > 0.0 { 1.0 } else { a };
+    }
+}
+
+/// Over one plane: returns Σ_{v ≤ 0} dy·v and scales dy (in `d`) by `a` where v ≤ 0.
+fn scale_negative(d: &mut [f32], source: &[f32], a: f32) -> f64 {
+    let mut acc = [0.0f32; LANES];
+    let mut g = d.chunks_exact_mut(LANES);
+    let mut v = source.chunks_exact(LANES);
+    for (g, v) in (&mut g).zip(&mut v) {
+        step(&mut acc, g.try_into().unwrap(), v.try_into().unwrap(), a);
+    }
+    // The tail, zero-padded (a zero v adds nothing).
+    let (gr, vr) = (g.into_remainder(), v.remainder());
+    let (mut gp, mut vp) = ([0.0f32; LANES], [0.0f32; LANES]);
+    gp[..gr.len()].copy_from_slice(gr);
+    vp[..vr.len()].copy_from_slice(vr);
+    step(&mut acc, &mut gp, &vp, a);
+    gr.copy_from_slice(&gp[..gr.len()]);
+    acc.iter().map(|&l| l as f64).sum()
+}
+
+/// Σ_{v ≤ 0} dy·v over one plane, summed as [`scale_negative`] sums it.
+fn negative_sum(dy: &[f32], source: &[f32]) -> f64 {
+    let mut acc = [0.0f32; LANES];
+    let (g, v) = (dy.chunks_exact(LANES), source.chunks_exact(LANES));
+    let (gr, vr) = (g.remainder(), v.remainder());
+    for (g, v) in g.zip(v) {
         for i in 0..LANES {
-            let neg = v[i] <= 0.0;
-            lanes[i] += if neg { g[i] * v[i] } else { 0.0 };
-            if down {
-                g[i] = if neg { g[i] * a } else { g[i] };
-            }
+            acc[i] += g[i] * v[i].min(0.0);
         }
     }
-    let mut sum: f64 = lanes.iter().map(|&l| l as f64).sum();
-    for (g, &v) in dy_chunks
-        .into_remainder()
-        .iter_mut()
-        .zip(v_chunks.remainder())
-    {
-        if v <= 0.0 {
-            sum += *g as f64 * v as f64;
-            if down {
-                *g *= a;
-            }
-        }
+    for (i, (&g, &v)) in gr.iter().zip(vr).enumerate() {
+        acc[i] += g * v.min(0.0);
     }
-    sum
+    acc.iter().map(|&l| l as f64).sum()
 }

@@ -1,7 +1,7 @@
 //! Split: copies one bottom to several tops; backward sums the tops' diffs.
 //! The net inserts one wherever a blob feeds more than one layer.
 
-use super::{Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{rows, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -49,11 +49,8 @@ impl Layer for SplitLayer {
             return Ok(());
         }
         let (mut bottoms, tops, _) = io.backward_split();
-        let dx = bottoms[0].diff_mut();
-        dx.copy_from_slice(tops[0].diff());
-        for t in &tops[1..] {
-            dx.iter_mut().zip(t.diff()).for_each(|(d, &g)| *d += g);
-        }
+        let dys: Vec<&[f32]> = tops.iter().map(|t| t.diff()).collect();
+        rows::weighted_sum(bottoms[0].diff_mut(), &dys, &[]);
         Ok(())
     }
 }

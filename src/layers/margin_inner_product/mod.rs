@@ -41,7 +41,7 @@ mod psi;
 mod rows;
 
 pub use psi::{lambda_at, psi, target_cosine, Psi};
-pub use rows::{class_labels, logits_shape, project_rows, unit_rows};
+pub use rows::{class_labels, logits_shape, normalize_rows, project_rows, unit_rows};
 
 use super::filler::{fill, FillerParams};
 use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
@@ -212,12 +212,7 @@ impl Layer for MarginInnerProductLayer {
         let p = &self.params;
         let lambda = lambda_at(p.base, p.gamma, p.power, p.lambda_min, self.iter);
         self.lambda = lambda;
-        self.raw_norms.clear();
-        for w in params[0].data_mut().chunks_mut(k) {
-            let norm = w.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-            w.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
-            self.raw_norms.push(norm);
-        }
+        self.raw_norms = normalize_rows(params[0].data_mut(), k);
         let (x, w) = (bottoms[0].data(), params[0].data());
         let rows = bottoms[0].count() / k.max(1);
         gemm(false, true, rows, n, k, 1.0, x, w, 0.0, tops[0].data_mut());

@@ -196,12 +196,45 @@ impl Winograd {
     /// of tile tx (padded column 2tx + j) is `even[tx + j/2]` or `odd[tx + j/2]`:
     /// every step below is then a loop over a row of tiles, which vectorises.
     unsafe fn input_tiles(&self, plane: &[f32], v: Shared, at: usize, stride: usize) {
+        PLANE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return self.input_tiles_avx512(plane, v, at, stride, buf);
+            }
+            self.input_tiles_with(plane, v, at, stride, buf)
+        })
+    }
+
+    /// [`Self::input_tiles`] compiled for AVX-512 (the crate builds for the
+    /// baseline x86-64, where these loops get only SSE2).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn input_tiles_avx512(
+        &self,
+        plane: &[f32],
+        v: Shared,
+        at: usize,
+        stride: usize,
+        buf: &mut Vec<f32>,
+    ) {
+        self.input_tiles_with(plane, v, at, stride, buf)
+    }
+
+    #[inline(always)]
+    unsafe fn input_tiles_with(
+        &self,
+        plane: &[f32],
+        v: Shared,
+        at: usize,
+        stride: usize,
+        buf: &mut Vec<f32>,
+    ) {
         let [th, tw] = self.tiles();
         let half = tw + 1;
         // Padded rows 0..2·th + 2, each as `half` even then `half` odd columns.
-        PLANE.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            let split = grown(&mut buf, (2 * th + 2) * 2 * half);
+        {
+            let split = grown(buf, (2 * th + 2) * 2 * half);
             split.fill(0.0);
             for (r, row) in split.chunks_mut(2 * half).enumerate() {
                 let Some(y) = r.checked_sub(self.pad[0]) else {
@@ -258,12 +291,36 @@ impl Winograd {
                     }
                 }
             }
-        });
+        }
     }
 
     /// out (Ho × Wo) = Aᵀ m A + bias over the tiles of one output plane, reading
     /// `m[ξ·stride + at + tile]`, a row of tiles at a time.
     fn output_tiles(&self, m: &[f32], at: usize, stride: usize, bias: f32, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked above).
+            return unsafe { self.output_tiles_avx512(m, at, stride, bias, out) };
+        }
+        self.output_tiles_with(m, at, stride, bias, out)
+    }
+
+    /// [`Self::output_tiles`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn output_tiles_avx512(
+        &self,
+        m: &[f32],
+        at: usize,
+        stride: usize,
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        self.output_tiles_with(m, at, stride, bias, out)
+    }
+
+    #[inline(always)]
+    fn output_tiles_with(&self, m: &[f32], at: usize, stride: usize, bias: f32, out: &mut [f32]) {
         let [th, tw] = self.tiles();
         let [ho, wo] = self.out;
         let mut r = [[0.0f32; ROW_TILES]; 8];

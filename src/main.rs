@@ -245,9 +245,10 @@ fn time(file: &Path, args: &NetArgs, iterations: usize, forward_only: bool) -> n
     let graph = Graph::build(&net, &build_options(args, file))?;
     let mut net = netrun::net::Net::new(graph, 1)?;
     println!(
-        "timing `{}` on {} thread(s)",
+        "timing `{}` on {} thread(s), {}",
         net.graph.name,
-        netrun::backend::threads()
+        netrun::backend::threads(),
+        netrun::backend::name()
     );
     let timings = netrun::timing::time(&mut net, iterations, !forward_only)?;
     print!(

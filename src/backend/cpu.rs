@@ -158,6 +158,11 @@ pub fn gemm_strided(
             && c.data.len() >= extent(m, n, c.rs, c.cs),
         "gemm_strided: operand too small"
     );
+    #[cfg(feature = "openblas")]
+    let c = match super::openblas::try_gemm(threads, m, n, k, alpha, a, b, beta, c) {
+        Ok(()) => return,
+        Err(c) => c,
+    };
     let parallelism = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {

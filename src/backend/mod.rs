@@ -2,12 +2,34 @@
 //! through here, so a device backend (cudarc) can sit beside the CPU one.
 //!
 //! CPU products use the pure-Rust `gemm` crate (AVX-512 kernels with the
-//! `x86-v4` feature), which measured faster than Debian's OpenBLAS on
-//! SphereFace-20's conv shapes; see `benches/`.
+//! `x86-v4` feature) by default; `--features openblas` sends every product
+//! whose operands BLAS can address to the system OpenBLAS instead (see
+//! `openblas.rs`). The default is the faster of the two on SphereFace-20's
+//! 3×3 convolution shapes, row-major `gemm`, GFLOP/s as median (best) of 12
+//! back-to-back rounds of `cargo bench --bench sphereface -- gemm/`
+//! (`NETRUN_THREADS=1|2`) on a shared 2-core AVX-512 machine (one core's
+//! f32 FMA peak ≈ 166), gemm 0.19 against Debian's OpenBLAS 0.3.21 (SkylakeX
+//! kernels, pthreads):
+//!
+//! | M×K×N          | gemm, 1 thread | OpenBLAS, 1 | gemm, 2 threads | OpenBLAS, 2 |
+//! |----------------|----------------|-------------|-----------------|-------------|
+//! | 64×576×2688    | 112 (123)      | 87 (107)    | 91 (111)        | 83 (197)    |
+//! | 128×1152×672   | 136 (149)      | 120 (131)   | 120 (148)       | 98 (237)    |
+//! | 256×2304×168   | 140 (165)      | 125 (137)   | 138 (159)       | 93 (217)    |
+//! | 512×4608×42    | 113 (138)      | 80 (89)     | 95 (134)        | 50 (119)    |
+//!
+//! One thread is what most of training uses (a batch is split over threads by
+//! sample, or a Winograd convolution by transform point, each running
+//! single-threaded products), and there `gemm` leads on every shape in every
+//! round. Two-thread numbers depend on whether the other core
+//! is free: `gemm` rarely beat its own one-thread speed, OpenBLAS reached
+//! 1.8× of its own in the quiet rounds but halved in the busy ones.
 
 pub mod copy;
 mod cpu;
 pub mod im2col;
+#[cfg(feature = "openblas")]
+mod openblas;
 mod skinny;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
@@ -46,6 +68,19 @@ pub fn threads() -> usize {
         }
         n => n,
     }
+}
+
+/// The matrix-product backend compiled in, as reports name it.
+#[cfg(not(feature = "openblas"))]
+pub fn name() -> String {
+    "gemm crate (pure Rust)".to_string()
+}
+
+/// The matrix-product backend compiled in, as reports name it (OpenBLAS's
+/// own configuration line: version, kernel target, thread limit).
+#[cfg(feature = "openblas")]
+pub fn name() -> String {
+    format!("OpenBLAS ({})", openblas::config().trim())
 }
 
 fn available_cores() -> usize {

@@ -7,7 +7,7 @@
 //! the GEMM kernel mostly packing and the weight gradient's inner dimension tiny.
 //! Y and dY are gathered to / scattered from the batch's N×O×Ho×Wo layout.
 
-use super::kernels::{grown, split_rows, Plan};
+use super::kernels::{split_rows, with_scratch, Plan, Scratch};
 use crate::backend::copy::copy;
 use crate::backend::im2col::{col2im_pitched, im2col_pitched, Window};
 use crate::backend::{gemm_strided, View, ViewMut};
@@ -19,14 +19,7 @@ const COL_BUDGET: usize = 4 << 20;
 
 thread_local! {
     /// col, Y/dY and dcol of one chunk, reused across layers and iterations.
-    static CHUNK: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
-}
-
-fn with_chunk<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
-    CHUNK.with(|cell| {
-        let [a, b, c] = &mut *cell.borrow_mut();
-        f(grown(a, lens[0]), grown(b, lens[1]), grown(c, lens[2]))
-    })
+    static CHUNK: Scratch = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// C ← A·B + beta·C on `threads` threads; operands are (data, row stride, col stride).
@@ -103,7 +96,8 @@ impl Plan {
         let n = samples * hw;
         let (cg, og) = self.per_group();
         let k = cg * self.taps();
-        with_chunk(
+        with_scratch(
+            &CHUNK,
             [self.window.col_rows() * n, self.outputs * n, 0],
             |col, wide, _| {
                 self.fill_col(threads, x, samples, col);
@@ -147,53 +141,57 @@ impl Plan {
         let k = cg * self.taps();
         let col_len = self.window.col_rows() * n;
         let dcol_len = if dx.is_some() { col_len } else { 0 };
-        with_chunk([col_len, self.outputs * n, dcol_len], |col, wide, dcol| {
-            self.fill_col(threads, x, samples, col);
-            // dY side by side; output-channel ranges own contiguous rows of it.
-            split_rows(
-                threads,
-                self.outputs,
-                wide,
-                n,
-                &mut [],
-                0,
-                |outs, rows, _| {
-                    for (i, row) in rows.chunks_mut(n).enumerate() {
-                        let o = outs.start + i;
-                        for (s, dst) in row.chunks_mut(hw).enumerate() {
-                            copy(dst, &dy[s * out_len + o * hw..s * out_len + (o + 1) * hw]);
+        with_scratch(
+            &CHUNK,
+            [col_len, self.outputs * n, dcol_len],
+            |col, wide, dcol| {
+                self.fill_col(threads, x, samples, col);
+                // dY side by side; output-channel ranges own contiguous rows of it.
+                split_rows(
+                    threads,
+                    self.outputs,
+                    wide,
+                    n,
+                    &mut [],
+                    0,
+                    |outs, rows, _| {
+                        for (i, row) in rows.chunks_mut(n).enumerate() {
+                            let o = outs.start + i;
+                            for (s, dst) in row.chunks_mut(hw).enumerate() {
+                                copy(dst, &dy[s * out_len + o * hw..s * out_len + (o + 1) * hw]);
+                            }
                         }
-                    }
-                },
-            );
-            for g in 0..self.group {
-                mm_wide(
-                    threads,
-                    (og, k, n),
-                    (&wide[g * og * n..], n, 1),
-                    (&col[g * k * n..], 1, n),
-                    1.0,
-                    (&mut dw[g * og * k..], k, 1),
+                    },
                 );
-            }
-            let Some(dx) = dx else { return };
-            for g in 0..self.group {
-                mm_wide(
-                    threads,
-                    (k, n, og),
-                    (&w[g * og * k..], 1, k),
-                    (&wide[g * og * n..], n, 1),
-                    0.0,
-                    (&mut dcol[g * k * n..], n, 1),
-                );
-            }
-            let dcol: &[f32] = dcol;
-            let in_len = self.window.channels * self.window.height * self.window.width;
-            dx.par_chunks_mut(in_len)
-                .enumerate()
-                .for_each(|(s, image)| {
-                    col2im_pitched(&self.window, &dcol[s * hw..], n, image);
-                });
-        });
+                for g in 0..self.group {
+                    mm_wide(
+                        threads,
+                        (og, k, n),
+                        (&wide[g * og * n..], n, 1),
+                        (&col[g * k * n..], 1, n),
+                        1.0,
+                        (&mut dw[g * og * k..], k, 1),
+                    );
+                }
+                let Some(dx) = dx else { return };
+                for g in 0..self.group {
+                    mm_wide(
+                        threads,
+                        (k, n, og),
+                        (&w[g * og * k..], 1, k),
+                        (&wide[g * og * n..], n, 1),
+                        0.0,
+                        (&mut dcol[g * k * n..], n, 1),
+                    );
+                }
+                let dcol: &[f32] = dcol;
+                let in_len = self.window.channels * self.window.height * self.window.width;
+                dx.par_chunks_mut(in_len)
+                    .enumerate()
+                    .for_each(|(s, image)| {
+                        col2im_pitched(&self.window, &dcol[s * hw..], n, image);
+                    });
+            },
+        );
     }
 }

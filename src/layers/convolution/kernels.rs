@@ -22,6 +22,7 @@ use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
+use std::thread::LocalKey;
 
 /// Below this many input channels per group a tap's GEMM is too thin (K = C/g)
 /// and im2col's K = C/g·kh·kw wins.
@@ -49,7 +50,7 @@ pub struct Plan {
 thread_local! {
     /// Per-sample buffers (padded image, column matrix, dy grid, dP), reused by
     /// every convolution on this thread so they are not re-allocated per sample.
-    static SAMPLE: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    static SAMPLE: Scratch = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     /// The output grid of one channel range (split work inside a sample).
     static RANGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -61,9 +62,17 @@ pub(super) fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
-/// Runs `f` with three per-sample scratch slices (contents unspecified).
-fn with_sample<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
-    SAMPLE.with(|cell| {
+/// Three reusable buffers of one thread.
+pub(super) type Scratch = RefCell<[Vec<f32>; 3]>;
+
+/// Runs `f` with slices of `lens` floats from this thread's buffers in `key`
+/// (contents unspecified), grown as needed and kept for the next call.
+pub(super) fn with_scratch<R>(
+    key: &'static LocalKey<Scratch>,
+    lens: [usize; 3],
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
+    key.with(|cell| {
         let [a, b, c] = &mut *cell.borrow_mut();
         f(grown(a, lens[0]), grown(b, lens[1]), grown(c, lens[2]))
     })
@@ -230,7 +239,7 @@ impl Plan {
         let k = cg * t;
         if self.shifted() {
             let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
-            with_sample([self.window.channels * plane, 0, 0], |p, _, _| {
+            with_scratch(&SAMPLE, [self.window.channels * plane, 0, 0], |p, _, _| {
                 self.pad_into(x, p);
                 let p: &[f32] = p;
                 split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
@@ -266,7 +275,7 @@ impl Plan {
                 });
             });
         } else {
-            with_sample([self.window.col_rows() * hw, 0, 0], |col, _, _| {
+            with_scratch(&SAMPLE, [self.window.col_rows() * hw, 0, 0], |col, _, _| {
                 im2col(&self.window, x, col);
                 let col: &[f32] = col;
                 split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
@@ -311,69 +320,73 @@ impl Plan {
         if self.shifted() {
             let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
             let dp_len = if dx.is_some() { c_all * plane } else { 0 };
-            with_sample([c_all * plane, self.outputs * n, dp_len], |p, dgrid, dp| {
-                // dy on the grid, zero in the pad columns so they add nothing.
-                for (src, dst) in dy.chunks(hw).zip(dgrid.chunks_mut(n)) {
-                    for (oy, line) in src.chunks(wo).enumerate() {
-                        copy(&mut dst[oy * wp..oy * wp + wo], line);
-                        zero(&mut dst[oy * wp + wo..((oy + 1) * wp).min(n)]);
-                    }
-                }
-                self.pad_into(x, p);
-                let (p, dgrid): (&[f32], &[f32]) = (p, dgrid);
-                split_rows(threads, self.outputs, dw, k, &mut [], 0, |rows, dw, _| {
-                    let mut at = 0;
-                    for (g, r) in by_group(rows, og) {
-                        let a = &dgrid[(g * og + r.start) * n..];
-                        for tap in 0..t {
-                            let b = &p[g * cg * plane + self.shift(tap)..];
-                            mm(
-                                r.len(),
-                                cg,
-                                n,
-                                (a, n, 1),
-                                (b, 1, plane),
-                                1.0,
-                                (&mut dw[at * k + tap..], k, t),
-                            );
-                        }
-                        at += r.len();
-                    }
-                });
-                let Some(dx) = dx else { return };
-                // dP's interior is dx; each channel range owns its planes of both.
-                split_rows(threads, c_all, dp, plane, dx, in_plane, |chans, dp, dx| {
-                    dp.fill(0.0);
-                    let mut at = 0;
-                    for (g, r) in by_group(chans, cg) {
-                        for tap in 0..t {
-                            let a = &w[g * og * k + r.start * t + tap..];
-                            let c = &mut dp[at * plane + self.shift(tap)..];
-                            mm(
-                                r.len(),
-                                n,
-                                og,
-                                (a, t, k),
-                                (&dgrid[g * og * n..], n, 1),
-                                1.0,
-                                (c, plane, 1),
-                            );
-                        }
-                        at += r.len();
-                    }
-                    let (wd, pad) = (self.window.width, self.window.pad);
-                    for (dplane, src) in dx.chunks_mut(in_plane).zip(dp.chunks(plane)) {
-                        for (row, line) in dplane.chunks_mut(wd).enumerate() {
-                            let at = (pad[0] + row) * wp + pad[1];
-                            copy(line, &src[at..at + wd]);
+            with_scratch(
+                &SAMPLE,
+                [c_all * plane, self.outputs * n, dp_len],
+                |p, dgrid, dp| {
+                    // dy on the grid, zero in the pad columns so they add nothing.
+                    for (src, dst) in dy.chunks(hw).zip(dgrid.chunks_mut(n)) {
+                        for (oy, line) in src.chunks(wo).enumerate() {
+                            copy(&mut dst[oy * wp..oy * wp + wo], line);
+                            zero(&mut dst[oy * wp + wo..((oy + 1) * wp).min(n)]);
                         }
                     }
-                });
-            });
+                    self.pad_into(x, p);
+                    let (p, dgrid): (&[f32], &[f32]) = (p, dgrid);
+                    split_rows(threads, self.outputs, dw, k, &mut [], 0, |rows, dw, _| {
+                        let mut at = 0;
+                        for (g, r) in by_group(rows, og) {
+                            let a = &dgrid[(g * og + r.start) * n..];
+                            for tap in 0..t {
+                                let b = &p[g * cg * plane + self.shift(tap)..];
+                                mm(
+                                    r.len(),
+                                    cg,
+                                    n,
+                                    (a, n, 1),
+                                    (b, 1, plane),
+                                    1.0,
+                                    (&mut dw[at * k + tap..], k, t),
+                                );
+                            }
+                            at += r.len();
+                        }
+                    });
+                    let Some(dx) = dx else { return };
+                    // dP's interior is dx; each channel range owns its planes of both.
+                    split_rows(threads, c_all, dp, plane, dx, in_plane, |chans, dp, dx| {
+                        dp.fill(0.0);
+                        let mut at = 0;
+                        for (g, r) in by_group(chans, cg) {
+                            for tap in 0..t {
+                                let a = &w[g * og * k + r.start * t + tap..];
+                                let c = &mut dp[at * plane + self.shift(tap)..];
+                                mm(
+                                    r.len(),
+                                    n,
+                                    og,
+                                    (a, t, k),
+                                    (&dgrid[g * og * n..], n, 1),
+                                    1.0,
+                                    (c, plane, 1),
+                                );
+                            }
+                            at += r.len();
+                        }
+                        let (wd, pad) = (self.window.width, self.window.pad);
+                        for (dplane, src) in dx.chunks_mut(in_plane).zip(dp.chunks(plane)) {
+                            for (row, line) in dplane.chunks_mut(wd).enumerate() {
+                                let at = (pad[0] + row) * wp + pad[1];
+                                copy(line, &src[at..at + wd]);
+                            }
+                        }
+                    });
+                },
+            );
         } else {
             let col_len = self.window.col_rows() * hw;
             let dcol_len = if dx.is_some() { col_len } else { 0 };
-            with_sample([col_len, dcol_len, 0], |col, dcol, _| {
+            with_scratch(&SAMPLE, [col_len, dcol_len, 0], |col, dcol, _| {
                 im2col(&self.window, x, col);
                 let col: &[f32] = col;
                 split_rows(threads, self.outputs, dw, k, &mut [], 0, |rows, dw, _| {

@@ -13,7 +13,7 @@
 //! tiles in the transformed domain (16 GEMMs with K = tiles) and maps back once.
 //! The transforms themselves are in `winograd_tiles.rs`.
 
-use super::kernels::{grown, Plan};
+use super::kernels::{with_scratch, Plan, Scratch};
 use super::winograd_tiles::{transform_weights, Winograd, POINTS};
 use super::winograd_weights::weight_gradient_output;
 use crate::backend::threads;
@@ -35,7 +35,7 @@ const TILE_BUDGET: usize = 2 << 20;
 
 thread_local! {
     /// U, V and M, reused across layers and iterations.
-    static WINOGRAD: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    static WINOGRAD: Scratch = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// `NETRUN_WINOGRAD`: `0` never (blob-for-blob comparisons with Caffe's im2col:
@@ -118,22 +118,11 @@ impl Plan {
     /// U's buffer, then go back to 3×3 once.
     pub fn winograd_weight_gradient(&self, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         let wg = self.forward_transform();
-        let in_len = wg.inputs * wg.height * wg.width;
-        let out_len = wg.outputs * wg.out[0] * wg.out[1];
-        let [v1, d1] = wg.scratch(1);
-        let per_chunk = (TILE_BUDGET / v1.max(d1).max(1)).max(1);
         let (o, c) = (self.outputs, self.window.channels);
-        WINOGRAD.with(|cell| {
-            let [n, v, d] = &mut *cell.borrow_mut();
-            let n = grown(n, POINTS * o * c);
+        let ch = wg.chunking(x.len());
+        with_scratch(&WINOGRAD, [POINTS * o * c, ch.v, ch.m], |n, v, d| {
             n.fill(0.0);
-            let samples = x.len() / in_len;
-            let [vl, dl] = wg.scratch(per_chunk.min(samples));
-            let (v, d) = (grown(v, vl), grown(d, dl));
-            for (xs, dys) in x
-                .chunks(per_chunk * in_len)
-                .zip(dy.chunks(per_chunk * out_len))
-            {
+            for (xs, dys) in x.chunks(ch.x).zip(dy.chunks(ch.y)) {
                 wg.weight_gradient_sums(xs, dys, v, d, n);
             }
             weight_gradient_output(n, o, c, dw);
@@ -149,24 +138,39 @@ impl Plan {
         x: &[f32],
         y: &mut [f32],
     ) {
-        let in_len = wg.inputs * wg.height * wg.width;
-        let out_len = wg.outputs * wg.out[0] * wg.out[1];
-        let [v1, m1] = wg.scratch(1);
-        let per_chunk = (TILE_BUDGET / v1.max(m1).max(1)).max(1);
         let (o, c) = (self.outputs, self.window.channels);
-        WINOGRAD.with(|cell| {
-            let [u, v, m] = &mut *cell.borrow_mut();
-            let u = grown(u, POINTS * o * c);
+        let ch = wg.chunking(x.len());
+        with_scratch(&WINOGRAD, [POINTS * o * c, ch.v, ch.m], |u, v, m| {
             transform_weights(w, o, c, backward_data, u);
-            let samples = x.len() / in_len;
-            let [vl, ml] = wg.scratch(per_chunk.min(samples));
-            let (v, m) = (grown(v, vl), grown(m, ml));
-            for (xs, ys) in x
-                .chunks(per_chunk * in_len)
-                .zip(y.chunks_mut(per_chunk * out_len))
-            {
+            for (xs, ys) in x.chunks(ch.x).zip(y.chunks_mut(ch.y)) {
                 wg.run(threads(), u, bias, xs, ys, v, m);
             }
         });
+    }
+}
+
+/// How a batch splits into chunks: floats of a chunk of input (`x`) and output
+/// (`y`) samples, and the V and M (or D) scratch of one chunk.
+struct Chunking {
+    x: usize,
+    y: usize,
+    v: usize,
+    m: usize,
+}
+
+impl Winograd {
+    /// Samples per chunk as V and M fit [`TILE_BUDGET`], for an input of `len` floats.
+    fn chunking(&self, len: usize) -> Chunking {
+        let in_len = self.inputs * self.height * self.width;
+        let out_len = self.outputs * self.out[0] * self.out[1];
+        let [v1, m1] = self.scratch(1);
+        let per_chunk = (TILE_BUDGET / v1.max(m1).max(1)).max(1);
+        let [v, m] = self.scratch(per_chunk.min(len / in_len));
+        Chunking {
+            x: per_chunk * in_len,
+            y: per_chunk * out_len,
+            v,
+            m,
+        }
     }
 }

@@ -80,12 +80,17 @@ fn gemm_on(
         gemv_rows(threads, n, k, alpha, b, a, &mut c[..n]);
         return;
     }
-    // Other fully-connected shapes (small batch): see `skinny`.
-    if super::skinny::try_gemm(threads, trans_a, trans_b, m, n, k, alpha, a, b, beta, c) {
-        return;
-    }
     // Element (i, p) of op(A) sits at i·rs + p·cs.
     let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
+    let a_view = View {
+        data: a,
+        rs: a_rs,
+        cs: a_cs,
+    };
+    // Other fully-connected shapes (small batch): see `skinny`.
+    if super::skinny::try_gemm(threads, trans_b, m, n, k, alpha, a_view, b, beta, c) {
+        return;
+    }
     let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
     gemm_strided(
         threads,
@@ -93,11 +98,7 @@ fn gemm_on(
         n,
         k,
         alpha,
-        View {
-            data: a,
-            rs: a_rs,
-            cs: a_cs,
-        },
+        a_view,
         View {
             data: b,
             rs: b_rs,

@@ -19,34 +19,20 @@ const PAR_MIN: usize = 1 << 16;
 
 /// Runs the product when its shape is one of: 2 ≤ m ≤ 64, op(B) = Bᵀ and n ≥ 2m
 /// ([`column_major_c`]); 16 ≤ m ≤ 64, op(B) = B, n ≥ 4096 and k ≥ 256 ([`wide_b`]).
-/// Returns false (nothing done) otherwise.
+/// `a_view` is op(A) (m×k); B is row-major. Returns false (nothing done) otherwise.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn try_gemm(
     threads: usize,
-    trans_a: bool,
     trans_b: bool,
     m: usize,
     n: usize,
     k: usize,
     alpha: f32,
-    a: &[f32],
+    a_view: View,
     b: &[f32],
     beta: f32,
     c: &mut [f32],
 ) -> bool {
-    let a_view = if trans_a {
-        View {
-            data: a,
-            rs: 1,
-            cs: m,
-        }
-    } else {
-        View {
-            data: a,
-            rs: k,
-            cs: 1,
-        }
-    };
     if (2..=SMALL_M).contains(&m) && trans_b && n >= 2 * m {
         column_major_c(threads, m, n, k, alpha, a_view, b, beta, c);
     } else if (16..=SMALL_M).contains(&m) && !trans_b && n >= 16 * COLS && k >= COLS {

@@ -55,3 +55,21 @@ fn winograd_chunks_of_samples_across_a_batch() {
         (1, [1, 1], [1, 1], [1, 1]),
     );
 }
+
+#[test]
+fn winograd_channel_blocks_with_a_remainder() {
+    force_winograd();
+    // The transforms run 16 channels per vector step: 20 inputs are a full
+    // block and 4, 35 outputs two full blocks and 3, for x, y, dy and the
+    // kernels alike; odd planes leave partial tiles in both directions.
+    conv_check_against_naive(
+        "num_output: 35 kernel_size: 3 pad: 1",
+        &[3, 20, 7, 9],
+        (1, [1, 1], [1, 1], [1, 1]),
+    );
+    conv_check_against_naive(
+        "num_output: 17 kernel_size: 3 pad: 0",
+        &[2, 33, 6, 5],
+        (1, [1, 1], [0, 0], [1, 1]),
+    );
+}

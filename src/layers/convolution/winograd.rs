@@ -11,19 +11,22 @@
 //! rotated 180° and its channel axes swapped, padded by 2 − p, so both directions
 //! share `Winograd::run`; the weight gradient sums (A dy Aᵀ) ⊙ (Bᵀ d B) over the
 //! tiles in the transformed domain (16 GEMMs with K = tiles) and maps back once.
-//! The transforms themselves are in `winograd_tiles.rs`.
+//! The tile transforms are in `winograd_tiles.rs`, the kernel side in
+//! `winograd_weights.rs`.
 
 use super::kernels::{with_scratch, Plan, Scratch};
-use super::winograd_tiles::{transform_weights, Winograd, POINTS};
-use super::winograd_weights::weight_gradient_output;
-use crate::backend::threads;
+use super::winograd_tiles::{Winograd, POINTS};
+use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
+use crate::backend::{gemm_strided, View, ViewMut};
+use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
 /// The transforms cost O(C + O) per tile and the GEMMs O(C·O); below this
-/// C·O/(C + O) the transforms' memory traffic eats the GEMM saving (measured:
-/// SphereFace's 64- and 128-channel stages run as fast or faster direct).
-const WINOGRAD_MIN_WIDTH: usize = 100;
+/// C·O/(C + O) the transforms' memory traffic eats the GEMM saving (measured at
+/// batch 32: SphereFace's 128-channel stage (64) runs 1.3× faster than direct,
+/// its 64-channel stage (32) 1.2× slower).
+const WINOGRAD_MIN_WIDTH: usize = 60;
 
 /// Fewer tiles in a batch than this leave the 16 GEMMs too narrow (N = tiles):
 /// at batch 1 SphereFace's 14×12 and 7×6 stages (42 and 12 tiles) ran slower
@@ -141,9 +144,9 @@ impl Plan {
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
         with_scratch(&WINOGRAD, [POINTS * o * c, ch.v, ch.m], |u, v, m| {
-            transform_weights(w, o, c, backward_data, u);
+            transform_weights(w, o, c, u);
             for (xs, ys) in x.chunks(ch.x).zip(y.chunks_mut(ch.y)) {
-                wg.run(threads(), u, bias, xs, ys, v, m);
+                wg.run(u, backward_data, bias, xs, ys, v, m);
             }
         });
     }
@@ -159,6 +162,56 @@ struct Chunking {
 }
 
 impl Winograd {
+    /// y = W ⋆ x (+ bias) for the samples of `x`, with U from
+    /// [`transform_weights`]: Mᵀ_ξ (T × O) = V_ξ (T × C) · U_ξᵀ, where U_ξ is
+    /// read transposed, or for the data gradient at its rotated point.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        u: &[f32],
+        data_gradient: bool,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        v: &mut [f32],
+        m: &mut [f32],
+    ) {
+        let (c, o) = (self.inputs, self.outputs);
+        let t_all = x.len() / (c * self.height * self.width) * self.tiles_per_sample();
+        let m = &mut m[..POINTS * o * t_all];
+        self.input_transform(x, v);
+        let v: &[f32] = v;
+        m.par_chunks_mut(t_all * o)
+            .enumerate()
+            .for_each(|(xi, mx)| {
+                let weights = if data_gradient {
+                    View {
+                        data: &u[rotated_point(xi) * c * o..],
+                        rs: o,
+                        cs: 1,
+                    }
+                } else {
+                    View {
+                        data: &u[xi * o * c..],
+                        rs: 1,
+                        cs: c,
+                    }
+                };
+                let tiles = View {
+                    data: &v[xi * t_all * c..],
+                    rs: c,
+                    cs: 1,
+                };
+                let out = ViewMut {
+                    data: mx,
+                    rs: o,
+                    cs: 1,
+                };
+                gemm_strided(1, t_all, o, c, 1.0, tiles, weights, 0.0, out);
+            });
+        self.output_transform(m, bias, y);
+    }
+
     /// Samples per chunk as V and M fit [`TILE_BUDGET`], for an input of `len` floats.
     fn chunking(&self, len: usize) -> Chunking {
         let in_len = self.inputs * self.height * self.width;

@@ -1,19 +1,26 @@
-//! The tile transforms and GEMMs of Winograd F(2×2, 3×3) (see `winograd.rs`):
-//!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-//!   Aᵀ = [1 1 1 0; 0 1 −1 −1].
-//! Forward: M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T) with U = G g Gᵀ, V = Bᵀ d B,
-//! then Y = Aᵀ M A per tile. The weight gradient is in `winograd_weights.rs`.
+//! The tile transforms of Winograd F(2×2, 3×3) (see `winograd.rs`):
+//!   V = Bᵀ d B (4×4 input patch d), Y = Aᵀ M A (2×2 output tile),
+//!   D = A dy Aᵀ (2×2 tile of dy, for the weight gradient),
+//!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  Aᵀ = [1 1 1 0; 0 1 −1 −1].
+//! V, M and D are stored channels innermost, `[ξ][tile][channel]`, so that every
+//! transform step is one 16-lane operation over 16 channels: a tile of one
+//! channel is far too small to vectorise (a 14×12 plane has 42 tiles). Planes
+//! pass through a channels-last staging copy (`[pixel][16]`) on the way in and out.
+
+// Index loops below walk a small matrix's columns across several arrays.
+#![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
+use std::array::from_fn;
 use std::cell::RefCell;
 
 /// Transform points per tile (4×4).
 pub const POINTS: usize = 16;
 
-/// Tiles of one tile row transformed together (the vector loops' length).
-const ROW_TILES: usize = 32;
+/// Channels per vector step.
+pub(super) const LANES: usize = 16;
+pub(super) type Lanes = [f32; LANES];
 
 /// One 3×3 correlation: `inputs` channels of `height`×`width` in, `outputs`
 /// channels of `out` out, zero padding `pad`.
@@ -28,8 +35,8 @@ pub struct Winograd {
 }
 
 thread_local! {
-    /// One zero-padded input plane split into even and odd columns.
-    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// 16 channels of one plane, channels last.
+    pub(super) static STAGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A raw pointer that parallel loops share when each writes its own indices.
@@ -49,46 +56,130 @@ impl Shared {
     }
 }
 
-/// U (16 × outputs × inputs) from W (O × C × 3 × 3). With `backward_data` the
-/// kernel is rotated 180° and U is laid out as (16 × C × O), the weights of
-/// dx = W̃ ⋆ dy. Rows of U run in parallel, each writing its 16 row segments.
-pub fn transform_weights(w: &[f32], o: usize, c: usize, backward_data: bool, u: &mut [f32]) {
-    let (rows, cols) = if backward_data { (c, o) } else { (o, c) };
-    let up = Shared(u[..POINTS * o * c].as_mut_ptr());
-    (0..rows).into_par_iter().with_min_len(4).for_each(|row| {
-        for col in 0..cols {
-            let (oi, ci) = if backward_data {
-                (col, row)
-            } else {
-                (row, col)
-            };
-            let k = &w[(oi * c + ci) * 9..(oi * c + ci + 1) * 9];
-            let g = |i: usize, j: usize| {
-                if backward_data {
-                    k[(2 - i) * 3 + 2 - j]
-                } else {
-                    k[i * 3 + j]
-                }
-            };
-            // Rows of G g, then (G g) Gᵀ.
-            let [r0, r1, r2] = [0, 1, 2].map(|i| [g(i, 0), g(i, 1), g(i, 2)]);
-            let gg = [
-                r0,
-                std::array::from_fn(|j| 0.5 * (r0[j] + r1[j] + r2[j])),
-                std::array::from_fn(|j| 0.5 * (r0[j] - r1[j] + r2[j])),
-                r2,
-            ];
-            for (i, r) in gg.iter().enumerate() {
-                let [a, b, e] = *r;
-                let vals = [a, 0.5 * (a + b + e), 0.5 * (a - b + e), e];
-                for (j, v) in vals.into_iter().enumerate() {
-                    // SAFETY: (ξ, row, col) is written by this row's task only,
-                    // and lies inside the 16·O·C floats of `u`.
-                    unsafe { *up.at((i * 4 + j) * rows * cols + row * cols + col) = v };
-                }
+/// Runs `f` compiled for AVX-512 when the CPU has it: the crate targets
+/// baseline x86-64, where the lane loops would get 4-wide SSE2.
+#[inline(always)]
+pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: AVX-512F is present (checked above).
+        return unsafe { wide(f) };
+    }
+    f()
+}
+
+#[inline(always)]
+pub(super) fn add(a: Lanes, b: Lanes) -> Lanes {
+    from_fn(|k| a[k] + b[k])
+}
+
+#[inline(always)]
+pub(super) fn sub(a: Lanes, b: Lanes) -> Lanes {
+    from_fn(|k| a[k] - b[k])
+}
+
+#[inline(always)]
+pub(super) fn half(a: Lanes) -> Lanes {
+    from_fn(|k| 0.5 * a[k])
+}
+
+/// The first `n` lanes from `src`, zeros after.
+#[inline(always)]
+pub(super) fn load(src: &[f32], n: usize) -> Lanes {
+    if n == LANES {
+        return src[..LANES].try_into().unwrap();
+    }
+    let mut l = [0.0; LANES];
+    l[..n].copy_from_slice(&src[..n]);
+    l
+}
+
+/// Writes the first `n` lanes of `v` to `dst`.
+///
+/// # Safety
+/// `dst..dst + n` must be writable.
+#[inline(always)]
+pub(super) unsafe fn store(dst: *mut f32, v: &Lanes, n: usize) {
+    std::ptr::copy_nonoverlapping(v.as_ptr(), dst, n);
+}
+
+/// Bᵀ x for x = (x₀, x₁, x₂, x₃).
+#[inline(always)]
+fn bt(x: [Lanes; 4]) -> [Lanes; 4] {
+    [
+        sub(x[0], x[2]),
+        add(x[1], x[2]),
+        sub(x[2], x[1]),
+        sub(x[1], x[3]),
+    ]
+}
+
+/// Aᵀ x for x = (x₀, x₁, x₂, x₃).
+#[inline(always)]
+fn at(x: [Lanes; 4]) -> [Lanes; 2] {
+    [add(add(x[0], x[1]), x[2]), sub(sub(x[1], x[2]), x[3])]
+}
+
+/// A x for x = (x₀, x₁).
+#[inline(always)]
+fn a(x: [Lanes; 2]) -> [Lanes; 4] {
+    [
+        x[0],
+        add(x[0], x[1]),
+        sub(x[0], x[1]),
+        sub([0.0; LANES], x[1]),
+    ]
+}
+
+/// (sample, first channel, channels) for every block of 16 channels of a batch.
+pub(super) fn blocks(samples: usize, channels: usize) -> impl ParallelIterator<Item = [usize; 3]> {
+    let per = channels.div_ceil(LANES);
+    (0..samples * per).into_par_iter().map(move |i| {
+        let c0 = (i % per) * LANES;
+        [i / per, c0, (channels - c0).min(LANES)]
+    })
+}
+
+/// Copies the `n` planes of `src` (each `rows`×`cols`) into `stage`: lane l
+/// of pixel (top + y, left + x) goes to `((top + y)·pitch + left + x)·16 + l`.
+/// Pixels past the stage's rows or `pitch` columns are dropped.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn stage_in(
+    src: &[f32],
+    n: usize,
+    [rows, cols]: [usize; 2],
+    stage: &mut [f32],
+    pitch: usize,
+    [top, left]: [usize; 2],
+) {
+    let stage_rows = stage.len() / (pitch * LANES);
+    let h = rows.min(stage_rows.saturating_sub(top));
+    let w = cols.min(pitch.saturating_sub(left));
+    for (l, plane) in src.chunks_exact(rows * cols).take(n).enumerate() {
+        for y in 0..h {
+            let base = (top + y) * pitch + left;
+            for (x, &val) in plane[y * cols..][..w].iter().enumerate() {
+                stage[(base + x) * LANES + l] = val;
             }
         }
-    });
+    }
+}
+
+/// The inverse of [`stage_in`] at offset (0, 0): `n` planes of `rows`×`cols`.
+#[inline(always)]
+fn stage_out(stage: &[f32], pitch: usize, dst: &mut [f32], n: usize, [rows, cols]: [usize; 2]) {
+    for (l, plane) in dst.chunks_exact_mut(rows * cols).take(n).enumerate() {
+        for y in 0..rows {
+            for (x, val) in plane[y * cols..][..cols].iter_mut().enumerate() {
+                *val = stage[((y * pitch) + x) * LANES + l];
+            }
+        }
+    }
 }
 
 impl Winograd {
@@ -108,252 +199,158 @@ impl Winograd {
         [POINTS * self.inputs * t, POINTS * self.outputs * t]
     }
 
-    /// y = W ⋆ x (+ bias) for the samples of `x`, with U from [`transform_weights`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        threads: usize,
-        u: &[f32],
-        bias: Option<&[f32]>,
-        x: &[f32],
-        y: &mut [f32],
-        v: &mut [f32],
-        m: &mut [f32],
-    ) {
-        let (c, o) = (self.inputs, self.outputs);
-        let in_len = c * self.height * self.width;
-        let samples = x.len() / in_len;
-        let t_all = samples * self.tiles_per_sample();
-        let m = &mut m[..POINTS * o * t_all];
-        self.input_transform(x, v);
-        let (v, u): (&[f32], &[f32]) = (&v[..POINTS * c * t_all], u);
-        let gemm = |(xi, mx): (usize, &mut [f32])| {
-            gemm_strided(
-                1,
-                o,
-                t_all,
-                c,
-                1.0,
-                View {
-                    data: &u[xi * o * c..],
-                    rs: c,
-                    cs: 1,
-                },
-                View {
-                    data: &v[xi * c * t_all..],
-                    rs: t_all,
-                    cs: 1,
-                },
-                0.0,
-                ViewMut {
-                    data: mx,
-                    rs: t_all,
-                    cs: 1,
-                },
-            )
-        };
-        if threads > 1 {
-            m.par_chunks_mut(o * t_all).enumerate().for_each(gemm);
-        } else {
-            m.chunks_mut(o * t_all).enumerate().for_each(gemm);
-        }
-        let m: &[f32] = m;
-        let plane = self.out[0] * self.out[1];
-        y.par_chunks_mut(plane).enumerate().for_each(|(so, out)| {
-            let (s, oi) = (so / o, so % o);
-            let b = bias.map_or(0.0, |b| b[oi]);
-            self.output_tiles(
-                m,
-                oi * t_all + s * self.tiles_per_sample(),
-                o * t_all,
-                b,
-                out,
-            );
-        });
-    }
-
-    /// V[ξ][c][t] = (Bᵀ d B)_ξ for every tile t of the samples of `x`.
+    /// V[ξ][t][c] = (Bᵀ d B)_ξ for every tile t of the samples of `x`.
     pub fn input_transform(&self, x: &[f32], v: &mut [f32]) {
         let (c, plane) = (self.inputs, self.height * self.width);
         let samples = x.len() / (c * plane);
-        let t_all = samples * self.tiles_per_sample();
+        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
         let vp = Shared(v[..POINTS * c * t_all].as_mut_ptr());
-        (0..samples * c)
-            .into_par_iter()
-            .with_min_len(8)
-            .for_each(|sc| {
-                let (s, ci) = (sc / c, sc % c);
-                let first = s * self.tiles_per_sample();
-                // SAFETY: indices (ξ, ci, first..first + tiles) belong to this (s, ci) only.
-                unsafe {
-                    self.input_tiles(&x[sc * plane..][..plane], vp, ci * t_all + first, c * t_all)
-                };
-            });
-    }
-
-    /// Writes Bᵀ d B of every tile of one input plane to `v[ξ·stride + at + tile]`.
-    /// The zero-padded plane is split into even and odd columns so that column j
-    /// of tile tx (padded column 2tx + j) is `even[tx + j/2]` or `odd[tx + j/2]`:
-    /// every step below is then a loop over a row of tiles, which vectorises.
-    unsafe fn input_tiles(&self, plane: &[f32], v: Shared, at: usize, stride: usize) {
-        PLANE.with(|cell| {
-            let buf = &mut *cell.borrow_mut();
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return self.input_tiles_avx512(plane, v, at, stride, buf);
-            }
-            self.input_tiles_with(plane, v, at, stride, buf)
-        })
-    }
-
-    /// [`Self::input_tiles`] compiled for AVX-512 (the crate builds for the
-    /// baseline x86-64, where these loops get only SSE2).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn input_tiles_avx512(
-        &self,
-        plane: &[f32],
-        v: Shared,
-        at: usize,
-        stride: usize,
-        buf: &mut Vec<f32>,
-    ) {
-        self.input_tiles_with(plane, v, at, stride, buf)
+        blocks(samples, c).for_each(|[s, c0, n]| {
+            let src = &x[(s * c + c0) * plane..][..n * plane];
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
+                with_avx512(|| unsafe { self.input_block(src, n, buf, vp, s * tiles, c0, t_all) })
+            })
+        });
     }
 
     #[inline(always)]
-    unsafe fn input_tiles_with(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn input_block(
         &self,
-        plane: &[f32],
-        v: Shared,
-        at: usize,
-        stride: usize,
+        src: &[f32],
+        n: usize,
         buf: &mut Vec<f32>,
+        v: Shared,
+        first: usize,
+        c0: usize,
+        t_all: usize,
     ) {
         let [th, tw] = self.tiles();
-        let half = tw + 1;
-        // Padded rows 0..2·th + 2, each as `half` even then `half` odd columns.
-        {
-            let split = grown(buf, (2 * th + 2) * 2 * half);
-            split.fill(0.0);
-            for (r, row) in split.chunks_mut(2 * half).enumerate() {
-                let Some(y) = r.checked_sub(self.pad[0]) else {
-                    continue;
-                };
-                if y >= self.height {
-                    break;
-                }
-                let src = &plane[y * self.width..(y + 1) * self.width];
-                let (even, odd) = row.split_at_mut(half);
-                for (xi, &val) in src.iter().enumerate() {
-                    let px = xi + self.pad[1];
-                    if px < 2 * half {
-                        if px.is_multiple_of(2) {
-                            even[px / 2] = val;
-                        } else {
-                            odd[px / 2] = val;
-                        }
-                    }
-                }
-            }
-            let mut h = [[0.0f32; ROW_TILES]; 16];
-            for ty in 0..th {
-                for x0 in (0..tw).step_by(ROW_TILES) {
-                    let n = (tw - x0).min(ROW_TILES);
-                    // Horizontal: h[4r + j] = (d B)[r][j] for the 4 rows of the tile row.
-                    for r in 0..4 {
-                        let row = &split[(2 * ty + r) * 2 * half..][..2 * half];
-                        let (even, odd) = row.split_at(half);
-                        let (e0, e1) = (&even[x0..x0 + n], &even[x0 + 1..x0 + 1 + n]);
-                        let (o0, o1) = (&odd[x0..x0 + n], &odd[x0 + 1..x0 + 1 + n]);
-                        let [h0, h1, h2, h3] = &mut h[4 * r..4 * r + 4] else {
-                            unreachable!()
-                        };
-                        for k in 0..n {
-                            h0[k] = e0[k] - e1[k];
-                            h1[k] = o0[k] + e1[k];
-                            h2[k] = e1[k] - o0[k];
-                            h3[k] = o0[k] - o1[k];
-                        }
-                    }
-                    // Vertical: V[i][j] = (Bᵀ h)[i][j].
-                    let tile = at + ty * tw + x0;
-                    for j in 0..4 {
-                        let (r0, r1, r2, r3) = (&h[j], &h[4 + j], &h[8 + j], &h[12 + j]);
-                        let out = |i: usize| v.0.add((i * 4 + j) * stride + tile);
-                        let (v0, v1, v2, v3) = (out(0), out(1), out(2), out(3));
-                        for k in 0..n {
-                            *v0.add(k) = r0[k] - r2[k];
-                            *v1.add(k) = r1[k] + r2[k];
-                            *v2.add(k) = r2[k] - r1[k];
-                            *v3.add(k) = r1[k] - r3[k];
-                        }
+        // Every tile's 4×4 window lies inside the padded (2th + 2) × (2tw + 2).
+        let pitch = 2 * tw + 2;
+        let stage = grown(buf, (2 * th + 2) * pitch * LANES);
+        stage.fill(0.0);
+        stage_in(src, n, [self.height, self.width], stage, pitch, self.pad);
+        let c = self.inputs;
+        let pixel = |p: usize| -> Lanes { stage[p * LANES..][..LANES].try_into().unwrap() };
+        for ty in 0..th {
+            for tx in 0..tw {
+                let p0 = 2 * ty * pitch + 2 * tx;
+                let h: [[Lanes; 4]; 4] = from_fn(|i| bt(from_fn(|j| pixel(p0 + i * pitch + j))));
+                let t = first + ty * tw + tx;
+                for j in 0..4 {
+                    let col = bt([h[0][j], h[1][j], h[2][j], h[3][j]]);
+                    for (i, val) in col.iter().enumerate() {
+                        store(v.at(((i * 4 + j) * t_all + t) * c + c0), val, n);
                     }
                 }
             }
         }
     }
 
-    /// out (Ho × Wo) = Aᵀ m A + bias over the tiles of one output plane, reading
-    /// `m[ξ·stride + at + tile]`, a row of tiles at a time.
-    fn output_tiles(&self, m: &[f32], at: usize, stride: usize, bias: f32, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked above).
-            return unsafe { self.output_tiles_avx512(m, at, stride, bias, out) };
-        }
-        self.output_tiles_with(m, at, stride, bias, out)
+    /// y = Aᵀ M A (+ bias) for the samples of `y`, from M[ξ][t][o].
+    pub fn output_transform(&self, m: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let samples = y.len() / (o * plane);
+        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
+        let yp = Shared(y.as_mut_ptr());
+        blocks(samples, o).for_each(|[s, o0, n]| {
+            let b = bias.map_or([0.0; LANES], |b| load(&b[o0..], n));
+            // SAFETY: planes (s, o0..o0 + n) belong to this block alone.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(yp.at((s * o + o0) * plane), n * plane) };
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                with_avx512(|| self.output_block(m, t_all, s * tiles, o0, n, b, buf, dst))
+            })
+        });
     }
 
-    /// [`Self::output_tiles`] compiled for AVX-512.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn output_tiles_avx512(
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn output_block(
         &self,
         m: &[f32],
-        at: usize,
-        stride: usize,
-        bias: f32,
-        out: &mut [f32],
+        t_all: usize,
+        first: usize,
+        o0: usize,
+        n: usize,
+        bias: Lanes,
+        buf: &mut Vec<f32>,
+        dst: &mut [f32],
     ) {
-        self.output_tiles_with(m, at, stride, bias, out)
+        let [th, tw] = self.tiles();
+        let pitch = 2 * tw;
+        let stage = grown(buf, 2 * th * pitch * LANES);
+        let o = self.outputs;
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = first + ty * tw + tx;
+                let e: [Lanes; POINTS] = from_fn(|xi| load(&m[(xi * t_all + t) * o + o0..], n));
+                // Aᵀ M on columns, then A on rows.
+                let r: [[Lanes; 2]; 4] = from_fn(|j| at([e[j], e[4 + j], e[8 + j], e[12 + j]]));
+                for i in 0..2 {
+                    let out = at([r[0][i], r[1][i], r[2][i], r[3][i]]);
+                    for (j, val) in out.into_iter().enumerate() {
+                        let p = (2 * ty + i) * pitch + 2 * tx + j;
+                        stage[p * LANES..][..LANES].copy_from_slice(&add(val, bias));
+                    }
+                }
+            }
+        }
+        stage_out(stage, pitch, dst, n, self.out);
+    }
+
+    /// D[ξ][t][o] = (A dy Aᵀ)_ξ for every 2×2 tile of the samples of `dy`, dy
+    /// taken as zero past the plane's edge.
+    pub fn gradient_transform(&self, dy: &[f32], d: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let samples = dy.len() / (o * plane);
+        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
+        let dp = Shared(d[..POINTS * o * t_all].as_mut_ptr());
+        blocks(samples, o).for_each(|[s, o0, n]| {
+            let src = &dy[(s * o + o0) * plane..][..n * plane];
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
+                with_avx512(|| unsafe {
+                    self.gradient_block(src, n, buf, dp, s * tiles, o0, t_all)
+                })
+            })
+        });
     }
 
     #[inline(always)]
-    fn output_tiles_with(&self, m: &[f32], at: usize, stride: usize, bias: f32, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gradient_block(
+        &self,
+        src: &[f32],
+        n: usize,
+        buf: &mut Vec<f32>,
+        d: Shared,
+        first: usize,
+        o0: usize,
+        t_all: usize,
+    ) {
         let [th, tw] = self.tiles();
-        let [ho, wo] = self.out;
-        let mut r = [[0.0f32; ROW_TILES]; 8];
-        let mut pair = [[0.0f32; ROW_TILES]; 2];
+        let pitch = 2 * tw;
+        let stage = grown(buf, 2 * th * pitch * LANES);
+        stage.fill(0.0);
+        stage_in(src, n, self.out, stage, pitch, [0, 0]);
+        let o = self.outputs;
+        let pixel = |p: usize| -> Lanes { stage[p * LANES..][..LANES].try_into().unwrap() };
         for ty in 0..th {
-            for x0 in (0..tw).step_by(ROW_TILES) {
-                let n = (tw - x0).min(ROW_TILES);
-                let tile = at + ty * tw + x0;
-                let e = |xi: usize| &m[xi * stride + tile..][..n];
-                // Aᵀ m: r[i·4 + j] for output row i of the tile.
+            for tx in 0..tw {
+                let p0 = 2 * ty * pitch + 2 * tx;
+                // g Aᵀ on the tile's two rows, then A on columns.
+                let q: [[Lanes; 4]; 2] =
+                    from_fn(|i| a([pixel(p0 + i * pitch), pixel(p0 + i * pitch + 1)]));
+                let t = first + ty * tw + tx;
                 for j in 0..4 {
-                    let (a, b, c, d) = (e(j), e(4 + j), e(8 + j), e(12 + j));
-                    let [r0, r1] = [j, 4 + j];
-                    for k in 0..n {
-                        r[r0][k] = a[k] + b[k] + c[k];
-                        r[r1][k] = b[k] - c[k] - d[k];
-                    }
-                }
-                for i in 0..2 {
-                    let oy = 2 * ty + i;
-                    if oy >= ho {
-                        break;
-                    }
-                    let [p0, p1] = &mut pair;
-                    let (a, b, c, d) = (&r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
-                    for k in 0..n {
-                        p0[k] = a[k] + b[k] + c[k] + bias;
-                        p1[k] = b[k] - c[k] - d[k] + bias;
-                    }
-                    let line = &mut out[oy * wo..(oy + 1) * wo];
-                    let cols = (wo - 2 * x0).min(2 * n);
-                    for (q, val) in line[2 * x0..2 * x0 + cols].iter_mut().enumerate() {
-                        *val = pair[q % 2][q / 2];
+                    for (i, val) in a([q[0][j], q[1][j]]).iter().enumerate() {
+                        store(d.at(((i * 4 + j) * t_all + t) * o + o0), val, n);
                     }
                 }
             }

@@ -45,10 +45,10 @@ fn winograd_rectangular_pad_and_no_bias() {
 }
 
 #[test]
-fn winograd_chunks_of_samples_across_a_batch() {
+fn winograd_bands_of_tile_rows_across_a_batch() {
     force_winograd();
-    // 16 channels × 16 points × 32·32 tiles per sample: 8 samples fill a chunk,
-    // so a batch of 9 runs as two, forward and for the data gradient.
+    // 16 → 4 channels run banded: 32×32 tiles per sample in bands of 4 tile
+    // rows, 72 bands spread over the threads, whose weight-gradient sums add up.
     conv_check_against_naive(
         "num_output: 4 kernel_size: 3 pad: 1",
         &[9, 16, 64, 63],
@@ -71,5 +71,17 @@ fn winograd_channel_blocks_with_a_remainder() {
         "num_output: 17 kernel_size: 3 pad: 0",
         &[2, 33, 6, 5],
         (1, [1, 1], [0, 0], [1, 1]),
+    );
+}
+
+#[test]
+fn winograd_whole_batch_path_for_wide_layers_in_two_chunks() {
+    force_winograd();
+    // 100 → 96 channels make U too big to run banded (16·C·O > 2¹⁷ floats), and
+    // 10 samples of 12×12 tiles overflow one chunk of V (2²¹ floats): 9 + 1.
+    conv_check_against_naive(
+        "num_output: 96 kernel_size: 3 pad: 1",
+        &[10, 100, 24, 23],
+        (1, [1, 1], [1, 1], [1, 1]),
     );
 }

@@ -7,6 +7,7 @@ mod chunked;
 mod kernels;
 mod params;
 mod winograd;
+mod winograd_banded;
 mod winograd_tiles;
 mod winograd_weights;
 

@@ -15,6 +15,7 @@
 //! `winograd_weights.rs`.
 
 use super::kernels::{with_scratch, Plan, Scratch};
+use super::winograd_banded::banded;
 use super::winograd_tiles::{Winograd, POINTS};
 use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
 use crate::backend::{gemm_strided, View, ViewMut};
@@ -25,8 +26,12 @@ use std::sync::OnceLock;
 /// The transforms cost O(C + O) per tile and the GEMMs O(C·O); below this
 /// C·O/(C + O) the transforms' memory traffic eats the GEMM saving (measured at
 /// batch 32: SphereFace's 128-channel stage (64) runs 1.3× faster than direct,
-/// its 64-channel stage (32) 1.2× slower).
+/// its 64-channel stage (32) 1.2× slower, which is why narrow layers run banded).
 const WINOGRAD_MIN_WIDTH: usize = 60;
+
+/// The same for layers that run banded (`winograd_banded.rs`), whose transforms
+/// stay in cache: SphereFace's 64-channel stage (32) runs 1.2× faster than direct.
+const BANDED_MIN_WIDTH: usize = 32;
 
 /// Fewer tiles in a batch than this leave the 16 GEMMs too narrow (N = tiles):
 /// at batch 1 SphereFace's 14×12 and 7×6 stages (42 and 12 tiles) ran slower
@@ -73,8 +78,13 @@ impl Plan {
             && w.pad[1] <= 2
             && self.group == 1;
         let tiles = batch * w.out[0].div_ceil(2) * w.out[1].div_ceil(2);
-        let pays = w.channels * self.outputs >= WINOGRAD_MIN_WIDTH * (w.channels + self.outputs)
-            && tiles >= WINOGRAD_MIN_TILES;
+        let (c, o) = (w.channels, self.outputs);
+        let min_width = if banded(c, o) {
+            BANDED_MIN_WIDTH
+        } else {
+            WINOGRAD_MIN_WIDTH
+        };
+        let pays = c * o >= min_width * (c + o) && tiles >= WINOGRAD_MIN_TILES;
         match choice() {
             Choice::Never => false,
             Choice::Always => fits,
@@ -123,10 +133,15 @@ impl Plan {
         let wg = self.forward_transform();
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
-        with_scratch(&WINOGRAD, [POINTS * o * c, ch.v, ch.m], |n, v, d| {
+        let [v_len, d_len] = if wg.banded() { [0, 0] } else { [ch.v, ch.m] };
+        with_scratch(&WINOGRAD, [POINTS * o * c, v_len, d_len], |n, v, d| {
             n.fill(0.0);
-            for (xs, dys) in x.chunks(ch.x).zip(dy.chunks(ch.y)) {
-                wg.weight_gradient_sums(xs, dys, v, d, n);
+            if wg.banded() {
+                wg.weight_gradient_banded(x, dy, n);
+            } else {
+                for (xs, dys) in x.chunks(ch.x).zip(dy.chunks(ch.y)) {
+                    wg.weight_gradient_sums(xs, dys, v, d, n);
+                }
             }
             weight_gradient_output(n, o, c, dw);
         });
@@ -143,8 +158,12 @@ impl Plan {
     ) {
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
-        with_scratch(&WINOGRAD, [POINTS * o * c, ch.v, ch.m], |u, v, m| {
+        let [v_len, m_len] = if wg.banded() { [0, 0] } else { [ch.v, ch.m] };
+        with_scratch(&WINOGRAD, [POINTS * o * c, v_len, m_len], |u, v, m| {
             transform_weights(w, o, c, u);
+            if wg.banded() {
+                return wg.run_banded(u, backward_data, bias, x, y);
+            }
             for (xs, ys) in x.chunks(ch.x).zip(y.chunks_mut(ch.y)) {
                 wg.run(u, backward_data, bias, xs, ys, v, m);
             }
@@ -183,33 +202,45 @@ impl Winograd {
         let v: &[f32] = v;
         m.par_chunks_mut(t_all * o)
             .enumerate()
-            .for_each(|(xi, mx)| {
-                let weights = if data_gradient {
-                    View {
-                        data: &u[rotated_point(xi) * c * o..],
-                        rs: o,
-                        cs: 1,
-                    }
-                } else {
-                    View {
-                        data: &u[xi * o * c..],
-                        rs: 1,
-                        cs: c,
-                    }
-                };
-                let tiles = View {
-                    data: &v[xi * t_all * c..],
-                    rs: c,
-                    cs: 1,
-                };
-                let out = ViewMut {
-                    data: mx,
-                    rs: o,
-                    cs: 1,
-                };
-                gemm_strided(1, t_all, o, c, 1.0, tiles, weights, 0.0, out);
-            });
+            .for_each(|(xi, mx)| self.point_gemm(u, data_gradient, xi, v, mx, t_all));
         self.output_transform(m, bias, y);
+    }
+
+    /// Mᵀ_ξ (t × O) = V_ξ (t × C) · U_ξᵀ for one point ξ, on this thread.
+    pub(super) fn point_gemm(
+        &self,
+        u: &[f32],
+        data_gradient: bool,
+        xi: usize,
+        v: &[f32],
+        mx: &mut [f32],
+        t: usize,
+    ) {
+        let (c, o) = (self.inputs, self.outputs);
+        let weights = if data_gradient {
+            View {
+                data: &u[rotated_point(xi) * c * o..],
+                rs: o,
+                cs: 1,
+            }
+        } else {
+            View {
+                data: &u[xi * o * c..],
+                rs: 1,
+                cs: c,
+            }
+        };
+        let tiles = View {
+            data: &v[xi * t * c..],
+            rs: c,
+            cs: 1,
+        };
+        let out = ViewMut {
+            data: mx,
+            rs: o,
+            cs: 1,
+        };
+        gemm_strided(1, t, o, c, 1.0, tiles, weights, 0.0, out);
     }
 
     /// Samples per chunk as V and M fit [`TILE_BUDGET`], for an input of `len` floats.

@@ -12,8 +12,8 @@
 
 use super::kernels::grown;
 use rayon::prelude::*;
-use std::array::from_fn;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Transform points per tile (4×4).
 pub const POINTS: usize = 16;
@@ -72,19 +72,30 @@ pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+// Plain loops rather than `array::from_fn`, which is not always inlined into
+// the AVX-512 callers.
 #[inline(always)]
-pub(super) fn add(a: Lanes, b: Lanes) -> Lanes {
-    from_fn(|k| a[k] + b[k])
+pub(super) fn add(mut a: Lanes, b: Lanes) -> Lanes {
+    for k in 0..LANES {
+        a[k] += b[k];
+    }
+    a
 }
 
 #[inline(always)]
-pub(super) fn sub(a: Lanes, b: Lanes) -> Lanes {
-    from_fn(|k| a[k] - b[k])
+pub(super) fn sub(mut a: Lanes, b: Lanes) -> Lanes {
+    for k in 0..LANES {
+        a[k] -= b[k];
+    }
+    a
 }
 
 #[inline(always)]
-pub(super) fn half(a: Lanes) -> Lanes {
-    from_fn(|k| 0.5 * a[k])
+pub(super) fn half(mut a: Lanes) -> Lanes {
+    for v in &mut a {
+        *v *= 0.5;
+    }
+    a
 }
 
 /// The first `n` lanes from `src`, zeros after.
@@ -104,7 +115,39 @@ pub(super) fn load(src: &[f32], n: usize) -> Lanes {
 /// `dst..dst + n` must be writable.
 #[inline(always)]
 pub(super) unsafe fn store(dst: *mut f32, v: &Lanes, n: usize) {
-    std::ptr::copy_nonoverlapping(v.as_ptr(), dst, n);
+    if n == LANES {
+        // One vector store; a copy of runtime length would call memcpy.
+        (dst as *mut Lanes).write_unaligned(*v);
+    } else {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), dst, n);
+    }
+}
+
+/// The 16 lanes of stage pixel `p`.
+#[inline(always)]
+fn pixel(stage: &[f32], p: usize) -> Lanes {
+    stage[p * LANES..][..LANES].try_into().unwrap()
+}
+
+/// Pixels p..p + 4 of the stage.
+#[inline(always)]
+fn four(stage: &[f32], p: usize) -> [Lanes; 4] {
+    [
+        pixel(stage, p),
+        pixel(stage, p + 1),
+        pixel(stage, p + 2),
+        pixel(stage, p + 3),
+    ]
+}
+
+/// The 16 points of a tile, `stride` floats apart from `base`, `n` lanes each.
+#[inline(always)]
+pub(super) fn points(m: &[f32], base: usize, stride: usize, n: usize) -> [Lanes; POINTS] {
+    let mut e = [[0.0; LANES]; POINTS];
+    for (xi, lanes) in e.iter_mut().enumerate() {
+        *lanes = load(&m[base + xi * stride..], n);
+    }
+    e
 }
 
 /// Bᵀ x for x = (x₀, x₁, x₂, x₃).
@@ -144,39 +187,58 @@ pub(super) fn blocks(samples: usize, channels: usize) -> impl ParallelIterator<I
     })
 }
 
-/// Copies the `n` planes of `src` (each `rows`×`cols`) into `stage`: lane l
-/// of pixel (top + y, left + x) goes to `((top + y)·pitch + left + x)·16 + l`.
-/// Pixels past the stage's rows or `pitch` columns are dropped.
+/// Tile rows `rows` of one sample, stored at tile index
+/// `first + (ty − rows.start)·tw + tx` of a V, M or D that holds `t_all` tiles.
+#[derive(Clone)]
+pub struct Band {
+    pub rows: Range<usize>,
+    pub first: usize,
+    pub t_all: usize,
+}
+
+/// Copies rows `from..to` of `n` planes (`plane` floats apart, `cols` wide) into
+/// `stage` (16 lanes per pixel, `pitch` pixels per row): lane l of pixel (y, x)
+/// goes to stage pixel (y − from + top, x + left); columns past `pitch` drop.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn stage_in(
     src: &[f32],
     n: usize,
-    [rows, cols]: [usize; 2],
+    [plane, cols]: [usize; 2],
+    [from, to]: [usize; 2],
     stage: &mut [f32],
     pitch: usize,
     [top, left]: [usize; 2],
 ) {
-    let stage_rows = stage.len() / (pitch * LANES);
-    let h = rows.min(stage_rows.saturating_sub(top));
     let w = cols.min(pitch.saturating_sub(left));
-    for (l, plane) in src.chunks_exact(rows * cols).take(n).enumerate() {
-        for y in 0..h {
-            let base = (top + y) * pitch + left;
-            for (x, &val) in plane[y * cols..][..w].iter().enumerate() {
+    for l in 0..n {
+        for y in from..to {
+            let base = (y - from + top) * pitch + left;
+            for (x, &val) in src[l * plane + y * cols..][..w].iter().enumerate() {
                 stage[(base + x) * LANES + l] = val;
             }
         }
     }
 }
 
-/// The inverse of [`stage_in`] at offset (0, 0): `n` planes of `rows`×`cols`.
+/// The inverse of [`stage_in`] with no offset: rows `from..to` of `n` planes at `dst`.
+///
+/// # Safety
+/// Those rows must lie in `dst`'s buffer and be written by this caller alone.
 #[inline(always)]
-fn stage_out(stage: &[f32], pitch: usize, dst: &mut [f32], n: usize, [rows, cols]: [usize; 2]) {
-    for (l, plane) in dst.chunks_exact_mut(rows * cols).take(n).enumerate() {
-        for y in 0..rows {
-            for (x, val) in plane[y * cols..][..cols].iter_mut().enumerate() {
-                *val = stage[((y * pitch) + x) * LANES + l];
+unsafe fn stage_out(
+    stage: &[f32],
+    pitch: usize,
+    dst: Shared,
+    n: usize,
+    [plane, cols]: [usize; 2],
+    [from, to]: [usize; 2],
+) {
+    for l in 0..n {
+        for y in from..to {
+            let row = dst.at(l * plane + y * cols);
+            for x in 0..cols {
+                *row.add(x) = stage[((y - from) * pitch + x) * LANES + l];
             }
         }
     }
@@ -199,51 +261,105 @@ impl Winograd {
         [POINTS * self.inputs * t, POINTS * self.outputs * t]
     }
 
+    /// The whole of sample `s` of a batch of `samples`.
+    fn sample_band(&self, s: usize, samples: usize) -> Band {
+        let tiles = self.tiles_per_sample();
+        Band {
+            rows: 0..self.tiles()[0],
+            first: s * tiles,
+            t_all: samples * tiles,
+        }
+    }
+
     /// V[ξ][t][c] = (Bᵀ d B)_ξ for every tile t of the samples of `x`.
     pub fn input_transform(&self, x: &[f32], v: &mut [f32]) {
         let (c, plane) = (self.inputs, self.height * self.width);
         let samples = x.len() / (c * plane);
-        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
-        let vp = Shared(v[..POINTS * c * t_all].as_mut_ptr());
+        let vp = Shared(v[..self.scratch(samples)[0]].as_mut_ptr());
         blocks(samples, c).for_each(|[s, c0, n]| {
-            let src = &x[(s * c + c0) * plane..][..n * plane];
+            let band = self.sample_band(s, samples);
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
-                with_avx512(|| unsafe { self.input_block(src, n, buf, vp, s * tiles, c0, t_all) })
+                with_avx512(
+                    #[inline(always)]
+                    || unsafe {
+                        self.input_block(&x[(s * c + c0) * plane..], c0, n, &band, buf, vp)
+                    },
+                )
             })
         });
     }
 
+    /// V for the tiles of `band` of one sample `x`, all channels on this thread.
+    pub fn input_band(&self, x: &[f32], band: &Band, v: &mut [f32]) {
+        let (c, plane) = (self.inputs, self.height * self.width);
+        let vp = Shared(v[..POINTS * c * band.t_all].as_mut_ptr());
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            with_avx512(
+                #[inline(always)]
+                || {
+                    for c0 in (0..c).step_by(LANES) {
+                        let n = (c - c0).min(LANES);
+                        // SAFETY: `v` holds the band's tiles for all channels.
+                        unsafe { self.input_block(&x[c0 * plane..], c0, n, band, buf, vp) }
+                    }
+                },
+            )
+        })
+    }
+
+    /// Channels c0..c0 + n of `band`, from their planes at the start of `src`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn input_block(
         &self,
         src: &[f32],
+        c0: usize,
         n: usize,
+        band: &Band,
         buf: &mut Vec<f32>,
         v: Shared,
-        first: usize,
-        c0: usize,
-        t_all: usize,
     ) {
-        let [th, tw] = self.tiles();
-        // Every tile's 4×4 window lies inside the padded (2th + 2) × (2tw + 2).
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
+        // The band's 4×4 windows cover padded rows 2ty0 .. 2(ty0 + rows) + 2,
+        // which hold source rows `from..to`.
         let pitch = 2 * tw + 2;
-        let stage = grown(buf, (2 * th + 2) * pitch * LANES);
+        let stage = grown(buf, (2 * rows + 2) * pitch * LANES);
         stage.fill(0.0);
-        stage_in(src, n, [self.height, self.width], stage, pitch, self.pad);
+        let from = (2 * ty0).saturating_sub(self.pad[0]);
+        let to = (2 * (ty0 + rows) + 2)
+            .saturating_sub(self.pad[0])
+            .min(self.height);
+        if from < to {
+            let top = from + self.pad[0] - 2 * ty0;
+            let geometry = [self.height * self.width, self.width];
+            stage_in(
+                src,
+                n,
+                geometry,
+                [from, to],
+                stage,
+                pitch,
+                [top, self.pad[1]],
+            );
+        }
         let c = self.inputs;
-        let pixel = |p: usize| -> Lanes { stage[p * LANES..][..LANES].try_into().unwrap() };
-        for ty in 0..th {
+        for ty in 0..rows {
             for tx in 0..tw {
                 let p0 = 2 * ty * pitch + 2 * tx;
-                let h: [[Lanes; 4]; 4] = from_fn(|i| bt(from_fn(|j| pixel(p0 + i * pitch + j))));
-                let t = first + ty * tw + tx;
+                let h = [
+                    bt(four(stage, p0)),
+                    bt(four(stage, p0 + pitch)),
+                    bt(four(stage, p0 + 2 * pitch)),
+                    bt(four(stage, p0 + 3 * pitch)),
+                ];
+                let t = band.first + ty * tw + tx;
                 for j in 0..4 {
                     let col = bt([h[0][j], h[1][j], h[2][j], h[3][j]]);
                     for (i, val) in col.iter().enumerate() {
-                        store(v.at(((i * 4 + j) * t_all + t) * c + c0), val, n);
+                        store(v.at(((i * 4 + j) * band.t_all + t) * c + c0), val, n);
                     }
                 }
             }
@@ -254,53 +370,86 @@ impl Winograd {
     pub fn output_transform(&self, m: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
         let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
         let samples = y.len() / (o * plane);
-        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
+        let m = &m[..self.scratch(samples)[1]];
         let yp = Shared(y.as_mut_ptr());
         blocks(samples, o).for_each(|[s, o0, n]| {
-            let b = bias.map_or([0.0; LANES], |b| load(&b[o0..], n));
-            // SAFETY: planes (s, o0..o0 + n) belong to this block alone.
-            let dst =
-                unsafe { std::slice::from_raw_parts_mut(yp.at((s * o + o0) * plane), n * plane) };
+            let band = self.sample_band(s, samples);
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
-                with_avx512(|| self.output_block(m, t_all, s * tiles, o0, n, b, buf, dst))
+                // SAFETY: planes (s, o0..o0 + n) of `y` belong to this block alone.
+                with_avx512(
+                    #[inline(always)]
+                    || unsafe {
+                        let dst = Shared(yp.at((s * o + o0) * plane));
+                        self.output_block(m, bias, o0, n, &band, buf, dst)
+                    },
+                )
             })
         });
     }
 
+    /// y for the tiles of `band` of one sample, all channels on this thread.
+    ///
+    /// # Safety
+    /// `y` must point at the sample's O output planes, the band's rows of which
+    /// no one else writes meanwhile.
+    pub unsafe fn output_band(&self, m: &[f32], bias: Option<&[f32]>, band: &Band, y: Shared) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let m = &m[..POINTS * o * band.t_all];
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            with_avx512(
+                #[inline(always)]
+                || {
+                    for o0 in (0..o).step_by(LANES) {
+                        let n = (o - o0).min(LANES);
+                        self.output_block(m, bias, o0, n, band, buf, Shared(y.at(o0 * plane)))
+                    }
+                },
+            )
+        })
+    }
+
+    /// Channels o0..o0 + n of `band`, written to their planes at `dst`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn output_block(
+    unsafe fn output_block(
         &self,
         m: &[f32],
-        t_all: usize,
-        first: usize,
+        bias: Option<&[f32]>,
         o0: usize,
         n: usize,
-        bias: Lanes,
+        band: &Band,
         buf: &mut Vec<f32>,
-        dst: &mut [f32],
+        dst: Shared,
     ) {
-        let [th, tw] = self.tiles();
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
         let pitch = 2 * tw;
-        let stage = grown(buf, 2 * th * pitch * LANES);
-        let o = self.outputs;
-        for ty in 0..th {
+        let stage = grown(buf, 2 * rows * pitch * LANES);
+        let (o, t_all) = (self.outputs, band.t_all);
+        let b = bias.map_or([0.0; LANES], |b| load(&b[o0..], n));
+        for ty in 0..rows {
             for tx in 0..tw {
-                let t = first + ty * tw + tx;
-                let e: [Lanes; POINTS] = from_fn(|xi| load(&m[(xi * t_all + t) * o + o0..], n));
+                let t = band.first + ty * tw + tx;
+                let e = points(m, t * o + o0, t_all * o, n);
                 // Aᵀ M on columns, then A on rows.
-                let r: [[Lanes; 2]; 4] = from_fn(|j| at([e[j], e[4 + j], e[8 + j], e[12 + j]]));
+                let mut r = [[[0.0; LANES]; 2]; 4];
+                for (j, col) in r.iter_mut().enumerate() {
+                    *col = at([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+                }
                 for i in 0..2 {
                     let out = at([r[0][i], r[1][i], r[2][i], r[3][i]]);
                     for (j, val) in out.into_iter().enumerate() {
                         let p = (2 * ty + i) * pitch + 2 * tx + j;
-                        stage[p * LANES..][..LANES].copy_from_slice(&add(val, bias));
+                        stage[p * LANES..][..LANES].copy_from_slice(&add(val, b));
                     }
                 }
             }
         }
-        stage_out(stage, pitch, dst, n, self.out);
+        let [ho, wo] = self.out;
+        let rows_out = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        stage_out(stage, pitch, dst, n, [ho * wo, wo], rows_out);
     }
 
     /// D[ξ][t][o] = (A dy Aᵀ)_ξ for every 2×2 tile of the samples of `dy`, dy
@@ -308,49 +457,73 @@ impl Winograd {
     pub fn gradient_transform(&self, dy: &[f32], d: &mut [f32]) {
         let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
         let samples = dy.len() / (o * plane);
-        let (tiles, t_all) = (self.tiles_per_sample(), samples * self.tiles_per_sample());
-        let dp = Shared(d[..POINTS * o * t_all].as_mut_ptr());
+        let dp = Shared(d[..self.scratch(samples)[1]].as_mut_ptr());
         blocks(samples, o).for_each(|[s, o0, n]| {
-            let src = &dy[(s * o + o0) * plane..][..n * plane];
+            let band = self.sample_band(s, samples);
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
-                with_avx512(|| unsafe {
-                    self.gradient_block(src, n, buf, dp, s * tiles, o0, t_all)
-                })
+                with_avx512(
+                    #[inline(always)]
+                    || unsafe {
+                        self.gradient_block(&dy[(s * o + o0) * plane..], o0, n, &band, buf, dp)
+                    },
+                )
             })
         });
     }
 
+    /// D for the tiles of `band` of one sample `dy`, all channels on this thread.
+    pub fn gradient_band(&self, dy: &[f32], band: &Band, d: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let dp = Shared(d[..POINTS * o * band.t_all].as_mut_ptr());
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            with_avx512(
+                #[inline(always)]
+                || {
+                    for o0 in (0..o).step_by(LANES) {
+                        let n = (o - o0).min(LANES);
+                        // SAFETY: `d` holds the band's tiles for all channels.
+                        unsafe { self.gradient_block(&dy[o0 * plane..], o0, n, band, buf, dp) }
+                    }
+                },
+            )
+        })
+    }
+
+    /// Channels o0..o0 + n of `band`, from their dy planes at the start of `src`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gradient_block(
         &self,
         src: &[f32],
+        o0: usize,
         n: usize,
+        band: &Band,
         buf: &mut Vec<f32>,
         d: Shared,
-        first: usize,
-        o0: usize,
-        t_all: usize,
     ) {
-        let [th, tw] = self.tiles();
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
         let pitch = 2 * tw;
-        let stage = grown(buf, 2 * th * pitch * LANES);
+        let stage = grown(buf, 2 * rows * pitch * LANES);
         stage.fill(0.0);
-        stage_in(src, n, self.out, stage, pitch, [0, 0]);
+        let [ho, wo] = self.out;
+        let span = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        stage_in(src, n, [ho * wo, wo], span, stage, pitch, [0, 0]);
         let o = self.outputs;
-        let pixel = |p: usize| -> Lanes { stage[p * LANES..][..LANES].try_into().unwrap() };
-        for ty in 0..th {
+        for ty in 0..rows {
             for tx in 0..tw {
                 let p0 = 2 * ty * pitch + 2 * tx;
                 // g Aᵀ on the tile's two rows, then A on columns.
-                let q: [[Lanes; 4]; 2] =
-                    from_fn(|i| a([pixel(p0 + i * pitch), pixel(p0 + i * pitch + 1)]));
-                let t = first + ty * tw + tx;
+                let q = [
+                    a([pixel(stage, p0), pixel(stage, p0 + 1)]),
+                    a([pixel(stage, p0 + pitch), pixel(stage, p0 + pitch + 1)]),
+                ];
+                let t = band.first + ty * tw + tx;
                 for j in 0..4 {
                     for (i, val) in a([q[0][j], q[1][j]]).iter().enumerate() {
-                        store(d.at(((i * 4 + j) * t_all + t) * o + o0), val, n);
+                        store(d.at(((i * 4 + j) * band.t_all + t) * o + o0), val, n);
                     }
                 }
             }

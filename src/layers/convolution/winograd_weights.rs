@@ -11,11 +11,12 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use super::winograd_tiles::{add, half, load, store, sub, with_avx512, Lanes, Shared, Winograd};
+use super::winograd_tiles::{
+    add, half, load, points, store, sub, with_avx512, Lanes, Shared, Winograd,
+};
 use super::winograd_tiles::{LANES, POINTS, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
-use std::array::from_fn;
 
 /// G x for x = (x₀, x₁, x₂).
 #[inline(always)]
@@ -60,20 +61,29 @@ fn per_output(w: &[f32], o: usize, c: usize, f: impl Fn(usize, &mut [f32], usize
 pub fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
     let up = Shared(u[..POINTS * o * c].as_mut_ptr());
     per_output(w, o, c, |oi, taps, pitch| {
-        with_avx512(|| {
-            for c0 in (0..c).step_by(LANES) {
-                let n = (c - c0).min(LANES);
-                let k: [Lanes; 9] = from_fn(|q| load(&taps[q * pitch + c0..], LANES));
-                // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
-                let cols: [[Lanes; 4]; 3] = from_fn(|j| g([k[j], k[3 + j], k[6 + j]]));
-                for i in 0..4 {
-                    for (j, val) in g([cols[0][i], cols[1][i], cols[2][i]]).iter().enumerate() {
-                        // SAFETY: (ξ, oi, c0..c0 + n) is written by this task only.
-                        unsafe { store(up.at(((i * 4 + j) * o + oi) * c + c0), val, n) };
+        with_avx512(
+            #[inline(always)]
+            || {
+                for c0 in (0..c).step_by(LANES) {
+                    let n = (c - c0).min(LANES);
+                    let mut k = [[0.0; LANES]; 9];
+                    for (q, lanes) in k.iter_mut().enumerate() {
+                        *lanes = load(&taps[q * pitch + c0..], LANES);
+                    }
+                    // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
+                    let mut cols = [[[0.0; LANES]; 4]; 3];
+                    for (j, col) in cols.iter_mut().enumerate() {
+                        *col = g([k[j], k[3 + j], k[6 + j]]);
+                    }
+                    for i in 0..4 {
+                        for (j, val) in g([cols[0][i], cols[1][i], cols[2][i]]).iter().enumerate() {
+                            // SAFETY: (ξ, oi, c0..c0 + n) is written by this task only.
+                            unsafe { store(up.at(((i * 4 + j) * o + oi) * c + c0), val, n) };
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     });
 }
 
@@ -102,31 +112,42 @@ impl Winograd {
         n[..POINTS * o * c]
             .par_chunks_mut(o * c)
             .enumerate()
-            .for_each(|(xi, nx)| {
-                gemm_strided(
-                    1,
-                    o,
-                    c,
-                    t_all,
-                    1.0,
-                    View {
-                        data: &d[xi * t_all * o..],
-                        rs: 1,
-                        cs: o,
-                    },
-                    View {
-                        data: &v[xi * t_all * c..],
-                        rs: c,
-                        cs: 1,
-                    },
-                    1.0,
-                    ViewMut {
-                        data: nx,
-                        rs: c,
-                        cs: 1,
-                    },
-                )
-            });
+            .for_each(|(xi, nx)| self.point_weight_gemm(xi, d, v, t_all, nx));
+    }
+
+    /// N_ξ (O × C) += D_ξ (O × t) · V_ξ (t × C) for one point ξ, on this thread.
+    pub(super) fn point_weight_gemm(
+        &self,
+        xi: usize,
+        d: &[f32],
+        v: &[f32],
+        t: usize,
+        nx: &mut [f32],
+    ) {
+        let (c, o) = (self.inputs, self.outputs);
+        gemm_strided(
+            1,
+            o,
+            c,
+            t,
+            1.0,
+            View {
+                data: &d[xi * t * o..],
+                rs: 1,
+                cs: o,
+            },
+            View {
+                data: &v[xi * t * c..],
+                rs: c,
+                cs: 1,
+            },
+            1.0,
+            ViewMut {
+                data: nx,
+                rs: c,
+                cs: 1,
+            },
+        )
     }
 }
 
@@ -138,21 +159,26 @@ pub fn weight_gradient_output(n: &[f32], o: usize, c: usize, dw: &mut [f32]) {
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
             let taps = grown(buf, 9 * pitch);
-            with_avx512(|| {
-                for c0 in (0..c).step_by(LANES) {
-                    let len = (c - c0).min(LANES);
-                    let e: [Lanes; POINTS] = from_fn(|xi| load(&n[(xi * o + oi) * c + c0..], len));
-                    // Gᵀ N on columns, then G on rows: (Gᵀ N G)[i][j].
-                    let cols: [[Lanes; 3]; 4] =
-                        from_fn(|j| gt([e[j], e[4 + j], e[8 + j], e[12 + j]]));
-                    for i in 0..3 {
-                        let row = gt([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
-                        for (j, val) in row.iter().enumerate() {
-                            taps[(i * 3 + j) * pitch + c0..][..LANES].copy_from_slice(val);
+            with_avx512(
+                #[inline(always)]
+                || {
+                    for c0 in (0..c).step_by(LANES) {
+                        let len = (c - c0).min(LANES);
+                        let e = points(n, oi * c + c0, o * c, len);
+                        // Gᵀ N on columns, then G on rows: (Gᵀ N G)[i][j].
+                        let mut cols = [[[0.0; LANES]; 3]; 4];
+                        for (j, col) in cols.iter_mut().enumerate() {
+                            *col = gt([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+                        }
+                        for i in 0..3 {
+                            let row = gt([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+                            for (j, val) in row.iter().enumerate() {
+                                taps[(i * 3 + j) * pitch + c0..][..LANES].copy_from_slice(val);
+                            }
                         }
                     }
-                }
-            });
+                },
+            );
             // SAFETY: row oi of dW (C × 9 floats) is written by this task only.
             let row = unsafe { std::slice::from_raw_parts_mut(dwp.at(oi * c * 9), c * 9) };
             for (ci, k) in row.chunks_exact_mut(9).enumerate() {

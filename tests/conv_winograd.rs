@@ -85,3 +85,36 @@ fn winograd_whole_batch_path_for_wide_layers_in_two_chunks() {
         (1, [1, 1], [1, 1], [1, 1]),
     );
 }
+
+// F(2×2, 5×5): pads 0 to 4 (data-gradient pads 4 to 0), odd planes with
+// partial tiles, and channel counts off the 16-lane blocks.
+#[test]
+fn winograd_five_by_five_pads_and_partial_tiles() {
+    force_winograd();
+    for (pad, shape) in [(2, [2, 3, 7, 6]), (0, [1, 2, 9, 8]), (4, [2, 3, 3, 5])] {
+        conv_case(
+            &format!("num_output: 3 kernel_size: 5 pad: {pad}"),
+            &shape,
+            1,
+            [1, 1],
+            [pad, pad],
+            [1, 1],
+        );
+    }
+    conv_check_against_naive(
+        "num_output: 19 kernel_size: 5 pad_h: 1 pad_w: 3",
+        &[3, 21, 9, 7],
+        (1, [1, 1], [1, 3], [1, 1]),
+    );
+}
+
+#[test]
+fn winograd_five_by_five_whole_batch_path() {
+    force_winograd();
+    // 36·64·64 floats of U are too many to run banded: whole samples in chunks.
+    conv_check_against_naive(
+        "num_output: 64 kernel_size: 5 pad: 2",
+        &[5, 64, 7, 7],
+        (1, [1, 1], [2, 2], [1, 1]),
+    );
+}

@@ -8,6 +8,7 @@ mod kernels;
 mod params;
 mod winograd;
 mod winograd_banded;
+mod winograd_math;
 mod winograd_tiles;
 mod winograd_weights;
 

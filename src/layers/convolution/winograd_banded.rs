@@ -7,7 +7,7 @@
 //! transform through the 16 GEMMs to the output transform.
 
 use super::kernels::{ranges, with_scratch, Scratch};
-use super::winograd_tiles::{Band, Shared, Winograd, POINTS};
+use super::winograd_tiles::{Band, Shared, Winograd};
 use crate::backend::threads;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -21,9 +21,10 @@ const BAND_TILES: usize = 128;
 /// its 128-channel ones (1 MiB of U) 1.1× slower.
 const BANDED_MAX_U: usize = 1 << 17;
 
-/// Whether a C → O layer's U is small enough to stay cached beside a band's V and M.
-pub fn banded(c: usize, o: usize) -> bool {
-    POINTS * c * o <= BANDED_MAX_U
+/// Whether a C → O layer's U (α²·C·O floats for r×r taps) is small enough to
+/// stay cached beside a band's V and M.
+pub fn banded(c: usize, o: usize, taps: usize) -> bool {
+    (taps + 1) * (taps + 1) * c * o <= BANDED_MAX_U
 }
 
 thread_local! {
@@ -34,7 +35,7 @@ thread_local! {
 impl Winograd {
     /// Whether this correlation runs banded (see [`banded`]).
     pub fn banded(&self) -> bool {
-        banded(self.inputs, self.outputs)
+        banded(self.inputs, self.outputs, self.taps)
     }
 
     /// Band `i` of the bands of every sample: (sample, band).
@@ -64,7 +65,7 @@ impl Winograd {
     pub fn run_banded(
         &self,
         u: &[f32],
-        data_gradient: bool,
+        rotated_points: bool,
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -77,14 +78,18 @@ impl Winograd {
         (0..self.bands(samples)).into_par_iter().for_each(|i| {
             let (s, band) = self.band(i);
             let t = band.t_all;
-            with_scratch(&BAND, [POINTS * c * t, POINTS * o * t, 0], |v, m, _| {
-                self.input_band(&x[s * in_len..][..in_len], &band, v);
-                for (xi, mx) in m.chunks_exact_mut(t * o).enumerate() {
-                    self.point_gemm(u, data_gradient, xi, v, mx, t);
-                }
-                // SAFETY: the band's rows of sample s are this task's alone.
-                unsafe { self.output_band(m, bias, &band, Shared(yp.at(s * out_len))) }
-            });
+            with_scratch(
+                &BAND,
+                [self.points() * c * t, self.points() * o * t, 0],
+                |v, m, _| {
+                    self.input_band(&x[s * in_len..][..in_len], &band, v);
+                    for (xi, mx) in m.chunks_exact_mut(t * o).enumerate() {
+                        self.point_gemm(u, rotated_points, xi, v, mx, t);
+                    }
+                    // SAFETY: the band's rows of sample s are this task's alone.
+                    unsafe { self.output_band(m, bias, &band, Shared(yp.at(s * out_len))) }
+                },
+            );
         });
     }
 
@@ -98,17 +103,21 @@ impl Winograd {
         let sums: Vec<Vec<f32>> = ranges(self.bands(samples), threads())
             .into_par_iter()
             .map(|part| {
-                let mut sum = vec![0.0f32; POINTS * o * c];
+                let mut sum = vec![0.0f32; self.points() * o * c];
                 for i in part {
                     let (s, band) = self.band(i);
                     let t = band.t_all;
-                    with_scratch(&BAND, [POINTS * c * t, POINTS * o * t, 0], |v, d, _| {
-                        self.input_band(&x[s * in_len..][..in_len], &band, v);
-                        self.gradient_band(&dy[s * out_len..][..out_len], &band, d);
-                        for (xi, nx) in sum.chunks_exact_mut(o * c).enumerate() {
-                            self.point_weight_gemm(xi, d, v, t, nx);
-                        }
-                    });
+                    with_scratch(
+                        &BAND,
+                        [self.points() * c * t, self.points() * o * t, 0],
+                        |v, d, _| {
+                            self.input_band(&x[s * in_len..][..in_len], &band, v);
+                            self.gradient_band(&dy[s * out_len..][..out_len], &band, d);
+                            for (xi, nx) in sum.chunks_exact_mut(o * c).enumerate() {
+                                self.point_weight_gemm(xi, d, v, t, nx);
+                            }
+                        },
+                    );
                 }
                 sum
             })

@@ -1,31 +1,26 @@
-//! The tile transforms of Winograd F(2×2, 3×3) (see `winograd.rs`):
-//!   V = Bᵀ d B (4×4 input patch d), Y = Aᵀ M A (2×2 output tile),
-//!   D = A dy Aᵀ (2×2 tile of dy, for the weight gradient),
-//!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  Aᵀ = [1 1 1 0; 0 1 −1 −1].
-//! V, M and D are stored channels innermost, `[ξ][tile][channel]`, so that every
-//! transform step is one 16-lane operation over 16 channels: a tile of one
-//! channel is far too small to vectorise (a 14×12 plane has 42 tiles). Planes
-//! pass through a channels-last staging copy (`[pixel][16]`) on the way in and out.
+//! The tile transforms of Winograd F(2×2, r×r) (see `winograd.rs`; the
+//! matrices are in `winograd_math.rs`): V = Bᵀ d B for each α×α input window
+//! d, Y = Aᵀ M A for each 2×2 output tile, D = A dy Aᵀ for each 2×2 tile of dy
+//! (the weight gradient). V, M and D are stored channels innermost,
+//! `[ξ][tile][channel]`, so that every transform step is one 16-lane operation
+//! over 16 channels: a tile of one channel is far too small to vectorise (a
+//! 14×12 plane has 42 tiles). Planes pass through a channels-last staging copy
+//! (`[pixel][16]`) on the way in and out.
 
 // Index loops below walk a small matrix's columns across several arrays.
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
+use super::winograd_math::{add, load, store, Lanes, Tile, Vector, LANES};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// Transform points per tile (4×4).
-pub const POINTS: usize = 16;
-
-/// Channels per vector step.
-pub(super) const LANES: usize = 16;
-pub(super) type Lanes = [f32; LANES];
-
-/// One 3×3 correlation: `inputs` channels of `height`×`width` in, `outputs`
-/// channels of `out` out, zero padding `pad`.
+/// One r×r correlation (r = `taps`, 3 or 5): `inputs` channels of
+/// `height`×`width` in, `outputs` channels of `out` out, zero padding `pad`.
 #[derive(Clone, Copy, Debug)]
 pub struct Winograd {
+    pub taps: usize,
     pub inputs: usize,
     pub outputs: usize,
     pub height: usize,
@@ -33,6 +28,20 @@ pub struct Winograd {
     pub pad: [usize; 2],
     pub out: [usize; 2],
 }
+
+/// Runs `$body` with `$k` the [`Tile`] type of `$taps` taps.
+macro_rules! by_tile {
+    ($taps:expr, $k:ident => $body:expr) => {
+        if $taps == 5 {
+            type $k = $crate::layers::convolution::winograd_math::F5;
+            $body
+        } else {
+            type $k = $crate::layers::convolution::winograd_math::F3;
+            $body
+        }
+    };
+}
+pub(super) use by_tile;
 
 thread_local! {
     /// 16 channels of one plane, channels last.
@@ -57,7 +66,8 @@ impl Shared {
 }
 
 /// Runs `f` compiled for AVX-512 when the CPU has it: the crate targets
-/// baseline x86-64, where the lane loops would get 4-wide SSE2.
+/// baseline x86-64, where the lane loops would get 4-wide SSE2. Callers mark
+/// `f` `#[inline(always)]` so that its body is compiled inside.
 #[inline(always)]
 pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -72,110 +82,22 @@ pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-// Plain loops rather than `array::from_fn`, which is not always inlined into
-// the AVX-512 callers.
-#[inline(always)]
-pub(super) fn add(mut a: Lanes, b: Lanes) -> Lanes {
-    for k in 0..LANES {
-        a[k] += b[k];
-    }
-    a
-}
-
-#[inline(always)]
-pub(super) fn sub(mut a: Lanes, b: Lanes) -> Lanes {
-    for k in 0..LANES {
-        a[k] -= b[k];
-    }
-    a
-}
-
-#[inline(always)]
-pub(super) fn half(mut a: Lanes) -> Lanes {
-    for v in &mut a {
-        *v *= 0.5;
-    }
-    a
-}
-
-/// The first `n` lanes from `src`, zeros after.
-#[inline(always)]
-pub(super) fn load(src: &[f32], n: usize) -> Lanes {
-    if n == LANES {
-        return src[..LANES].try_into().unwrap();
-    }
-    let mut l = [0.0; LANES];
-    l[..n].copy_from_slice(&src[..n]);
-    l
-}
-
-/// Writes the first `n` lanes of `v` to `dst`.
-///
-/// # Safety
-/// `dst..dst + n` must be writable.
-#[inline(always)]
-pub(super) unsafe fn store(dst: *mut f32, v: &Lanes, n: usize) {
-    if n == LANES {
-        // One vector store; a copy of runtime length would call memcpy.
-        (dst as *mut Lanes).write_unaligned(*v);
-    } else {
-        std::ptr::copy_nonoverlapping(v.as_ptr(), dst, n);
-    }
-}
-
 /// The 16 lanes of stage pixel `p`.
 #[inline(always)]
 fn pixel(stage: &[f32], p: usize) -> Lanes {
     stage[p * LANES..][..LANES].try_into().unwrap()
 }
 
-/// Pixels p..p + 4 of the stage.
+/// α points, `stride` floats apart from `base`, `n` lanes each.
 #[inline(always)]
-fn four(stage: &[f32], p: usize) -> [Lanes; 4] {
-    [
-        pixel(stage, p),
-        pixel(stage, p + 1),
-        pixel(stage, p + 2),
-        pixel(stage, p + 3),
-    ]
-}
-
-/// The 16 points of a tile, `stride` floats apart from `base`, `n` lanes each.
-#[inline(always)]
-pub(super) fn points(m: &[f32], base: usize, stride: usize, n: usize) -> [Lanes; POINTS] {
-    let mut e = [[0.0; LANES]; POINTS];
-    for (xi, lanes) in e.iter_mut().enumerate() {
-        *lanes = load(&m[base + xi * stride..], n);
+pub(super) fn gather<K: Tile>(m: &[f32], base: usize, stride: usize, n: usize) -> [Vector; 6] {
+    let mut e = [[[0.0; LANES]; 6]; 6];
+    for i in 0..K::ALPHA {
+        for j in 0..K::ALPHA {
+            e[i][j] = load(&m[base + (i * K::ALPHA + j) * stride..], n);
+        }
     }
     e
-}
-
-/// Bᵀ x for x = (x₀, x₁, x₂, x₃).
-#[inline(always)]
-fn bt(x: [Lanes; 4]) -> [Lanes; 4] {
-    [
-        sub(x[0], x[2]),
-        add(x[1], x[2]),
-        sub(x[2], x[1]),
-        sub(x[1], x[3]),
-    ]
-}
-
-/// Aᵀ x for x = (x₀, x₁, x₂, x₃).
-#[inline(always)]
-fn at(x: [Lanes; 4]) -> [Lanes; 2] {
-    [add(add(x[0], x[1]), x[2]), sub(sub(x[1], x[2]), x[3])]
-}
-
-/// A x for x = (x₀, x₁).
-#[inline(always)]
-fn a(x: [Lanes; 2]) -> [Lanes; 4] {
-    [
-        x[0],
-        add(x[0], x[1]),
-        sub(x[0], x[1]),
-        sub([0.0; LANES], x[1]),
-    ]
 }
 
 /// (sample, first channel, channels) for every block of 16 channels of a batch.
@@ -255,10 +177,18 @@ impl Winograd {
         th * tw
     }
 
-    /// Scratch floats for `samples` samples: V (16·C·T) and M (16·O·T).
+    /// Transform points per tile, α².
+    pub fn points(&self) -> usize {
+        (self.taps + 1) * (self.taps + 1)
+    }
+
+    /// Scratch floats for `samples` samples: V (α²·C·T) and M (α²·O·T).
     pub fn scratch(&self, samples: usize) -> [usize; 2] {
         let t = samples * self.tiles_per_sample();
-        [POINTS * self.inputs * t, POINTS * self.outputs * t]
+        [
+            self.points() * self.inputs * t,
+            self.points() * self.outputs * t,
+        ]
     }
 
     /// The whole of sample `s` of a batch of `samples`.
@@ -278,15 +208,13 @@ impl Winograd {
         let vp = Shared(v[..self.scratch(samples)[0]].as_mut_ptr());
         blocks(samples, c).for_each(|[s, c0, n]| {
             let band = self.sample_band(s, samples);
+            let src = &x[(s * c + c0) * plane..];
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
-                with_avx512(
-                    #[inline(always)]
-                    || unsafe {
-                        self.input_block(&x[(s * c + c0) * plane..], c0, n, &band, buf, vp)
-                    },
-                )
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    self.input_block::<K>(src, c0, n, &band, buf, vp)
+                }))
             })
         });
     }
@@ -294,25 +222,22 @@ impl Winograd {
     /// V for the tiles of `band` of one sample `x`, all channels on this thread.
     pub fn input_band(&self, x: &[f32], band: &Band, v: &mut [f32]) {
         let (c, plane) = (self.inputs, self.height * self.width);
-        let vp = Shared(v[..POINTS * c * band.t_all].as_mut_ptr());
+        let vp = Shared(v[..self.points() * c * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            with_avx512(
-                #[inline(always)]
-                || {
-                    for c0 in (0..c).step_by(LANES) {
-                        let n = (c - c0).min(LANES);
-                        // SAFETY: `v` holds the band's tiles for all channels.
-                        unsafe { self.input_block(&x[c0 * plane..], c0, n, band, buf, vp) }
-                    }
-                },
-            )
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for c0 in (0..c).step_by(LANES) {
+                    let n = (c - c0).min(LANES);
+                    // SAFETY: `v` holds the band's tiles for all channels.
+                    unsafe { self.input_block::<K>(&x[c0 * plane..], c0, n, band, buf, vp) }
+                }
+            }))
         })
     }
 
     /// Channels c0..c0 + n of `band`, from their planes at the start of `src`.
     #[inline(always)]
-    unsafe fn input_block(
+    unsafe fn input_block<K: Tile>(
         &self,
         src: &[f32],
         c0: usize,
@@ -323,13 +248,14 @@ impl Winograd {
     ) {
         let [_, tw] = self.tiles();
         let (ty0, rows) = (band.rows.start, band.rows.len());
-        // The band's 4×4 windows cover padded rows 2ty0 .. 2(ty0 + rows) + 2,
+        // The band's α×α windows cover padded rows 2ty0 .. 2(ty0 + rows) + α − 2,
         // which hold source rows `from..to`.
-        let pitch = 2 * tw + 2;
-        let stage = grown(buf, (2 * rows + 2) * pitch * LANES);
+        let overlap = K::ALPHA - 2;
+        let pitch = 2 * tw + overlap;
+        let stage = grown(buf, (2 * rows + overlap) * pitch * LANES);
         stage.fill(0.0);
         let from = (2 * ty0).saturating_sub(self.pad[0]);
-        let to = (2 * (ty0 + rows) + 2)
+        let to = (2 * (ty0 + rows) + overlap)
             .saturating_sub(self.pad[0])
             .min(self.height);
         if from < to {
@@ -349,17 +275,25 @@ impl Winograd {
         for ty in 0..rows {
             for tx in 0..tw {
                 let p0 = 2 * ty * pitch + 2 * tx;
-                let h = [
-                    bt(four(stage, p0)),
-                    bt(four(stage, p0 + pitch)),
-                    bt(four(stage, p0 + 2 * pitch)),
-                    bt(four(stage, p0 + 3 * pitch)),
-                ];
+                // d B on the window's rows, then Bᵀ on its columns.
+                let mut h = [[[0.0; LANES]; 6]; 6];
+                for i in 0..K::ALPHA {
+                    let mut row = [[0.0; LANES]; 6];
+                    for j in 0..K::ALPHA {
+                        row[j] = pixel(stage, p0 + i * pitch + j);
+                    }
+                    h[i] = K::bt(&row);
+                }
                 let t = band.first + ty * tw + tx;
-                for j in 0..4 {
-                    let col = bt([h[0][j], h[1][j], h[2][j], h[3][j]]);
-                    for (i, val) in col.iter().enumerate() {
-                        store(v.at(((i * 4 + j) * band.t_all + t) * c + c0), val, n);
+                for j in 0..K::ALPHA {
+                    let mut col = [[0.0; LANES]; 6];
+                    for i in 0..K::ALPHA {
+                        col[i] = h[i][j];
+                    }
+                    let col = K::bt(&col);
+                    for i in 0..K::ALPHA {
+                        let xi = i * K::ALPHA + j;
+                        store(v.at((xi * band.t_all + t) * c + c0), &col[i], n);
                     }
                 }
             }
@@ -377,13 +311,10 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: planes (s, o0..o0 + n) of `y` belong to this block alone.
-                with_avx512(
-                    #[inline(always)]
-                    || unsafe {
-                        let dst = Shared(yp.at((s * o + o0) * plane));
-                        self.output_block(m, bias, o0, n, &band, buf, dst)
-                    },
-                )
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    let dst = Shared(yp.at((s * o + o0) * plane));
+                    self.output_block::<K>(m, bias, o0, n, &band, buf, dst)
+                }))
             })
         });
     }
@@ -395,25 +326,23 @@ impl Winograd {
     /// no one else writes meanwhile.
     pub unsafe fn output_band(&self, m: &[f32], bias: Option<&[f32]>, band: &Band, y: Shared) {
         let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
-        let m = &m[..POINTS * o * band.t_all];
+        let m = &m[..self.points() * o * band.t_all];
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            with_avx512(
-                #[inline(always)]
-                || {
-                    for o0 in (0..o).step_by(LANES) {
-                        let n = (o - o0).min(LANES);
-                        self.output_block(m, bias, o0, n, band, buf, Shared(y.at(o0 * plane)))
-                    }
-                },
-            )
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for o0 in (0..o).step_by(LANES) {
+                    let n = (o - o0).min(LANES);
+                    let dst = Shared(y.at(o0 * plane));
+                    self.output_block::<K>(m, bias, o0, n, band, buf, dst)
+                }
+            }))
         })
     }
 
     /// Channels o0..o0 + n of `band`, written to their planes at `dst`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn output_block(
+    unsafe fn output_block<K: Tile>(
         &self,
         m: &[f32],
         bias: Option<&[f32]>,
@@ -432,15 +361,19 @@ impl Winograd {
         for ty in 0..rows {
             for tx in 0..tw {
                 let t = band.first + ty * tw + tx;
-                let e = points(m, t * o + o0, t_all * o, n);
+                let e = gather::<K>(m, t * o + o0, t_all * o, n);
                 // Aᵀ M on columns, then A on rows.
-                let mut r = [[[0.0; LANES]; 2]; 4];
-                for (j, col) in r.iter_mut().enumerate() {
-                    *col = at([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+                let mut r = [[[0.0; LANES]; 6]; 2];
+                for j in 0..K::ALPHA {
+                    let mut col = [[0.0; LANES]; 6];
+                    for i in 0..K::ALPHA {
+                        col[i] = e[i][j];
+                    }
+                    let [r0, r1] = K::at(&col);
+                    (r[0][j], r[1][j]) = (r0, r1);
                 }
-                for i in 0..2 {
-                    let out = at([r[0][i], r[1][i], r[2][i], r[3][i]]);
-                    for (j, val) in out.into_iter().enumerate() {
+                for (i, row) in r.iter().enumerate() {
+                    for (j, val) in K::at(row).into_iter().enumerate() {
                         let p = (2 * ty + i) * pitch + 2 * tx + j;
                         stage[p * LANES..][..LANES].copy_from_slice(&add(val, b));
                     }
@@ -460,15 +393,13 @@ impl Winograd {
         let dp = Shared(d[..self.scratch(samples)[1]].as_mut_ptr());
         blocks(samples, o).for_each(|[s, o0, n]| {
             let band = self.sample_band(s, samples);
+            let src = &dy[(s * o + o0) * plane..];
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
-                with_avx512(
-                    #[inline(always)]
-                    || unsafe {
-                        self.gradient_block(&dy[(s * o + o0) * plane..], o0, n, &band, buf, dp)
-                    },
-                )
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    self.gradient_block::<K>(src, o0, n, &band, buf, dp)
+                }))
             })
         });
     }
@@ -476,25 +407,22 @@ impl Winograd {
     /// D for the tiles of `band` of one sample `dy`, all channels on this thread.
     pub fn gradient_band(&self, dy: &[f32], band: &Band, d: &mut [f32]) {
         let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
-        let dp = Shared(d[..POINTS * o * band.t_all].as_mut_ptr());
+        let dp = Shared(d[..self.points() * o * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            with_avx512(
-                #[inline(always)]
-                || {
-                    for o0 in (0..o).step_by(LANES) {
-                        let n = (o - o0).min(LANES);
-                        // SAFETY: `d` holds the band's tiles for all channels.
-                        unsafe { self.gradient_block(&dy[o0 * plane..], o0, n, band, buf, dp) }
-                    }
-                },
-            )
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for o0 in (0..o).step_by(LANES) {
+                    let n = (o - o0).min(LANES);
+                    // SAFETY: `d` holds the band's tiles for all channels.
+                    unsafe { self.gradient_block::<K>(&dy[o0 * plane..], o0, n, band, buf, dp) }
+                }
+            }))
         })
     }
 
     /// Channels o0..o0 + n of `band`, from their dy planes at the start of `src`.
     #[inline(always)]
-    unsafe fn gradient_block(
+    unsafe fn gradient_block<K: Tile>(
         &self,
         src: &[f32],
         o0: usize,
@@ -517,13 +445,15 @@ impl Winograd {
                 let p0 = 2 * ty * pitch + 2 * tx;
                 // g Aᵀ on the tile's two rows, then A on columns.
                 let q = [
-                    a([pixel(stage, p0), pixel(stage, p0 + 1)]),
-                    a([pixel(stage, p0 + pitch), pixel(stage, p0 + pitch + 1)]),
+                    K::a([pixel(stage, p0), pixel(stage, p0 + 1)]),
+                    K::a([pixel(stage, p0 + pitch), pixel(stage, p0 + pitch + 1)]),
                 ];
                 let t = band.first + ty * tw + tx;
-                for j in 0..4 {
-                    for (i, val) in a([q[0][j], q[1][j]]).iter().enumerate() {
-                        store(d.at(((i * 4 + j) * band.t_all + t) * o + o0), val, n);
+                for j in 0..K::ALPHA {
+                    let col = K::a([q[0][j], q[1][j]]);
+                    for i in 0..K::ALPHA {
+                        let xi = i * K::ALPHA + j;
+                        store(d.at((xi * band.t_all + t) * o + o0), &col[i], n);
                     }
                 }
             }

@@ -1,93 +1,88 @@
-//! The kernel side of Winograd F(2×2, 3×3): U = G g Gᵀ from the weights, and
+//! The kernel side of Winograd F(2×2, r×r): U = G g Gᵀ from the weights, and
 //! the weight gradient. The forward tile identity
 //! Σᵢ y*ᵢ yᵢ = Σ_ξ (A y* Aᵀ)_ξ (G g Gᵀ)_ξ (Bᵀ d B)_ξ, read with dy in y*'s place
 //! and differentiated in g, gives
 //!   dW = Gᵀ [Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)] G,
-//! the tile sum being 16 GEMMs N_ξ (O × C) = D_ξ (O × T) · V_ξ (T × C) with the
-//! forward's input transform V, and the map back to 3×3 done once per batch.
-//!   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+//! the tile sum being α² GEMMs N_ξ (O × C) = D_ξ (O × T) · V_ξ (T × C) with the
+//! forward's input transform V, and the map back to r×r done once per batch.
 
 // Index loops below walk a small matrix's columns across several arrays.
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use super::winograd_tiles::{
-    add, half, load, points, store, sub, with_avx512, Lanes, Shared, Winograd,
-};
-use super::winograd_tiles::{LANES, POINTS, STAGE};
+use super::winograd_math::{load, store, Tile, LANES};
+use super::winograd_tiles::{by_tile, gather, with_avx512, Shared, Winograd, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
 
-/// G x for x = (x₀, x₁, x₂).
-#[inline(always)]
-fn g(x: [Lanes; 3]) -> [Lanes; 4] {
-    let outer = add(x[0], x[2]);
-    [x[0], half(add(outer, x[1])), half(sub(outer, x[1])), x[2]]
-}
-
-/// Gᵀ x for x = (x₀, x₁, x₂, x₃).
-#[inline(always)]
-fn gt(x: [Lanes; 4]) -> [Lanes; 3] {
-    let (s, d) = (half(add(x[1], x[2])), half(sub(x[1], x[2])));
-    [add(x[0], s), d, add(s, x[3])]
-}
-
-/// Runs `f(o, taps)` for every output channel o in parallel, `taps` holding
-/// row o of W (C × 9) transposed to 9 rows of `pitch` ≥ C floats (zero past C).
-fn per_output(w: &[f32], o: usize, c: usize, f: impl Fn(usize, &mut [f32], usize) + Sync) {
-    let pitch = c.next_multiple_of(LANES);
-    (0..o).into_par_iter().for_each(|oi| {
+/// Runs `f(row, taps, pitch)` for every row of U in parallel. Rows are W's
+/// outputs o, `taps` holding W[o] (C × r²) transposed to r² rows of `pitch` ≥ C
+/// floats (zero past C); `rotated`, rows are W's inputs c, and `taps` holds
+/// the kernels W[·][c] rotated 180°, O per row.
+fn per_row(
+    w: &[f32],
+    [o, c, taps]: [usize; 3],
+    rotated: bool,
+    f: impl Fn(usize, &mut [f32], usize) + Sync,
+) {
+    let (rows, cols) = if rotated { (c, o) } else { (o, c) };
+    let pitch = cols.next_multiple_of(LANES);
+    (0..rows).into_par_iter().for_each(|row| {
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            let taps = grown(buf, 9 * pitch);
-            for (q, tap) in taps.chunks_exact_mut(pitch).enumerate() {
-                for (ci, t) in tap.iter_mut().enumerate() {
-                    *t = if ci < c {
-                        w[(oi * c + ci) * 9 + q]
-                    } else {
-                        0.0
+            let staged = grown(buf, taps * pitch);
+            for (q, tap) in staged.chunks_exact_mut(pitch).enumerate() {
+                for (col, t) in tap.iter_mut().enumerate() {
+                    *t = match (col < cols, rotated) {
+                        (false, _) => 0.0,
+                        (true, false) => w[(row * c + col) * taps + q],
+                        (true, true) => w[(col * c + row) * taps + taps - 1 - q],
                     };
                 }
             }
-            f(oi, taps, pitch)
+            f(row, staged, pitch)
         })
     });
 }
 
-/// U[ξ][o][c] = (G g Gᵀ)_ξ for W (O × C × 3 × 3). The data gradient's kernels,
-/// rotated 180° with channel axes swapped, need no second transform: G J = P G
-/// for the reversal J and P swapping G's rows 0 and 3, so
-/// G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ, which is U read at ξ' = (P i)·4 + P j.
-pub fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
-    let up = Shared(u[..POINTS * o * c].as_mut_ptr());
-    per_output(w, o, c, |oi, taps, pitch| {
-        with_avx512(
-            #[inline(always)]
-            || {
-                for c0 in (0..c).step_by(LANES) {
-                    let n = (c - c0).min(LANES);
-                    let mut k = [[0.0; LANES]; 9];
-                    for (q, lanes) in k.iter_mut().enumerate() {
-                        *lanes = load(&taps[q * pitch + c0..], LANES);
+/// U[ξ][o][c] = (G g Gᵀ)_ξ for W (O × C × r × r) with r = `taps`; `rotated`,
+/// U[ξ][c][o] for the data gradient's kernels, W[o][c] rotated 180°. For r = 3
+/// the data gradient needs no second transform: G J = P G for the reversal J
+/// and P swapping G's rows 0 and 3, so G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ, which is U
+/// read at ξ' = (P i)·4 + P j ([`rotated_point`]).
+pub fn transform_weights(w: &[f32], [o, c, taps]: [usize; 3], rotated: bool, u: &mut [f32]) {
+    let alpha = taps + 1;
+    let up = Shared(u[..alpha * alpha * o * c].as_mut_ptr());
+    let (rows, cols) = if rotated { (c, o) } else { (o, c) };
+    per_row(w, [o, c, taps * taps], rotated, |row, staged, pitch| {
+        by_tile!(taps, K => with_avx512(#[inline(always)] || {
+            for c0 in (0..cols).step_by(LANES) {
+                let n = (cols - c0).min(LANES);
+                // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
+                let mut gg = [[[0.0; LANES]; 6]; 6];
+                for j in 0..K::R {
+                    let mut col = [[0.0; LANES]; 6];
+                    for i in 0..K::R {
+                        col[i] = load(&staged[(i * K::R + j) * pitch + c0..], LANES);
                     }
-                    // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
-                    let mut cols = [[[0.0; LANES]; 4]; 3];
-                    for (j, col) in cols.iter_mut().enumerate() {
-                        *col = g([k[j], k[3 + j], k[6 + j]]);
-                    }
-                    for i in 0..4 {
-                        for (j, val) in g([cols[0][i], cols[1][i], cols[2][i]]).iter().enumerate() {
-                            // SAFETY: (ξ, oi, c0..c0 + n) is written by this task only.
-                            unsafe { store(up.at(((i * 4 + j) * o + oi) * c + c0), val, n) };
-                        }
+                    let col = K::g(&col);
+                    for i in 0..K::ALPHA {
+                        gg[i][j] = col[i];
                     }
                 }
-            },
-        )
+                for i in 0..K::ALPHA {
+                    for (j, val) in K::g(&gg[i]).iter().take(K::ALPHA).enumerate() {
+                        let xi = i * K::ALPHA + j;
+                        // SAFETY: (ξ, row, c0..c0 + n) is written by this task only.
+                        unsafe { store(up.at((xi * rows + row) * cols + c0), val, n) };
+                    }
+                }
+            }
+        }))
     });
 }
 
-/// The point of U that the data gradient's ξ reads (see [`transform_weights`]).
+/// The point of U that the data gradient's ξ reads for r = 3 (see [`transform_weights`]).
 pub fn rotated_point(xi: usize) -> usize {
     let p = |k: usize| [3, 1, 2, 0][k];
     p(xi / 4) * 4 + p(xi % 4)
@@ -109,7 +104,7 @@ impl Winograd {
         self.input_transform(x, v);
         self.gradient_transform(dy, d);
         let (v, d): (&[f32], &[f32]) = (v, d);
-        n[..POINTS * o * c]
+        n[..self.points() * o * c]
             .par_chunks_mut(o * c)
             .enumerate()
             .for_each(|(xi, nx)| self.point_weight_gemm(xi, d, v, t_all, nx));
@@ -151,39 +146,43 @@ impl Winograd {
     }
 }
 
-/// dW[o][c] += Gᵀ N G (3×3) for every (o, c), N the 4×4 of `n[ξ][o][c]`.
-pub fn weight_gradient_output(n: &[f32], o: usize, c: usize, dw: &mut [f32]) {
-    let dwp = Shared(dw[..o * c * 9].as_mut_ptr());
+/// dW[o][c] += Gᵀ N G (r×r) for every (o, c), N the α×α of `n[ξ][o][c]`.
+pub fn weight_gradient_output(n: &[f32], [o, c, taps]: [usize; 3], dw: &mut [f32]) {
+    let r2 = taps * taps;
+    let dwp = Shared(dw[..o * c * r2].as_mut_ptr());
     let pitch = c.next_multiple_of(LANES);
     (0..o).into_par_iter().for_each(|oi| {
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            let taps = grown(buf, 9 * pitch);
-            with_avx512(
-                #[inline(always)]
-                || {
-                    for c0 in (0..c).step_by(LANES) {
-                        let len = (c - c0).min(LANES);
-                        let e = points(n, oi * c + c0, o * c, len);
-                        // Gᵀ N on columns, then G on rows: (Gᵀ N G)[i][j].
-                        let mut cols = [[[0.0; LANES]; 3]; 4];
-                        for (j, col) in cols.iter_mut().enumerate() {
-                            *col = gt([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+            let staged = grown(buf, r2 * pitch);
+            by_tile!(taps, K => with_avx512(#[inline(always)] || {
+                for c0 in (0..c).step_by(LANES) {
+                    let len = (c - c0).min(LANES);
+                    let e = gather::<K>(n, oi * c + c0, o * c, len);
+                    // Gᵀ N on columns, then G on rows: (Gᵀ N G)[i][j].
+                    let mut rows = [[[0.0; LANES]; 6]; 6];
+                    for j in 0..K::ALPHA {
+                        let mut col = [[0.0; LANES]; 6];
+                        for i in 0..K::ALPHA {
+                            col[i] = e[i][j];
                         }
-                        for i in 0..3 {
-                            let row = gt([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
-                            for (j, val) in row.iter().enumerate() {
-                                taps[(i * 3 + j) * pitch + c0..][..LANES].copy_from_slice(val);
-                            }
+                        let col = K::gt(&col);
+                        for i in 0..K::R {
+                            rows[i][j] = col[i];
                         }
                     }
-                },
-            );
-            // SAFETY: row oi of dW (C × 9 floats) is written by this task only.
-            let row = unsafe { std::slice::from_raw_parts_mut(dwp.at(oi * c * 9), c * 9) };
-            for (ci, k) in row.chunks_exact_mut(9).enumerate() {
+                    for i in 0..K::R {
+                        for (j, val) in K::gt(&rows[i]).iter().take(K::R).enumerate() {
+                            staged[(i * K::R + j) * pitch + c0..][..LANES].copy_from_slice(val);
+                        }
+                    }
+                }
+            }));
+            // SAFETY: row oi of dW (C × r² floats) is written by this task only.
+            let row = unsafe { std::slice::from_raw_parts_mut(dwp.at(oi * c * r2), c * r2) };
+            for (ci, k) in row.chunks_exact_mut(r2).enumerate() {
                 for (q, kq) in k.iter_mut().enumerate() {
-                    *kq += taps[q * pitch + ci];
+                    *kq += staged[q * pitch + ci];
                 }
             }
         })

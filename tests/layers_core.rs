@@ -156,6 +156,45 @@ fn convolution_per_sample_im2col_large_plane() {
     );
 }
 
+// Stride 2 with 8+ channels per group runs shifted windows over the padded
+// image's four stride-2 phases: odd and even sizes, pads 0 to 2 (so either
+// parity of padded column starts the image), a 1×1 kernel and a 2×3 one.
+#[test]
+fn convolution_per_sample_stride_two_phases() {
+    for (spec, shape, pad) in [
+        ("kernel_size: 3 pad: 1", [2, 8, 17, 20], [1, 1]),
+        ("kernel_size: 3 pad: 0", [2, 9, 20, 17], [0, 0]),
+        ("kernel_size: 1", [2, 8, 19, 18], [0, 0]),
+        (
+            "kernel_h: 2 kernel_w: 3 pad_h: 2 pad_w: 1",
+            [2, 8, 16, 19],
+            [2, 1],
+        ),
+    ] {
+        conv_case(
+            &format!("num_output: 3 stride: 2 {spec}"),
+            &shape,
+            1,
+            [2, 2],
+            pad,
+            [1, 1],
+        );
+    }
+}
+
+#[test]
+fn convolution_stride_two_phases_groups_and_batch_one() {
+    netrun::backend::set_threads(2);
+    conv_case(
+        "num_output: 4 group: 2 kernel_size: 3 stride: 2 pad: 1",
+        &[1, 16, 17, 16],
+        2,
+        [2, 2],
+        [1, 1],
+        [1, 1],
+    );
+}
+
 #[test]
 fn convolution_chunks_of_samples_across_a_batch() {
     // 2048 channels × 9 taps × 54 positions: 4 samples fill the column budget.

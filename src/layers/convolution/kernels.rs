@@ -35,7 +35,9 @@ const PER_SAMPLE_MIN_POSITIONS: usize = 64;
 /// Up to this many positions chunks still win when there are enough output
 /// channels per group for the chunk's threaded GEMMs to split their rows well
 /// (measured: SphereFace's 14×12 stage with 256 outputs gains, LeNet++'s 14×14
-/// stage with 64 outputs loses).
+/// stage with 64 outputs loses). Stride-2 layers with shifted windows over
+/// phases need no im2col and run per sample here (SphereFace's conv3_1, 14×12
+/// out, is 1.1× faster so).
 const CHUNK_MAX_POSITIONS: usize = 256;
 const CHUNK_MIN_OUTPUTS: usize = 128;
 
@@ -177,42 +179,105 @@ impl Plan {
     /// A batch smaller than the thread count stays per sample, split by channels.
     pub fn chunked(&self, batch: usize, threads: usize) -> bool {
         let hw = self.window.col_cols();
-        batch >= threads
-            && (hw < PER_SAMPLE_MIN_POSITIONS
-                || hw < CHUNK_MAX_POSITIONS && self.outputs / self.group >= CHUNK_MIN_OUTPUTS)
+        let wide = self.outputs / self.group >= CHUNK_MIN_OUTPUTS && !self.phased_shifted();
+        batch >= threads && (hw < PER_SAMPLE_MIN_POSITIONS || hw < CHUNK_MAX_POSITIONS && wide)
     }
 
+    /// Shifted windows: one GEMM per tap over the zero-padded image (stride 1),
+    /// or over one of its four stride-2 phases, pad[2y + a][2x + b] for
+    /// (a, b) ∈ {0, 1}², where tap (i, j) reads phase (i mod 2, j mod 2)
+    /// shifted by (⌊i/2⌋, ⌊j/2⌋) (stride 2, undilated).
     pub fn shifted(&self) -> bool {
-        self.window.stride == [1, 1] && self.window.channels / self.group >= SHIFTED_MIN_CHANNELS
+        let w = &self.window;
+        (w.stride == [1, 1] || w.stride == [2, 2] && w.dilation == [1, 1])
+            && w.channels / self.group >= SHIFTED_MIN_CHANNELS
+    }
+    fn phased(&self) -> bool {
+        self.window.stride == [2, 2]
+    }
+    fn phased_shifted(&self) -> bool {
+        self.phased() && self.shifted()
     }
     pub(super) fn taps(&self) -> usize {
         self.window.kernel[0] * self.window.kernel[1]
     }
-    fn plane(&self) -> usize {
+    /// Padded rows and columns, Hp × Wp.
+    fn padded(&self) -> [usize; 2] {
         let w = &self.window;
-        (w.height + 2 * w.pad[0]) * (w.width + 2 * w.pad[1])
+        [w.height + 2 * w.pad[0], w.width + 2 * w.pad[1]]
+    }
+    /// Rows and columns of one phase (stride 2) or of the padded image.
+    fn phase(&self) -> [usize; 2] {
+        let [hp, wp] = self.padded();
+        if self.phased() {
+            [hp.div_ceil(2), wp.div_ceil(2)]
+        } else {
+            [hp, wp]
+        }
+    }
+    /// Floats per channel: the padded image, or its four phases back to back.
+    fn plane(&self) -> usize {
+        let [h, w] = self.phase();
+        if self.phased() {
+            4 * h * w
+        } else {
+            h * w
+        }
     }
     fn pitch(&self) -> usize {
-        self.window.width + 2 * self.window.pad[1]
+        self.phase()[1]
     }
-    /// Grid columns N = (Ho−1)·Wp + Wo: the last row's pad columns are never needed.
+    /// Grid columns N = (Ho−1)·pitch + Wo: the last row's pad columns are never needed.
     fn grid(&self) -> usize {
         (self.window.out[0] - 1) * self.pitch() + self.window.out[1]
     }
-    /// Offset of tap t in the padded plane.
+    /// Offset of tap t in a channel's plane.
     fn shift(&self, tap: usize) -> usize {
         let w = &self.window;
         let (ki, kj) = (tap / w.kernel[1], tap % w.kernel[1]);
-        ki * w.dilation[0] * self.pitch() + kj * w.dilation[1]
+        if self.phased() {
+            let [h, wq] = self.phase();
+            ((ki % 2) * 2 + kj % 2) * h * wq + (ki / 2) * wq + kj / 2
+        } else {
+            ki * w.dilation[0] * self.pitch() + kj * w.dilation[1]
+        }
+    }
+    /// Where input pixel (y, x) sits in its channel's plane.
+    fn place(&self, y: usize, x: usize) -> usize {
+        let (py, px) = (y + self.window.pad[0], x + self.window.pad[1]);
+        if self.phased() {
+            let [h, wq] = self.phase();
+            ((py % 2) * 2 + px % 2) * h * wq + (py / 2) * wq + px / 2
+        } else {
+            py * self.pitch() + px
+        }
     }
     /// (input channels, output channels) per group.
     pub(super) fn per_group(&self) -> (usize, usize) {
         (self.window.channels / self.group, self.outputs / self.group)
     }
 
-    /// Copies one image into a zero-padded C × Hp × Wp plane.
+    /// Copies one image into zero-padded C planes (see [`Plan::plane`]).
     fn pad_into(&self, x: &[f32], p: &mut [f32]) {
-        let (w, wp) = (&self.window, self.pitch());
+        let w = &self.window;
+        if self.phased() {
+            for (plane, src) in p.chunks_mut(self.plane()).zip(x.chunks(w.height * w.width)) {
+                zero(plane);
+                for (y, line) in src.chunks(w.width).enumerate() {
+                    // Even and odd padded columns of the row land in two phases.
+                    for parity in 0..2 {
+                        let x0 = (parity + w.pad[1]) % 2;
+                        let at = self.place(y, x0);
+                        for (dst, &v) in plane[at..].iter_mut().zip(line.iter().skip(x0).step_by(2))
+                        {
+                            *dst = v;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let wp = self.pitch();
         for (plane, src) in p.chunks_mut(self.plane()).zip(x.chunks(w.height * w.width)) {
             zero(&mut plane[..w.pad[0] * wp]);
             zero(&mut plane[(w.pad[0] + w.height) * wp..]);
@@ -221,6 +286,30 @@ impl Plan {
                 zero(&mut dst[..w.pad[1]]);
                 copy(&mut dst[w.pad[1]..w.pad[1] + w.width], line);
                 zero(&mut dst[w.pad[1] + w.width..]);
+            }
+        }
+    }
+
+    /// dx = the interior of dP, the gradient of one image's padded planes.
+    fn unpad(&self, dp: &[f32], dx: &mut [f32]) {
+        let w = &self.window;
+        for (dplane, src) in dx
+            .chunks_mut(w.height * w.width)
+            .zip(dp.chunks(self.plane()))
+        {
+            for (y, line) in dplane.chunks_mut(w.width).enumerate() {
+                if self.phased() {
+                    for parity in 0..2 {
+                        let x0 = (parity + w.pad[1]) % 2;
+                        let at = self.place(y, x0);
+                        for (d, &v) in line.iter_mut().skip(x0).step_by(2).zip(&src[at..]) {
+                            *d = v;
+                        }
+                    }
+                } else {
+                    let at = self.place(y, 0);
+                    copy(line, &src[at..at + w.width]);
+                }
             }
         }
     }
@@ -373,13 +462,7 @@ impl Plan {
                             }
                             at += r.len();
                         }
-                        let (wd, pad) = (self.window.width, self.window.pad);
-                        for (dplane, src) in dx.chunks_mut(in_plane).zip(dp.chunks(plane)) {
-                            for (row, line) in dplane.chunks_mut(wd).enumerate() {
-                                let at = (pad[0] + row) * wp + pad[1];
-                                copy(line, &src[at..at + wd]);
-                            }
-                        }
+                        self.unpad(dp, dx);
                     });
                 },
             );

@@ -6,6 +6,7 @@
 mod chunked;
 mod kernels;
 mod params;
+mod shifted;
 mod winograd;
 mod winograd_banded;
 mod winograd_math;

@@ -2,6 +2,7 @@
 //! the forward pass and both gradients, and the cases built on them.
 
 use netrun::blob::Blob;
+use netrun::layers::Layer;
 use netrun::testing::{
     assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
 };
@@ -52,14 +53,9 @@ pub fn naive_conv(
     y
 }
 
-pub fn conv_case(
-    spec: &str,
-    x_shape: &[usize],
-    group: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-) {
+/// A convolution layer from `spec` with Gaussian weights and uniform bias, run
+/// forward on uniform x of `x_shape` and checked against the direct loops.
+fn forward_against_naive(spec: &str, x_shape: &[usize], geo: Geometry) -> ConvRun {
     let text = format!(
         "name: \"c\" type: \"Convolution\" convolution_param {{ {spec} weight_filler {{ type: \"gaussian\" std: 0.5 }} bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
     );
@@ -68,6 +64,7 @@ pub fn conv_case(
     let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
     forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
     let out = [tops[0].dim(2), tops[0].dim(3)];
+    let (group, stride, pad, dil) = geo;
     let expected = naive_conv(
         &bottoms[0],
         &params[0],
@@ -79,6 +76,22 @@ pub fn conv_case(
         out,
     );
     assert_close(tops[0].data(), &expected, 1e-4, 1e-4, "conv forward");
+    (l, bottoms, tops, params)
+}
+
+/// The layer, bottoms, tops and params of a convolution after its forward pass.
+type ConvRun = (Box<dyn Layer>, Vec<Blob>, Vec<Blob>, Vec<Blob>);
+
+pub fn conv_case(
+    spec: &str,
+    x_shape: &[usize],
+    group: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+) {
+    let (mut l, mut bottoms, mut tops, mut params) =
+        forward_against_naive(spec, x_shape, (group, stride, pad, dil));
     let n = GradientChecker::default()
         .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
         .unwrap();
@@ -131,26 +144,7 @@ pub fn naive_conv_backward(x: &Blob, w: &Blob, dy: &Blob, geo: Geometry) -> (Vec
 /// Forward and backward of a convolution against the direct loops, for shapes
 /// too big for the numerical gradient checker.
 pub fn conv_check_against_naive(spec: &str, x_shape: &[usize], geo: Geometry) {
-    let text = format!(
-        "name: \"c\" type: \"Convolution\" convolution_param {{ {spec} weight_filler {{ type: \"gaussian\" std: 0.5 }} bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
-    );
-    let mut l = layer(&text);
-    let mut bottoms = vec![uniform_blob(x_shape, -1.0, 1.0, 3)];
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
-    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-    let out = [tops[0].dim(2), tops[0].dim(3)];
-    let (group, stride, pad, dil) = geo;
-    let expected = naive_conv(
-        &bottoms[0],
-        &params[0],
-        params.get(1),
-        group,
-        stride,
-        pad,
-        dil,
-        out,
-    );
-    assert_close(tops[0].data(), &expected, 1e-4, 1e-4, "conv forward");
+    let (mut l, mut bottoms, mut tops, mut params) = forward_against_naive(spec, x_shape, geo);
     let dy = uniform_blob(tops[0].shape(), -1.0, 1.0, 5);
     tops[0].diff_mut().copy_from_slice(dy.data());
     params.iter_mut().for_each(Blob::zero_diff);

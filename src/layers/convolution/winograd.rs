@@ -37,7 +37,7 @@ const BANDED_MIN_WIDTH: usize = 32;
 /// 1.1× to 2.5×.
 const FIVE_MIN_WIDTH: usize = 16;
 
-/// Fewer tiles in a batch than this leave the 16 GEMMs too narrow (N = tiles):
+/// Fewer tiles in a batch than this leave the α² GEMMs too narrow (N = tiles):
 /// at batch 1 SphereFace's 14×12 and 7×6 stages (42 and 12 tiles) ran slower
 /// than direct convolution.
 const WINOGRAD_MIN_TILES: usize = 256;
@@ -142,8 +142,7 @@ impl Plan {
         let wg = self.forward_transform();
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
-        let [v_len, d_len] = if wg.banded() { [0, 0] } else { [ch.v, ch.m] };
-        with_scratch(&WINOGRAD, [wg.points() * o * c, v_len, d_len], |n, v, d| {
+        with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |n, v, d| {
             n.fill(0.0);
             if wg.banded() {
                 wg.weight_gradient_banded(x, dy, n);
@@ -167,12 +166,11 @@ impl Plan {
     ) {
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
-        let [v_len, m_len] = if wg.banded() { [0, 0] } else { [ch.v, ch.m] };
         // 3×3 data gradients read the forward U at rotated points; 5×5 ones
         // transform the rotated kernels.
         let rotated_points = backward_data && wg.taps == 3;
         let rotated_kernels = backward_data && !rotated_points;
-        with_scratch(&WINOGRAD, [wg.points() * o * c, v_len, m_len], |u, v, m| {
+        with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |u, v, m| {
             transform_weights(w, [o, c, wg.taps], rotated_kernels, u);
             if wg.banded() {
                 return wg.run_banded(u, rotated_points, bias, x, y);
@@ -185,7 +183,8 @@ impl Plan {
 }
 
 /// How a batch splits into chunks: floats of a chunk of input (`x`) and output
-/// (`y`) samples, and the V and M (or D) scratch of one chunk.
+/// (`y`) samples, and the V and M (or D) scratch of one chunk (none for banded
+/// layers, whose bands keep their own).
 struct Chunking {
     x: usize,
     y: usize,
@@ -262,7 +261,11 @@ impl Winograd {
         let out_len = self.outputs * self.out[0] * self.out[1];
         let [v1, m1] = self.scratch(1);
         let per_chunk = (TILE_BUDGET / v1.max(m1).max(1)).max(1);
-        let [v, m] = self.scratch(per_chunk.min(len / in_len));
+        let [v, m] = if self.banded() {
+            [0, 0]
+        } else {
+            self.scratch(per_chunk.min(len / in_len))
+        };
         Chunking {
             x: per_chunk * in_len,
             y: per_chunk * out_len,

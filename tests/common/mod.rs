@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conv;
+pub mod python;
 
 use netrun::graph::{BuildOptions, Graph};
 use netrun::netdef::{parse_net_str, Phase};

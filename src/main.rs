@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         what: netrun::data::convert::ConvertCommand,
     },
+    /// Write a trained deploy net in another runtime's format.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
     /// Write generated net and solver files (SphereFace-4/10/20/36/64).
     Generate {
         #[command(subcommand)]
@@ -152,6 +157,24 @@ enum Command {
     PlotFeatures(netrun::pictures::scatter::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(netrun::pictures::draw::DrawArgs),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// An ONNX model (opset 13) of a deploy net with its weights, for ONNX Runtime and others.
+    Onnx {
+        /// A deploy net (`.prototxt`): Input layers, no data or loss layers.
+        net: PathBuf,
+        /// The trained weights (`<layer>.<index>` tensors, as snapshots write them).
+        #[arg(long, value_name = "W")]
+        weights: PathBuf,
+        /// The model file to write.
+        #[arg(short = 'o', long = "output", value_name = "MODEL.onnx")]
+        output: PathBuf,
+        /// Replaces the batch size of the Input layers.
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
+    },
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -290,6 +313,21 @@ fn main() -> ExitCode {
         })
         .map(|report| print!("{report}")),
         Command::Convert { what } => netrun::data::convert::run(what),
+        Command::Export {
+            what:
+                ExportCommand::Onnx {
+                    net,
+                    weights,
+                    output,
+                    batch,
+                },
+        } => netrun::export::onnx::run(&netrun::export::onnx::ExportOptions {
+            net: net.clone(),
+            weights: weights.clone(),
+            output: output.clone(),
+            batch: *batch,
+        })
+        .map(|report| print!("{report}")),
         Command::Generate { what } => netrun::generate::run(what),
         Command::Train {
             solver,

@@ -177,7 +177,7 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc6" bottom: "label" top: 
     assert!(err.contains("layer `fc6` (MarginInnerProduct) cannot be exported to ONNX"), "{err}");
     assert!(err.contains("not part of a deploy net"), "{err}");
     assert!(err.contains("layer `loss` (SoftmaxWithLoss) cannot be exported"), "{err}");
-    assert!(err.contains("net.prototxt:5:"), "{err}");
+    assert!(err.contains("net.prototxt:4:"), "{err}");
     assert!(err.contains("2 errors found"), "{err}");
 }
 

@@ -367,7 +367,12 @@ pub fn export(net: &Net) -> Result<ModelProto> {
         doc_string: format!("exported from the Caffe net `{}`", graph.name),
         graph: Some(GraphProto {
             node: b.nodes,
-            name: graph.name.clone(),
+            // ONNX requires a graph name; Caffe's `name:` is optional.
+            name: if graph.name.is_empty() {
+                "net".into()
+            } else {
+                graph.name.clone()
+            },
             initializer: b.initializers,
             doc_string: String::new(),
             input: inputs,

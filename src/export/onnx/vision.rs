@@ -42,8 +42,7 @@ pub fn convolution(e: &mut Emit) -> Result<(), String> {
 /// [o·s − p, o·s − p + k) and there are `out` outputs (the graph's top shape, from
 /// Caffe's rounding and its rule that the last window starts inside L + p). ONNX,
 /// with ceil_mode 0, explicit pads (p, e) and kernel k, gives ⌊(L + p + e − k)/s⌋ + 1
-/// outputs on the same windows; e = (out − 1)·s + k − L − p makes that exactly `out`
-/// (a negative e is taken as 0 and the extra outputs are sliced off).
+/// outputs on the same windows; e = (out − 1)·s + k − L − p makes that exactly `out`.
 ///
 /// MAX ignores padding in both. AVE in Caffe sums the window's cells inside the image
 /// and divides by its extent clipped to [−p, L + p): the zero padding counts, the
@@ -102,18 +101,17 @@ pub fn pooling(e: &mut Emit) -> Result<(), String> {
     if op == "AveragePool" {
         attrs.push(("count_include_pad", Attr::Int(0)));
     }
-    if produced == out {
-        e.out(0, op, &[&source], attrs);
-    } else {
-        let pooled = e.tmp(op, "pooled", &[&source], attrs);
-        let starts = e.ints("starts", &[0, 0]);
-        let ends = e.ints("ends", &[out[0] as i64, out[1] as i64]);
-        let axes = e.ints("axes", &[2, 3]);
-        e.out(0, "Slice", &[&pooled, &starts, &ends, &axes], vec![]);
+    // e ≥ 0 whenever Caffe's rounding gives `out` (its windows never stop short of
+    // the input by a whole stride), so the counts agree; checked rather than assumed.
+    if produced != out {
+        return Err(format!(
+            "internal: ONNX would pool {}x{} windows, Caffe {}x{}",
+            produced[0], produced[1], out[0], out[1]
+        ));
     }
+    e.out(0, op, &[&source], attrs);
     Ok(())
 }
-
 
 /// Gemm on the bottom flattened at `axis` to M×K; W is N×K (K×N with `transpose`).
 pub fn inner_product(e: &mut Emit) -> Result<(), String> {

@@ -55,7 +55,7 @@ use std::time::Instant;
 pub const DEFAULT_SEED: u64 = 1;
 
 /// What a signal asks for (`--sigint-effect`, `--sighup-effect`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalEffect {
     Snapshot,
     Stop,
@@ -116,6 +116,9 @@ pub struct TrainOptions {
     pub batch: Option<usize>,
     /// `--input-shape`: per-sample shapes of data tops whose source cannot be read.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Folders searched for relative data paths after the net's folder and the
+    /// working directory (the command line passes `NETRUN_DATA_DIR`).
+    pub extra_data_dirs: Vec<PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -126,6 +129,7 @@ impl Default for TrainOptions {
             sighup_effect: SignalEffect::Snapshot,
             batch: None,
             input_shapes: HashMap::new(),
+            extra_data_dirs: Vec::new(),
         }
     }
 }
@@ -192,7 +196,7 @@ pub fn build_net(def: &SolverDef, spec: &NetSpec, opts: &TrainOptions, seed: u64
     b.context.seed = seed;
     b.context.batch = opts.batch;
     b.context.input_shapes = opts.input_shapes.clone();
-    b.context.data_dirs = crate::layers::data_dirs(&loaded.file);
+    b.context.data_dirs = crate::data::data_dirs(&loaded.file, &opts.extra_data_dirs);
     b.state = loaded.state;
     Net::new(Graph::build(&loaded.net, &b)?, seed)
 }
@@ -227,8 +231,8 @@ fn share_map(train: &Net, test: &Net) -> Result<Vec<(usize, usize)>> {
                 return Err(Error::Other(format!(
                     "learnable blob {i} of layer `{}` is {} in the test net but {} in the train net",
                     node.def.name,
-                    crate::layers::fmt_shape(sa),
-                    crate::layers::fmt_shape(sb)
+                    crate::shape::fmt_shape(sa),
+                    crate::shape::fmt_shape(sb)
                 )));
             }
             if node.param_owners[i] == ParamOwner::Own {

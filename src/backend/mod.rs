@@ -25,14 +25,11 @@
 //! is free: `gemm` rarely beat its own one-thread speed, OpenBLAS reached
 //! 1.8× of its own in the quiet rounds but halved in the busy ones.
 
-pub mod copy;
-mod cpu;
-pub mod im2col;
-#[cfg(feature = "openblas")]
-mod openblas;
-mod skinny;
+pub mod cpu;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
+// The layers' paths to the CPU helpers they call directly.
+pub use cpu::{copy, im2col};
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Once;
@@ -105,7 +102,7 @@ pub fn name() -> String {
 /// own configuration line: version, kernel target, thread limit).
 #[cfg(feature = "openblas")]
 pub fn name() -> String {
-    format!("OpenBLAS ({})", openblas::config().trim())
+    format!("OpenBLAS ({})", cpu::openblas_config().trim())
 }
 
 fn available_cores() -> usize {

@@ -39,12 +39,7 @@ impl Blob {
     /// A zero-filled blob.
     pub fn new(shape: &[usize]) -> Blob {
         let n = count(shape);
-        Blob {
-            shape: shape.to_vec(),
-            data: Arc::new(vec![0.0; n]),
-            diff: vec![0.0; n],
-            ..Default::default()
-        }
+        Blob::from_parts(shape, vec![0.0; n], vec![0.0; n])
     }
 
     /// A blob holding `data` (diff zeroed); `data.len()` must equal the shape's count.
@@ -57,11 +52,18 @@ impl Blob {
             data.len()
         );
         let diff = vec![0.0; data.len()];
+        Blob::from_parts(shape, data, diff)
+    }
+
+    fn from_parts(shape: &[usize], data: Vec<f32>, diff: Vec<f32>) -> Blob {
         Blob {
             shape: shape.to_vec(),
             data: Arc::new(data),
             diff,
-            ..Default::default()
+            #[cfg(feature = "cuda")]
+            data_device: Mirror::default(),
+            #[cfg(feature = "cuda")]
+            diff_device: Mirror::default(),
         }
     }
 

@@ -105,3 +105,36 @@ fn blob_values_read_and_write_as_ndarray_views() {
     top.data_view_mut()[[0, 0, 0]] = 7.0;
     assert_eq!((top.data()[0], b.data()[0]), (7.0, 0.0));
 }
+
+/// The head protocol of a blob's storage (Caffe's SyncedMemory), with the
+/// device buffer standing in until the cudarc backend lands.
+#[cfg(feature = "cuda")]
+#[test]
+fn blob_heads_follow_the_last_writer() {
+    use netrun::backend::cuda::Head;
+    let mut b = Blob::from_data(&[4], vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(b.data_head(), Head::Host);
+    assert_eq!(b.device_data(), &[1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(b.data_head(), Head::Synced);
+    b.device_data_mut()[0] = 9.0;
+    assert_eq!(b.data_head(), Head::Device);
+    // A host write brings the device values down first.
+    b.data_mut()[1] = 8.0;
+    assert_eq!(b.data(), &[9.0, 8.0, 3.0, 4.0]);
+    assert_eq!(b.data_head(), Head::Host);
+    assert_eq!(b.device_data(), &[9.0, 8.0, 3.0, 4.0]);
+    // Diffs likewise; sync_to_host before a CPU-path read.
+    b.device_diff_mut()[3] = 5.0;
+    assert_eq!(b.diff_head(), Head::Device);
+    b.sync_to_host();
+    assert_eq!((b.diff()[3], b.diff_head()), (5.0, Head::Synced));
+    // Split sharing: the top sees the bottom's values on both sides and
+    // copies on write without touching the bottom.
+    let mut top = Blob::new(&[4]);
+    top.share_data(&b);
+    assert_eq!(top.device_data(), &[9.0, 8.0, 3.0, 4.0]);
+    top.device_data_mut()[0] = 0.0;
+    top.sync_to_host();
+    assert_eq!(top.data()[0], 0.0);
+    assert_eq!(b.data()[0], 9.0);
+}

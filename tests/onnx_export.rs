@@ -8,7 +8,6 @@ mod common;
 use common::python::run_script;
 use netrun::forward::{run as forward, ForwardOptions};
 use netrun::graph::{BuildOptions, Graph};
-use netrun::layers::data_dirs;
 use netrun::net::Net;
 use netrun::netdef::{read_net_file, Phase};
 use netrun::weights;
@@ -28,7 +27,7 @@ fn make_net(net: &Path, batch: usize, random: bool) -> Net {
     let def = read_net_file(net).unwrap();
     let mut opts = BuildOptions::for_phase(Phase::Test);
     opts.context.batch = Some(batch);
-    opts.context.data_dirs = data_dirs(net);
+    opts.context.data_dirs = netrun::data::data_dirs(net, &[]);
     let mut net = Net::new(Graph::build(&def, &opts).unwrap(), 7).unwrap();
     if random {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
@@ -104,6 +103,7 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
         backward: false,
         phase: Phase::Test,
         output: y.clone(),
+        extra_data_dirs: vec![],
     })
     .unwrap();
     let report = run_script("onnx_compare.py", &[&model, &x, &y]);
@@ -158,6 +158,7 @@ fn export_error(text: &str) -> String {
         weights: w,
         output: dir.path().join("m.onnx"),
         batch: None,
+        extra_data_dirs: vec![],
     })
     .expect_err("expected the export to be refused")
     .to_string()

@@ -24,7 +24,8 @@ use crate::error::{Diagnostic, Error, Result};
 use crate::graph::Graph;
 use crate::layers::batch_norm::BatchNormLayer;
 use crate::layers::pooling::{PoolMethod, PoolingLayer};
-use crate::layers::{data_dirs, fmt_shape, AsAny, Layer, Shape};
+use crate::layers::{AsAny, Layer};
+use crate::shape::{fmt_shape, Shape};
 use crate::net::Net;
 use crate::netdef::{read_net_file, Phase};
 use crate::weights::{self, ApplyOptions};
@@ -50,6 +51,8 @@ pub struct ExportOptions {
     pub output: PathBuf,
     /// Replaces the batch size of the Input layers.
     pub batch: Option<usize>,
+    /// Folders for relative data paths after the net's folder and the working directory.
+    pub extra_data_dirs: Vec<PathBuf>,
 }
 
 /// What was written.
@@ -94,7 +97,7 @@ impl fmt::Display for ExportReport {
 pub fn run(opts: &ExportOptions) -> Result<ExportReport> {
     let def = read_net_file(&opts.net)?;
     let mut build = crate::graph::BuildOptions::for_phase(Phase::Test);
-    build.context.data_dirs = data_dirs(&opts.net);
+    build.context.data_dirs = crate::data::data_dirs(&opts.net, &opts.extra_data_dirs);
     build.context.batch = opts.batch;
     let graph = Graph::build(&def, &build)?;
     check_exportable(&graph)?;

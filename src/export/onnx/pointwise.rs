@@ -5,7 +5,7 @@ use super::builder::Attr;
 use super::Emit;
 use crate::layers::batch_norm::BatchNormLayer;
 use crate::layers::bias::BiasLayer;
-use crate::layers::canonical_axis;
+use crate::shape::canonical_axis;
 use crate::layers::dropout::DropoutLayer;
 use crate::layers::eltwise::{EltwiseLayer, EltwiseOp};
 use crate::layers::normalize::NormalizeLayer;

@@ -2,7 +2,7 @@
 
 use super::builder::Attr;
 use super::Emit;
-use crate::layers::canonical_axis;
+use crate::shape::canonical_axis;
 use crate::layers::concat::ConcatLayer;
 use crate::layers::slice::SliceLayer;
 

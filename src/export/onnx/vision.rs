@@ -5,7 +5,7 @@ use super::Emit;
 use crate::layers::convolution::ConvolutionLayer;
 use crate::layers::inner_product::InnerProductLayer;
 use crate::layers::pooling::{PoolMethod, PoolingLayer};
-use crate::layers::{canonical_axis, count};
+use crate::shape::{canonical_axis, count};
 
 fn ints(v: &[usize]) -> Attr {
     Attr::Ints(v.iter().map(|&x| x as i64).collect())

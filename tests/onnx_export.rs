@@ -63,7 +63,12 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
     weights::save(&w, &params, &BTreeMap::new()).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut inputs: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    for node in net.graph.nodes.iter().filter(|n| n.layer.type_name() == "Input") {
+    for node in net
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.layer.type_name() == "Input")
+    {
         for &t in &node.tops {
             let shape = net.graph.blob_shape(t).to_vec();
             let n: usize = shape.iter().product();
@@ -114,7 +119,11 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
     let mut worst = 0.0f64;
     for (name, e) in errors {
         let e = e.as_f64().unwrap();
-        assert!(e < 1e-4, "{}: output `{name}` differs by {e:e} (relative)", net_file.display());
+        assert!(
+            e < 1e-4,
+            "{}: output `{name}` differs by {e:e} (relative)",
+            net_file.display()
+        );
         worst = worst.max(e);
     }
     assert_eq!(json["opset"].as_i64(), Some(netrun::export::onnx::OPSET));
@@ -123,7 +132,11 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
 
 #[test]
 fn sphereface20_deploy_matches_onnx_runtime() {
-    compare(&repo("nets/sphereface/sphereface20_deploy.prototxt"), 2, false);
+    compare(
+        &repo("nets/sphereface/sphereface20_deploy.prototxt"),
+        2,
+        false,
+    );
 }
 
 #[test]
@@ -175,9 +188,15 @@ layer { name: "fc6" type: "MarginInnerProduct" bottom: "data" bottom: "label" to
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc6" bottom: "label" top: "loss" }
 "#,
     );
-    assert!(err.contains("layer `fc6` (MarginInnerProduct) cannot be exported to ONNX"), "{err}");
+    assert!(
+        err.contains("layer `fc6` (MarginInnerProduct) cannot be exported to ONNX"),
+        "{err}"
+    );
     assert!(err.contains("not part of a deploy net"), "{err}");
-    assert!(err.contains("layer `loss` (SoftmaxWithLoss) cannot be exported"), "{err}");
+    assert!(
+        err.contains("layer `loss` (SoftmaxWithLoss) cannot be exported"),
+        "{err}"
+    );
     assert!(err.contains("net.prototxt:4:"), "{err}");
     assert!(err.contains("2 errors found"), "{err}");
 }
@@ -190,7 +209,10 @@ layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim:
 layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" batch_norm_param { use_global_stats: false } }
 "#,
     );
-    assert!(err.contains("layer `bn` (BatchNorm) cannot be exported"), "{err}");
+    assert!(
+        err.contains("layer `bn` (BatchNorm) cannot be exported"),
+        "{err}"
+    );
     assert!(err.contains("use_global_stats"), "{err}");
     let err = export_error(
         r#"
@@ -198,5 +220,8 @@ layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim:
 layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: STOCHASTIC kernel_size: 2 } }
 "#,
     );
-    assert!(err.contains("layer `pool` (Pooling) cannot be exported"), "{err}");
+    assert!(
+        err.contains("layer `pool` (Pooling) cannot be exported"),
+        "{err}"
+    );
 }

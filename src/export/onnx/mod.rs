@@ -25,9 +25,9 @@ use crate::graph::Graph;
 use crate::layers::batch_norm::BatchNormLayer;
 use crate::layers::pooling::{PoolMethod, PoolingLayer};
 use crate::layers::{AsAny, Layer};
-use crate::shape::{fmt_shape, Shape};
 use crate::net::Net;
 use crate::netdef::{read_net_file, Phase};
+use crate::shape::{fmt_shape, Shape};
 use crate::weights::{self, ApplyOptions};
 use builder::{Attr, Builder};
 use prost::Message;
@@ -212,10 +212,7 @@ pub fn check_exportable(graph: &Graph) -> Result<()> {
         .filter_map(|n| match kind(&*n.layer) {
             Kind::Refused(why) => Some(n.def.error(
                 n.def.field_span("type", 0),
-                format!(
-                    "{} cannot be exported to ONNX: {why}",
-                    n.def.describe()
-                ),
+                format!("{} cannot be exported to ONNX: {why}", n.def.describe()),
             )),
             _ => None,
         })
@@ -250,8 +247,15 @@ impl Emit<'_> {
     }
 
     /// A node whose output is a new value `<layer>/<what>`; returns the value.
-    pub fn tmp(&mut self, op: &str, what: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
-        self.b.op(op, &format!("{}/{what}", self.name), inputs, attrs)
+    pub fn tmp(
+        &mut self,
+        op: &str,
+        what: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
+        self.b
+            .op(op, &format!("{}/{what}", self.name), inputs, attrs)
     }
 
     /// A node writing the layer's top `i`.
@@ -336,8 +340,16 @@ pub fn export(net: &Net) -> Result<ModelProto> {
                     name: &node.def.name,
                     inputs: in_names,
                     outputs: out_names.clone(),
-                    bottoms: node.bottoms.iter().map(|&i| graph.blob_shape(i).to_vec()).collect(),
-                    tops: node.tops.iter().map(|&i| graph.blob_shape(i).to_vec()).collect(),
+                    bottoms: node
+                        .bottoms
+                        .iter()
+                        .map(|&i| graph.blob_shape(i).to_vec())
+                        .collect(),
+                    tops: node
+                        .tops
+                        .iter()
+                        .map(|&i| graph.blob_shape(i).to_vec())
+                        .collect(),
                     params: net.param_ids[n].iter().map(|&p| &net.params[p]).collect(),
                 };
                 map(&mut e).map_err(|why| {

@@ -5,7 +5,6 @@ use super::builder::Attr;
 use super::Emit;
 use crate::layers::batch_norm::BatchNormLayer;
 use crate::layers::bias::BiasLayer;
-use crate::shape::canonical_axis;
 use crate::layers::dropout::DropoutLayer;
 use crate::layers::eltwise::{EltwiseLayer, EltwiseOp};
 use crate::layers::normalize::NormalizeLayer;
@@ -13,6 +12,7 @@ use crate::layers::prelu::PReLULayer;
 use crate::layers::relu::ReLULayer;
 use crate::layers::scale::ScaleLayer;
 use crate::layers::softmax::SoftmaxLayer;
+use crate::shape::canonical_axis;
 
 /// Dropout with `scale_train: false`: TEST multiplies by 1 − ratio.
 pub fn dropout_scale(e: &mut Emit) -> Result<(), String> {
@@ -156,7 +156,10 @@ pub fn scale(e: &mut Emit) -> Result<(), String> {
     let gamma = if learned {
         e.param(0, &dims)
     } else {
-        let shape = e.ints("gamma_shape", &dims.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        let shape = e.ints(
+            "gamma_shape",
+            &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        );
         let g = e.inputs[1].clone();
         e.tmp("Reshape", "gamma", &[&g, &shape], vec![])
     };
@@ -179,7 +182,10 @@ pub fn bias(e: &mut Emit) -> Result<(), String> {
     let beta = if learned {
         e.param(0, &dims)
     } else {
-        let shape = e.ints("beta_shape", &dims.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        let shape = e.ints(
+            "beta_shape",
+            &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        );
         let b = e.inputs[1].clone();
         e.tmp("Reshape", "beta", &[&b, &shape], vec![])
     };

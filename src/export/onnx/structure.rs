@@ -2,9 +2,9 @@
 
 use super::builder::Attr;
 use super::Emit;
-use crate::shape::canonical_axis;
 use crate::layers::concat::ConcatLayer;
 use crate::layers::slice::SliceLayer;
+use crate::shape::canonical_axis;
 
 pub fn concat(e: &mut Emit) -> Result<(), String> {
     let axis = e.get::<ConcatLayer>()?.axis;

@@ -57,7 +57,10 @@ pub fn pooling(e: &mut Emit) -> Result<(), String> {
         return Err("the argmax top of MAX pooling has no ONNX equivalent here".into());
     }
     let x = e.inputs[0].clone();
-    let (input, out) = ([e.bottoms[0][2], e.bottoms[0][3]], [e.tops[0][2], e.tops[0][3]]);
+    let (input, out) = (
+        [e.bottoms[0][2], e.bottoms[0][3]],
+        [e.tops[0][2], e.tops[0][3]],
+    );
     if global {
         let op = match method {
             PoolMethod::Max => "GlobalMaxPool",
@@ -124,7 +127,12 @@ pub fn inner_product(e: &mut Emit) -> Result<(), String> {
     let flat = if rank == 2 && axis == 1 {
         x
     } else {
-        e.tmp("Flatten", "flat", &[&x], vec![("axis", Attr::Int(axis as i64))])
+        e.tmp(
+            "Flatten",
+            "flat",
+            &[&x],
+            vec![("axis", Attr::Int(axis as i64))],
+        )
     };
     let w_dims = if transpose { [k, n] } else { [n, k] };
     let w = e.param(0, &w_dims);

@@ -147,22 +147,25 @@ fn broadcast_shape(bottom: &[usize], operand: &[usize], axis: i32) -> Result<Vec
     Ok(dims)
 }
 
+/// The operand of Scale (γ) or Bias (β) shaped `dims`: learnable blob 0, or bottom 1
+/// reshaped.
+fn operand(e: &mut Emit, learned: bool, dims: &[usize], what: &str) -> String {
+    if learned {
+        return e.param(0, dims);
+    }
+    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    let shape = e.ints(&format!("{what}_shape"), &shape);
+    let bottom = e.inputs[1].clone();
+    e.tmp("Reshape", what, &[&bottom, &shape], vec![])
+}
+
 /// γ ⊙ x (+ β): Mul (and Add) with γ and β shaped to broadcast from `axis`.
 pub fn scale(e: &mut Emit) -> Result<(), String> {
     let layer = e.get::<ScaleLayer>()?;
     let (axis, learned, bias) = (layer.params.axis, layer.learned, layer.params.bias_term);
     let dims = broadcast_shape(&e.bottoms[0], &layer.shape, axis)?;
     let x = e.inputs[0].clone();
-    let gamma = if learned {
-        e.param(0, &dims)
-    } else {
-        let shape = e.ints(
-            "gamma_shape",
-            &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
-        );
-        let g = e.inputs[1].clone();
-        e.tmp("Reshape", "gamma", &[&g, &shape], vec![])
-    };
+    let gamma = operand(e, learned, &dims, "gamma");
     if bias {
         let y = e.tmp("Mul", "scaled", &[&x, &gamma], vec![]);
         let beta = e.param(usize::from(learned), &dims);
@@ -179,16 +182,7 @@ pub fn bias(e: &mut Emit) -> Result<(), String> {
     let (axis, learned) = (layer.params.axis, layer.learned);
     let dims = broadcast_shape(&e.bottoms[0], &layer.shape, axis)?;
     let x = e.inputs[0].clone();
-    let beta = if learned {
-        e.param(0, &dims)
-    } else {
-        let shape = e.ints(
-            "beta_shape",
-            &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
-        );
-        let b = e.inputs[1].clone();
-        e.tmp("Reshape", "beta", &[&b, &shape], vec![])
-    };
+    let beta = operand(e, learned, &dims, "beta");
     e.out(0, "Add", &[&x, &beta], vec![]);
     Ok(())
 }

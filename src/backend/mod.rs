@@ -27,6 +27,8 @@
 
 pub mod copy;
 mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod im2col;
 #[cfg(feature = "openblas")]
 mod openblas;

@@ -88,3 +88,19 @@ fn opening_a_gpu_without_a_driver_names_what_is_missing() {
         Err(GpuError::MissingLibraries(_))
     ));
 }
+
+#[test]
+fn a_kernel_that_does_not_compile_is_reported_with_nvrtcs_log() {
+    if !Library::Nvrtc.is_present() {
+        println!("skipped: no NVRTC (libnvrtc.so.13) on the loader path");
+        return;
+    }
+    let broken = kernels::KernelSource {
+        stem: "broken",
+        path: "src/layers/broken.cu",
+        code: "extern \"C\" __global__ void f(float* y) { y[0] = not_declared; }",
+    };
+    let e = kernels::compile(&broken, "compute_90").unwrap_err().to_string();
+    assert!(e.contains("src/layers/broken.cu"), "{e}");
+    assert!(e.contains("not_declared"), "{e}");
+}

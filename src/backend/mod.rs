@@ -94,6 +94,22 @@ pub fn winograd() -> WinogradPolicy {
     }
 }
 
+/// Why a device run (`what`: `--gpu 0`, `solver_mode: GPU`) cannot start in
+/// this build, and what to do instead.
+pub fn no_gpu_message(what: &str) -> String {
+    if cfg!(feature = "cuda") {
+        format!(
+            "{what}: this build has the `cuda` feature, but the CUDA backend is not \
+             implemented yet; run on the CPU"
+        )
+    } else {
+        format!(
+            "{what}: this netrun was built without CUDA; build it with \
+             `cargo build --release --features cuda`, or run on the CPU"
+        )
+    }
+}
+
 /// The matrix-product backend compiled in, as reports name it.
 #[cfg(not(feature = "openblas"))]
 pub fn name() -> String {

@@ -9,10 +9,14 @@ use crate::netdef::{LayerDef, ParamSpec, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod abs_val;
 pub mod accuracy;
 pub mod batch_norm;
 pub mod bias;
+pub mod bnll;
 pub mod center_loss;
+pub mod checks;
+pub mod clip;
 pub mod combined_margin_inner_product;
 pub mod concat;
 pub mod contrastive_loss;
@@ -21,16 +25,21 @@ pub mod data;
 pub mod dropout;
 pub mod dummy_data;
 pub mod eltwise;
+pub mod elu;
 pub mod euclidean_loss;
+pub mod exp;
 pub mod filler;
 pub mod flatten;
 pub mod image_data;
 pub mod inner_product;
 pub mod input;
+pub mod log;
 pub mod loss;
+pub mod lrn;
 pub mod margin_inner_product;
 pub mod normalize;
 pub mod pooling;
+pub mod power;
 pub mod prelu;
 pub mod relu;
 pub mod reshape;
@@ -42,9 +51,12 @@ pub mod slice;
 pub mod softmax;
 pub mod softmax_with_loss;
 pub mod split;
+pub mod swish;
 pub mod tanh;
+pub mod threshold;
 pub mod transform;
 pub mod triplet_loss;
+pub mod unary;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -307,10 +319,13 @@ pub struct LayerType {
 /// Every layer type netrun knows, by Caffe type name.
 #[rustfmt::skip]
 pub static REGISTRY: &[LayerType] = &[
+    LayerType { name: "AbsVal", params: &[], build: abs_val::build },
     LayerType { name: "Accuracy", params: &["accuracy_param"], build: accuracy::build },
     LayerType { name: "BatchNorm", params: &["batch_norm_param"], build: batch_norm::build },
     LayerType { name: "Bias", params: &["bias_param"], build: bias::build },
+    LayerType { name: "BNLL", params: &[], build: bnll::build },
     LayerType { name: "CenterLoss", params: &["center_loss_param", "loss_param"], build: center_loss::build },
+    LayerType { name: "Clip", params: &["clip_param"], build: clip::build },
     LayerType { name: "CombinedMarginInnerProduct", params: &["combined_margin_inner_product_param"], build: combined_margin_inner_product::build },
     LayerType { name: "Concat", params: &["concat_param"], build: concat::build },
     LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
@@ -319,15 +334,20 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
     LayerType { name: "DummyData", params: &["dummy_data_param"], build: dummy_data::build },
     LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
+    LayerType { name: "ELU", params: &["elu_param"], build: elu::build },
     LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
+    LayerType { name: "Exp", params: &["exp_param"], build: exp::build },
     LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
     LayerType { name: "ImageData", params: &["image_data_param", "transform_param"], build: image_data::build },
     LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
     LayerType { name: "Input", params: &["input_param"], build: input::build },
+    LayerType { name: "Log", params: &["log_param"], build: log::build },
+    LayerType { name: "LRN", params: &["lrn_param"], build: lrn::build },
     LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },
     LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },
-    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
     LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },
+    LayerType { name: "Power", params: &["power_param"], build: power::build },
+    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
     LayerType { name: "ReLU", params: &["relu_param"], build: relu::build },
     LayerType { name: "Reshape", params: &["reshape_param"], build: reshape::build },
     LayerType { name: "Scale", params: &["scale_param"], build: scale::build },
@@ -337,7 +357,9 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Softmax", params: &["softmax_param"], build: softmax::build },
     LayerType { name: "SoftmaxWithLoss", params: &["softmax_param", "loss_param"], build: softmax_with_loss::build },
     LayerType { name: "Split", params: &[], build: split::build },
+    LayerType { name: "Swish", params: &["swish_param"], build: swish::build },
     LayerType { name: "TanH", params: &["tanh_param"], build: tanh::build },
+    LayerType { name: "Threshold", params: &["threshold_param"], build: threshold::build },
     LayerType { name: "TripletLoss", params: &["triplet_loss_param", "loss_param"], build: triplet_loss::build },
 ];
 

@@ -22,6 +22,7 @@ pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
 pub mod data;
+pub mod deconvolution;
 pub mod dropout;
 pub mod dummy_data;
 pub mod eltwise;
@@ -331,6 +332,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
     LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
     LayerType { name: "Data", params: &["data_param", "transform_param"], build: data::build },
+    LayerType { name: "Deconvolution", params: &["convolution_param"], build: deconvolution::build },
     LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
     LayerType { name: "DummyData", params: &["dummy_data_param"], build: dummy_data::build },
     LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod deconv;
 mod lrn;
 mod neuron;
 

@@ -13,7 +13,7 @@ mod winograd_math;
 mod winograd_tiles;
 mod winograd_weights;
 
-use kernels::{ranges, split_parts, Plan};
+pub use kernels::{ranges, split_parts, Plan};
 
 pub use params::{geometry, ConvolutionParams, Engine, Geometry};
 

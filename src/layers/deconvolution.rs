@@ -100,7 +100,11 @@ fn per_sample(
 ) {
     let batch = a.len() / a_len.max(1);
     let parts = ranges(batch, threads());
-    let inner = if parts.len() < threads() { threads() } else { 1 };
+    let inner = if parts.len() < threads() {
+        threads()
+    } else {
+        1
+    };
     let run = |(r, part): (std::ops::Range<usize>, &mut [f32])| {
         for (s, a) in r.zip(part.chunks_mut(a_len)) {
             f(inner, a, &b[s * b_len..(s + 1) * b_len]);
@@ -142,14 +146,24 @@ impl Layer for DeconvolutionLayer {
             if !b[1].is_multiple_of(self.group) {
                 return Err(ShapeError::at_bottom(
                     i,
-                    format!("{} channels are not divisible by group {}", b[1], self.group),
+                    format!(
+                        "{} channels are not divisible by group {}",
+                        b[1], self.group
+                    ),
                 ));
             }
             let (Some(h), Some(w)) = (self.out_len(0, b[2]), self.out_len(1, b[3])) else {
                 let g = &self.geometry;
                 let msg = format!(
                     "pad {}x{} removes the whole {}x{} output of kernel {}x{}, stride {}x{}",
-                    g.pad[0], g.pad[1], b[2], b[3], g.kernel[0], g.kernel[1], g.stride[0], g.stride[1]
+                    g.pad[0],
+                    g.pad[1],
+                    b[2],
+                    b[3],
+                    g.kernel[0],
+                    g.kernel[1],
+                    g.stride[0],
+                    g.stride[1]
                 );
                 return Err(ShapeError::at_bottom(i, msg));
             };
@@ -160,7 +174,12 @@ impl Layer for DeconvolutionLayer {
 
     fn param_shapes(&self) -> Vec<Shape> {
         let k = self.geometry.kernel;
-        let mut v = vec![vec![self.channels, self.num_output / self.group, k[0], k[1]]];
+        let mut v = vec![vec![
+            self.channels,
+            self.num_output / self.group,
+            k[0],
+            k[1],
+        ]];
         if self.params.bias_term {
             v.push(vec![self.num_output]);
         }
@@ -229,7 +248,11 @@ impl Layer for DeconvolutionLayer {
                 .into_par_iter()
                 .map(|r| {
                     let mut part = vec![0.0f32; w.len()];
-                    let inner = if r.len() == x.len() / in_len.max(1) { threads() } else { 1 };
+                    let inner = if r.len() == x.len() / in_len.max(1) {
+                        threads()
+                    } else {
+                        1
+                    };
                     for s in r {
                         let (xs, dys) = (
                             &x[s * in_len..(s + 1) * in_len],

@@ -42,6 +42,7 @@ pub mod normalize;
 pub mod pooling;
 pub mod power;
 pub mod prelu;
+pub mod reduction;
 pub mod relu;
 pub mod reshape;
 pub mod rows;
@@ -55,9 +56,11 @@ pub mod split;
 pub mod swish;
 pub mod tanh;
 pub mod threshold;
+pub mod tile;
 pub mod transform;
 pub mod triplet_loss;
 pub mod unary;
+pub mod unsupported;
 
 /// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
 pub type Shape = Vec<usize>;
@@ -350,6 +353,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },
     LayerType { name: "Power", params: &["power_param"], build: power::build },
     LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
+    LayerType { name: "Reduction", params: &["reduction_param"], build: reduction::build },
     LayerType { name: "ReLU", params: &["relu_param"], build: relu::build },
     LayerType { name: "Reshape", params: &["reshape_param"], build: reshape::build },
     LayerType { name: "Scale", params: &["scale_param"], build: scale::build },
@@ -362,6 +366,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Swish", params: &["swish_param"], build: swish::build },
     LayerType { name: "TanH", params: &["tanh_param"], build: tanh::build },
     LayerType { name: "Threshold", params: &["threshold_param"], build: threshold::build },
+    LayerType { name: "Tile", params: &["tile_param"], build: tile::build },
     LayerType { name: "TripletLoss", params: &["triplet_loss_param", "loss_param"], build: triplet_loss::build },
 ];
 
@@ -417,6 +422,12 @@ pub fn param_fields(type_name: &str) -> Option<Vec<BlockFields>> {
 /// the type does not read, then runs the type's constructor.
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
     let Some(ty) = find(&def.type_name) else {
+        if let Some((why, instead)) = unsupported::reason(&def.type_name) {
+            let message = format!("layer `{}`: {why}", def.name);
+            return Err(vec![def
+                .error(def.field_span("type", 0), message)
+                .with_help(instead)]);
+        }
         let names: Vec<&str> = REGISTRY.iter().map(|t| t.name).collect();
         // The full list only when no known type is close: it grows with every layer.
         let hint = did_you_mean(&def.type_name, names.iter().copied())

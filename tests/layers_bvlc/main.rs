@@ -8,6 +8,7 @@ mod common;
 mod deconv;
 mod lrn;
 mod neuron;
+mod structure;
 
 use netrun::blob::Blob;
 use netrun::layer_io::{LayerIo, Rng, RunCtx};

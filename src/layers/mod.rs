@@ -48,6 +48,7 @@ pub mod reshape;
 pub mod rows;
 pub mod scale;
 pub mod sigmoid;
+pub mod sigmoid_cross_entropy_loss;
 pub mod silence;
 pub mod slice;
 pub mod softmax;
@@ -358,6 +359,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Reshape", params: &["reshape_param"], build: reshape::build },
     LayerType { name: "Scale", params: &["scale_param"], build: scale::build },
     LayerType { name: "Sigmoid", params: &["sigmoid_param"], build: sigmoid::build },
+    LayerType { name: "SigmoidCrossEntropyLoss", params: &["loss_param"], build: sigmoid_cross_entropy_loss::build },
     LayerType { name: "Silence", params: &[], build: silence::build },
     LayerType { name: "Slice", params: &["slice_param"], build: slice::build },
     LayerType { name: "Softmax", params: &["softmax_param"], build: softmax::build },

@@ -6,6 +6,7 @@
 mod common;
 
 mod deconv;
+mod loss;
 mod lrn;
 mod neuron;
 mod structure;

@@ -8,9 +8,9 @@
 //!   dW += conv weight gradient with input dy and output gradient x; db += Σ_positions dy.
 
 use super::convolution::{geometry, ConvolutionParams, Geometry};
-use crate::backend::cpu::conv::{ranges, split_parts, Plan};
 use super::filler::fill;
 use super::{count, fmt_shape, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use crate::backend::cpu::conv::{ranges, split_parts, Plan};
 use crate::backend::cpu::im2col::Window;
 use crate::backend::threads;
 use crate::blob::Blob;

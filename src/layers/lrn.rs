@@ -60,7 +60,7 @@ pub struct LRNLayer {
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: LRNParams = def.params("lrn_param")?;
-    if p.local_size % 2 == 0 {
+    if p.local_size.is_multiple_of(2) {
         let span = def
             .block
             .get("lrn_param")

@@ -7,9 +7,8 @@
 //!   dx = conv_W(dy)             (the convolution's forward)
 //!   dW += conv weight gradient with input dy and output gradient x; db += Σ_positions dy.
 
-use super::convolution::{geometry, ConvolutionParams, Geometry};
-use super::filler::fill;
-use super::{count, fmt_shape, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::convolution::{new_layer, ConvolutionLayer};
+use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::backend::cpu::conv::{ranges, split_parts, Plan};
 use crate::backend::cpu::im2col::Window;
 use crate::backend::threads;
@@ -19,42 +18,14 @@ use crate::layer_io::{LayerIo, Rng, RunCtx};
 use crate::netdef::LayerDef;
 use rayon::prelude::*;
 
+/// The convolution's settings and checks; `conv.num_output` is O, `conv.channels` C.
 pub struct DeconvolutionLayer {
-    pub params: ConvolutionParams,
-    pub geometry: Geometry,
-    pub num_output: usize,
-    pub group: usize,
-    pub channels: usize,
+    pub conv: ConvolutionLayer,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    let p: ConvolutionParams = def.params("convolution_param")?;
-    let num_output = required(def, p.num_output, "convolution_param", "num_output")? as usize;
-    let geometry = geometry(def, &p)?;
-    p.weight_filler
-        .validate(def, "convolution_param", "weight_filler")?;
-    p.bias_filler
-        .validate(def, "convolution_param", "bias_filler")?;
-    let group = p.group as usize;
-    if group == 0 || !num_output.is_multiple_of(group) {
-        let msg = format!(
-            "{}: num_output {num_output} is not divisible by group {group}",
-            def.describe()
-        );
-        return Err(def.error(def.name_span(), msg));
-    }
-    if p.axis != 1 {
-        return Err(def.error(
-            def.name_span(),
-            format!("{}: only axis 1 (channels) is supported", def.describe()),
-        ));
-    }
     Ok(Box::new(DeconvolutionLayer {
-        params: p,
-        geometry,
-        num_output,
-        group,
-        channels: 0,
+        conv: new_layer(def)?,
     }))
 }
 
@@ -62,7 +33,7 @@ impl DeconvolutionLayer {
     /// The convolution whose transpose this layer is: from the top's O×Ho×Wo
     /// to the bottom's C×H×W.
     fn plan(&self, bottom: &[usize], top: &[usize]) -> Plan {
-        let g = &self.geometry;
+        let g = &self.conv.geometry;
         Plan {
             window: Window {
                 channels: top[1],
@@ -75,13 +46,13 @@ impl DeconvolutionLayer {
                 out: [bottom[2], bottom[3]],
             },
             outputs: bottom[1],
-            group: self.group,
+            group: self.conv.group,
         }
     }
 
     /// Ho (a = 0) or Wo (a = 1) for input extent `len`, None when not positive.
     fn out_len(&self, a: usize, len: usize) -> Option<usize> {
-        let g = &self.geometry;
+        let g = &self.conv.geometry;
         let span = g.dilation[a] * (g.kernel[a] - 1) + 1;
         (g.stride[a] * (len.max(1) - 1) + span)
             .checked_sub(2 * g.pad[a])
@@ -131,30 +102,11 @@ impl Layer for DeconvolutionLayer {
     }
 
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
+        self.conv.check_bottoms(bottom)?;
         let mut tops = Vec::new();
         for (i, b) in bottom.iter().enumerate() {
-            if b.len() != 4 {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!("needs an NxCxHxW bottom, got {}", fmt_shape(b)),
-                ));
-            }
-            if i == 0 {
-                self.channels = b[1];
-            } else if b[1..] != bottom[0][1..] {
-                return Err(ShapeError::mismatch(i, b, 0, &bottom[0]));
-            }
-            if !b[1].is_multiple_of(self.group) {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!(
-                        "{} channels are not divisible by group {}",
-                        b[1], self.group
-                    ),
-                ));
-            }
             let (Some(h), Some(w)) = (self.out_len(0, b[2]), self.out_len(1, b[3])) else {
-                let g = &self.geometry;
+                let g = &self.conv.geometry;
                 let msg = format!(
                     "pad {}x{} removes the whole {}x{} output of kernel {}x{}, stride {}x{}",
                     g.pad[0],
@@ -168,37 +120,36 @@ impl Layer for DeconvolutionLayer {
                 );
                 return Err(ShapeError::at_bottom(i, msg));
             };
-            tops.push(vec![b[0], self.num_output, h, w]);
+            tops.push(vec![b[0], self.conv.num_output, h, w]);
         }
         Ok(tops)
     }
 
     fn param_shapes(&self) -> Vec<Shape> {
-        let k = self.geometry.kernel;
+        let k = self.conv.geometry.kernel;
         let mut v = vec![vec![
-            self.channels,
-            self.num_output / self.group,
+            self.conv.channels,
+            self.conv.num_output / self.conv.group,
             k[0],
             k[1],
         ]];
-        if self.params.bias_term {
-            v.push(vec![self.num_output]);
+        if self.conv.params.bias_term {
+            v.push(vec![self.conv.num_output]);
         }
         v
     }
 
     /// Each input value meets O/g·kh·kw weights.
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
-        let k = self.geometry.kernel;
-        let macs = (self.num_output / self.group * k[0] * k[1]) as u64;
+        let c = &self.conv;
+        let k = c.geometry.kernel;
+        let macs = (c.num_output / c.group * k[0] * k[1]) as u64;
         bottom.iter().map(|b| 2 * macs * count(b) as u64).sum()
     }
 
+    /// The same fillers as the convolution's.
     fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
-        if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
-        }
+        self.conv.fill_params(params, rng);
     }
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {

@@ -10,6 +10,7 @@
 //!   `convert mnist`'s IDX files.
 
 mod convert;
+mod device;
 mod generate;
 mod net;
 mod pictures;
@@ -91,6 +92,8 @@ enum Command {
     PlotFeatures(pictures::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(pictures::DrawArgs),
+    /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
+    Device,
 }
 
 /// What the environment says, read once at start.
@@ -154,6 +157,7 @@ pub fn main() -> ExitCode {
             netrun::pictures::scatter::run(&a.options()).map(|r| println!("{r}"))
         }
         Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
+        Command::Device => device::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,7 +27,12 @@ fn every_cu_file_is_registered_beside_its_rust_file() {
     cu_files(&root.join("src"), &mut found);
     let mut found: Vec<String> = found
         .iter()
-        .map(|p| p.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            p.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     found.sort();
     let mut registered: Vec<String> = SOURCES.iter().map(|s| s.path.to_string()).collect();
@@ -100,7 +105,9 @@ fn a_kernel_that_does_not_compile_is_reported_with_nvrtcs_log() {
         path: "src/layers/broken.cu",
         code: "extern \"C\" __global__ void f(float* y) { y[0] = not_declared; }",
     };
-    let e = kernels::compile(&broken, "compute_90").unwrap_err().to_string();
+    let e = kernels::compile(&broken, "compute_90")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("src/layers/broken.cu"), "{e}");
     assert!(e.contains("not_declared"), "{e}");
 }

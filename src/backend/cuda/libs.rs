@@ -45,9 +45,15 @@ impl Library {
     pub fn hint(self) -> &'static str {
         match self {
             Library::Driver => "the NVIDIA driver (no CUDA driver found: is this a GPU machine?)",
-            Library::Nvrtc => "CUDA 13's NVRTC (system CUDA toolkit, or the PyPI wheel `nvidia-cuda-nvrtc`)",
-            Library::Cublas => "CUDA 13's cuBLAS (system CUDA toolkit, or the PyPI wheel `nvidia-cublas`)",
-            Library::Cudnn => "cuDNN 9 for CUDA 13 (system package, or the PyPI wheel `nvidia-cudnn-cu13`)",
+            Library::Nvrtc => {
+                "CUDA 13's NVRTC (system CUDA toolkit, or the PyPI wheel `nvidia-cuda-nvrtc`)"
+            }
+            Library::Cublas => {
+                "CUDA 13's cuBLAS (system CUDA toolkit, or the PyPI wheel `nvidia-cublas`)"
+            }
+            Library::Cudnn => {
+                "cuDNN 9 for CUDA 13 (system package, or the PyPI wheel `nvidia-cudnn-cu13`)"
+            }
         }
     }
 }

@@ -12,11 +12,13 @@ use std::path::PathBuf;
 pub mod accuracy;
 pub mod batch_norm;
 pub mod bias;
+pub mod bn;
 pub mod center_loss;
 pub mod combined_margin_inner_product;
 pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
+pub mod cosin_add_m;
 pub mod data;
 pub mod dropout;
 pub mod dummy_data;
@@ -24,9 +26,14 @@ pub mod eltwise;
 pub mod euclidean_loss;
 pub mod filler;
 pub mod flatten;
+pub mod focal_loss;
+pub mod general_contrastive_loss;
 pub mod image_data;
+pub mod inner_distance;
 pub mod inner_product;
 pub mod input;
+pub mod label_specific_add;
+pub mod largemargin_inner_product;
 pub mod loss;
 pub mod margin_inner_product;
 pub mod normalize;
@@ -338,6 +345,13 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "SoftmaxWithLoss", params: &["softmax_param", "loss_param"], build: softmax_with_loss::build },
     LayerType { name: "Split", params: &[], build: split::build },
     LayerType { name: "TanH", params: &["tanh_param"], build: tanh::build },
+    LayerType { name: "BN", params: &["bn_param"], build: bn::build },
+    LayerType { name: "CosinAddm", params: &["cosin_add_m_param"], build: cosin_add_m::build },
+    LayerType { name: "FocalLoss", params: &["focal_loss_param", "softmax_param", "loss_param"], build: focal_loss::build },
+    LayerType { name: "GeneralContrastiveLoss", params: &["general_contrastive_loss_param"], build: general_contrastive_loss::build },
+    LayerType { name: "InnerDistance", params: &["inner_distance_param"], build: inner_distance::build },
+    LayerType { name: "LabelSpecificAdd", params: &["label_specific_add_param"], build: label_specific_add::build },
+    LayerType { name: "LargeMarginInnerProduct", params: &["largemargin_inner_product_param"], build: largemargin_inner_product::build },
     LayerType { name: "TripletLoss", params: &["triplet_loss_param", "loss_param"], build: triplet_loss::build },
 ];
 

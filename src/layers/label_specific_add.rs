@@ -153,7 +153,7 @@ impl Layer for LabelSpecificAddLayer {
         if train && self.params.bias_base.is_some() {
             self.iter += 1;
         }
-        if self.tops == 2 {
+        if io.num_tops() == 2 {
             io.top_mut(1).data_mut()[0] = bias;
         }
         if !train {

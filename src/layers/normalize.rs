@@ -187,7 +187,7 @@ impl Layer for NormalizeLayer {
                 false => (xs.iter().map(|&v| v as f64 * v as f64).sum::<f64>() + eps).sqrt(),
             })
             .collect();
-        if self.tops == 2 {
+        if io.num_tops() == 2 {
             let out = io.top_mut(1).data_mut();
             out.iter_mut()
                 .zip(&self.norms)
@@ -213,7 +213,8 @@ impl Layer for NormalizeLayer {
             return Ok(());
         }
         let opts = (self.l1, self.params.fix_gradient);
-        let norm_diff = (self.params.bp_norm && self.tops == 2).then(|| io.top(1).diff().to_vec());
+        let norm_diff =
+            (self.params.bp_norm && io.num_tops() == 2).then(|| io.top(1).diff().to_vec());
         let h = norm_diff.as_deref();
         if io.in_place(0) {
             let (y, d) = io.bottom_mut(0).data_and_diff_mut();

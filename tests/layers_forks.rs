@@ -595,3 +595,110 @@ fn large_margin_inner_product_matches_float64_for_every_margin() {
             .unwrap();
     }
 }
+
+// ---------------------------------------------------------------- Flip, Insanity, Axpy, DepthwiseConvolution
+
+#[test]
+fn flip_mirrors_width_and_height() {
+    for (opts, fw, fh) in [("", true, false), ("flip_width: false flip_height: true", false, true)] {
+        let mut l = layer(&format!(r#"name: "f" type: "Flip" flip_param {{ {opts} }}"#));
+        let mut bottoms = vec![uniform_blob(&[2, 3, 4, 5], -1.0, 1.0, 50)];
+        let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
+        forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+        let x = f64s(bottoms[0].data());
+        let mut want = vec![0.0; x.len()];
+        for p in 0..6 {
+            for h in 0..4 {
+                for w in 0..5 {
+                    let (sh, sw) = (if fh { 3 - h } else { h }, if fw { 4 - w } else { w });
+                    want[p * 20 + h * 5 + w] = x[p * 20 + sh * 5 + sw];
+                }
+            }
+        }
+        close(tops[0].data(), &want, 0.0, "Flip forward");
+        GradientChecker::new(1e-2, 1e-3)
+            .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
+            .unwrap();
+    }
+}
+
+#[test]
+fn insanity_divides_negatives_by_a_random_or_mean_slope() {
+    let mut l = layer(r#"name: "r" type: "Insanity" insanity_param { lb: 3 ub: 8 }"#);
+    let mut bottoms = vec![uniform_blob(&[4, 6], -1.0, 1.0, 60)];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    for (&y, &x) in tops[0].data().iter().zip(bottoms[0].data()) {
+        if x >= 0.0 {
+            assert_eq!(y, x);
+        } else {
+            let a = x / y;
+            assert!((3.0..8.0001).contains(&a), "divisor {a}");
+        }
+    }
+    forward_in(l.as_mut(), &mut bottoms, &mut tops, &mut params, Phase::Test);
+    let mean = 5.0 / (8f64.ln() - 3f64.ln());
+    let want: Vec<f64> = f64s(bottoms[0].data()).iter().map(|&x| if x > 0.0 { x } else { x / mean }).collect();
+    close(tops[0].data(), &want, 1e-6, "Insanity TEST forward");
+    // The checker replays the same random stream for every evaluation.
+    GradientChecker::new(1e-3, 1e-2)
+        .with_kink(0.0, 2e-3)
+        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
+        .unwrap();
+}
+
+#[test]
+fn axpy_is_a_times_x_plus_b_with_its_gradient() {
+    let mut l = layer(r#"name: "a" type: "Axpy""#);
+    let mut bottoms = vec![
+        uniform_blob(&[2, 3, 1, 1], -1.0, 1.0, 70),
+        uniform_blob(&[2, 3, 2, 2], -1.0, 1.0, 71),
+        uniform_blob(&[2, 3, 2, 2], -1.0, 1.0, 72),
+    ];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let (a, x, b) = (f64s(bottoms[0].data()), f64s(bottoms[1].data()), f64s(bottoms[2].data()));
+    let want: Vec<f64> = (0..24).map(|i| a[i / 4] * x[i] + b[i]).collect();
+    close(tops[0].data(), &want, 1e-6, "Axpy forward");
+    GradientChecker::new(1e-2, 1e-2)
+        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true, true, true])
+        .unwrap();
+}
+
+#[test]
+fn depthwise_convolution_convolves_each_channel_alone() {
+    let mut l = layer(
+        r#"name: "dw" type: "DepthwiseConvolution" convolution_param { num_output: 6 kernel_size: 3
+           pad: 1 stride: 2 weight_filler { type: "gaussian" } bias_filler { type: "gaussian" } }"#,
+    );
+    let mut bottoms = vec![uniform_blob(&[2, 3, 5, 4], -1.0, 1.0, 80)];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 81);
+    assert_eq!(params[0].shape(), &[6, 1, 3, 3]);
+    assert_eq!(tops[0].shape(), &[2, 6, 3, 2]);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let (x, w, bias) = (f64s(bottoms[0].data()), f64s(params[0].data()), f64s(params[1].data()));
+    let mut want = vec![];
+    for n in 0..2 {
+        for o in 0..6 {
+            let c = o / 2;
+            for oh in 0..3 {
+                for ow in 0..2 {
+                    let mut s = bias[o];
+                    for kh in 0..3 {
+                        for kw in 0..3 {
+                            let (ih, iw) = ((oh * 2 + kh) as i64 - 1, (ow * 2 + kw) as i64 - 1);
+                            if (0..5).contains(&ih) && (0..4).contains(&iw) {
+                                s += w[o * 9 + kh * 3 + kw] * x[((n * 3 + c) * 5 + ih as usize) * 4 + iw as usize];
+                            }
+                        }
+                    }
+                    want.push(s);
+                }
+            }
+        }
+    }
+    close(tops[0].data(), &want, 1e-5, "DepthwiseConvolution forward");
+    GradientChecker::new(1e-2, 1e-2)
+        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
+        .unwrap();
+}

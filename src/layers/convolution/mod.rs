@@ -36,6 +36,11 @@ pub struct ConvolutionLayer {
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    Ok(Box::new(build_layer(def)?))
+}
+
+/// The Convolution layer of a definition (also the engine of DepthwiseConvolution).
+pub fn build_layer(def: &LayerDef) -> Result<ConvolutionLayer, Diagnostic> {
     let p: ConvolutionParams = def.params("convolution_param")?;
     let num_output = required(def, p.num_output, "convolution_param", "num_output")? as usize;
     let geometry = geometry(def, &p)?;
@@ -57,13 +62,13 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             format!("{}: only axis 1 (channels) is supported", def.describe()),
         ));
     }
-    Ok(Box::new(ConvolutionLayer {
+    Ok(ConvolutionLayer {
         params: p,
         geometry,
         num_output,
         group,
         channels: 0,
-    }))
+    })
 }
 
 impl ConvolutionLayer {

@@ -600,8 +600,13 @@ fn large_margin_inner_product_matches_float64_for_every_margin() {
 
 #[test]
 fn flip_mirrors_width_and_height() {
-    for (opts, fw, fh) in [("", true, false), ("flip_width: false flip_height: true", false, true)] {
-        let mut l = layer(&format!(r#"name: "f" type: "Flip" flip_param {{ {opts} }}"#));
+    for (opts, fw, fh) in [
+        ("", true, false),
+        ("flip_width: false flip_height: true", false, true),
+    ] {
+        let mut l = layer(&format!(
+            r#"name: "f" type: "Flip" flip_param {{ {opts} }}"#
+        ));
         let mut bottoms = vec![uniform_blob(&[2, 3, 4, 5], -1.0, 1.0, 50)];
         let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
         forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
@@ -636,9 +641,18 @@ fn insanity_divides_negatives_by_a_random_or_mean_slope() {
             assert!((3.0..8.0001).contains(&a), "divisor {a}");
         }
     }
-    forward_in(l.as_mut(), &mut bottoms, &mut tops, &mut params, Phase::Test);
+    forward_in(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops,
+        &mut params,
+        Phase::Test,
+    );
     let mean = 5.0 / (8f64.ln() - 3f64.ln());
-    let want: Vec<f64> = f64s(bottoms[0].data()).iter().map(|&x| if x > 0.0 { x } else { x / mean }).collect();
+    let want: Vec<f64> = f64s(bottoms[0].data())
+        .iter()
+        .map(|&x| if x > 0.0 { x } else { x / mean })
+        .collect();
     close(tops[0].data(), &want, 1e-6, "Insanity TEST forward");
     // The checker replays the same random stream for every evaluation.
     GradientChecker::new(1e-3, 1e-2)
@@ -657,11 +671,21 @@ fn axpy_is_a_times_x_plus_b_with_its_gradient() {
     ];
     let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
     forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-    let (a, x, b) = (f64s(bottoms[0].data()), f64s(bottoms[1].data()), f64s(bottoms[2].data()));
+    let (a, x, b) = (
+        f64s(bottoms[0].data()),
+        f64s(bottoms[1].data()),
+        f64s(bottoms[2].data()),
+    );
     let want: Vec<f64> = (0..24).map(|i| a[i / 4] * x[i] + b[i]).collect();
     close(tops[0].data(), &want, 1e-6, "Axpy forward");
     GradientChecker::new(1e-2, 1e-2)
-        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true, true, true])
+        .check(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true, true, true],
+        )
         .unwrap();
 }
 
@@ -676,7 +700,11 @@ fn depthwise_convolution_convolves_each_channel_alone() {
     assert_eq!(params[0].shape(), &[6, 1, 3, 3]);
     assert_eq!(tops[0].shape(), &[2, 6, 3, 2]);
     forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-    let (x, w, bias) = (f64s(bottoms[0].data()), f64s(params[0].data()), f64s(params[1].data()));
+    let (x, w, bias) = (
+        f64s(bottoms[0].data()),
+        f64s(params[0].data()),
+        f64s(params[1].data()),
+    );
     let mut want = vec![];
     for n in 0..2 {
         for o in 0..6 {
@@ -688,7 +716,8 @@ fn depthwise_convolution_convolves_each_channel_alone() {
                         for kw in 0..3 {
                             let (ih, iw) = ((oh * 2 + kh) as i64 - 1, (ow * 2 + kw) as i64 - 1);
                             if (0..5).contains(&ih) && (0..4).contains(&iw) {
-                                s += w[o * 9 + kh * 3 + kw] * x[((n * 3 + c) * 5 + ih as usize) * 4 + iw as usize];
+                                s += w[o * 9 + kh * 3 + kw]
+                                    * x[((n * 3 + c) * 5 + ih as usize) * 4 + iw as usize];
                             }
                         }
                     }

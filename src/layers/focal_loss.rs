@@ -16,9 +16,7 @@
 //! Difference from caffe-windows: its ORIGIN uses (α − p)^γ (α in place of 1), not
 //! α·(1 − p)^γ; netrun computes the paper's formula.
 
-use super::loss::{
-    axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams, NormalizationMode,
-};
+use super::loss::{axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams};
 use super::softmax::{softmax_flops, softmax_forward, split_axis, SoftmaxParams};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
@@ -176,13 +174,7 @@ impl Layer for FocalLossLayer {
                 valid += 1;
             }
         }
-        let n = match self.loss.mode() {
-            NormalizationMode::Full => outer * inner,
-            NormalizationMode::Valid => valid,
-            NormalizationMode::BatchSize => outer,
-            NormalizationMode::None => 1,
-        };
-        self.normalizer = n.max(1) as f64;
+        self.normalizer = self.loss.normalizer(outer, inner, valid);
         tops[0].data_mut()[0] = (sum / self.normalizer) as f32;
         if let Some(t) = tops.get_mut(1) {
             t.data_mut().copy_from_slice(&self.prob);

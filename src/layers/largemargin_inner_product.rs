@@ -131,15 +131,7 @@ impl Layer for LargeMarginInnerProductLayer {
     }
 
     fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        for (name, v) in state {
-            if name != "iteration" || !v.is_finite() || v.fract() != 0.0 {
-                return Err(format!(
-                    "unexpected LargeMarginInnerProduct state `{name}` = {v}"
-                ));
-            }
-            self.iter = *v as i64;
-        }
-        Ok(())
+        super::margin_inner_product::set_counter(&mut self.iter, state, "LargeMarginInnerProduct")
     }
 
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {

@@ -134,7 +134,7 @@ impl Graph {
         }
         let mut ctx = opts.context.clone();
         ctx.phase = state.phase;
-        let defs = filter::filter(net, &state);
+        let defs = filter::with_free_inputs(filter::filter(net, &state), net, &ctx);
         let nodes = instantiate::instantiate(defs, net, &ctx).map_err(Error::Config)?;
         let nodes = splits::insert_splits(nodes).map_err(Error::Config)?;
         let mut graph = names::resolve(net, state.phase, nodes).map_err(Error::Config)?;

@@ -11,9 +11,11 @@ use std::path::PathBuf;
 
 pub mod abs_val;
 pub mod accuracy;
+pub mod axpy;
 pub mod batch_norm;
 pub mod bias;
 pub mod bnll;
+pub mod bn;
 pub mod center_loss;
 pub mod checks;
 pub mod clip;
@@ -21,8 +23,10 @@ pub mod combined_margin_inner_product;
 pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
+pub mod cosin_add_m;
 pub mod data;
 pub mod deconvolution;
+pub mod depthwise_convolution;
 pub mod dropout;
 pub mod dummy_data;
 pub mod eltwise;
@@ -31,10 +35,17 @@ pub mod euclidean_loss;
 pub mod exp;
 pub mod filler;
 pub mod flatten;
+pub mod flip;
+pub mod focal_loss;
+pub mod general_contrastive_loss;
 pub mod image_data;
+pub mod inner_distance;
 pub mod inner_product;
 pub mod input;
 pub mod log;
+pub mod insanity;
+pub mod label_specific_add;
+pub mod largemargin_inner_product;
 pub mod loss;
 pub mod lrn;
 pub mod margin_inner_product;
@@ -340,6 +351,8 @@ pub struct LayerType {
 pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "AbsVal", params: &[], build: abs_val::build },
     LayerType { name: "Accuracy", params: &["accuracy_param"], build: accuracy::build },
+    LayerType { name: "Axpy", params: &[], build: axpy::build },
+    LayerType { name: "BN", params: &["bn_param"], build: bn::build },
     LayerType { name: "BatchNorm", params: &["batch_norm_param"], build: batch_norm::build },
     LayerType { name: "Bias", params: &["bias_param"], build: bias::build },
     LayerType { name: "BNLL", params: &[], build: bnll::build },
@@ -349,8 +362,10 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Concat", params: &["concat_param"], build: concat::build },
     LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
     LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
+    LayerType { name: "CosinAddm", params: &["cosin_add_m_param"], build: cosin_add_m::build },
     LayerType { name: "Data", params: &["data_param", "transform_param"], build: data::build },
     LayerType { name: "Deconvolution", params: &["convolution_param"], build: deconvolution::build },
+    LayerType { name: "DepthwiseConvolution", params: &["convolution_param"], build: depthwise_convolution::build },
     LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
     LayerType { name: "DummyData", params: &["dummy_data_param"], build: dummy_data::build },
     LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
@@ -358,11 +373,18 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
     LayerType { name: "Exp", params: &["exp_param"], build: exp::build },
     LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
+    LayerType { name: "Flip", params: &["flip_param"], build: flip::build },
+    LayerType { name: "FocalLoss", params: &["focal_loss_param", "softmax_param", "loss_param"], build: focal_loss::build },
+    LayerType { name: "GeneralContrastiveLoss", params: &["general_contrastive_loss_param"], build: general_contrastive_loss::build },
     LayerType { name: "ImageData", params: &["image_data_param", "transform_param"], build: image_data::build },
+    LayerType { name: "InnerDistance", params: &["inner_distance_param"], build: inner_distance::build },
     LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
     LayerType { name: "Input", params: &["input_param"], build: input::build },
     LayerType { name: "Log", params: &["log_param"], build: log::build },
     LayerType { name: "LRN", params: &["lrn_param"], build: lrn::build },
+    LayerType { name: "Insanity", params: &["insanity_param"], build: insanity::build },
+    LayerType { name: "LabelSpecificAdd", params: &["label_specific_add_param"], build: label_specific_add::build },
+    LayerType { name: "LargeMarginInnerProduct", params: &["largemargin_inner_product_param"], build: largemargin_inner_product::build },
     LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },
     LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },
     LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },

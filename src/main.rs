@@ -106,6 +106,14 @@ enum Command {
         #[command(subcommand)]
         what: netrun::data::convert::ConvertCommand,
     },
+    /// Write a net in today's text format: V1 `layers` upgraded, legacy inputs as an Input layer.
+    Upgrade {
+        /// The net file to read.
+        file: PathBuf,
+        /// Where to write it (default: print it).
+        #[arg(short = 'o', long = "output", value_name = "NEW")]
+        output: Option<PathBuf>,
+    },
     /// Write generated net and solver files (SphereFace-4/10/20/36/64).
     Generate {
         #[command(subcommand)]
@@ -291,6 +299,18 @@ fn main() -> ExitCode {
         })
         .map(|report| print!("{report}")),
         Command::Convert { what } => netrun::data::convert::run(what),
+        Command::Upgrade { file, output } => {
+            netrun::caffe::upgrade::upgrade_file(file).and_then(|text| match output {
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Some(o) => std::fs::write(o, text).map_err(|e| Error::Io {
+                    path: o.clone(),
+                    message: e.to_string(),
+                }),
+            })
+        }
         Command::Generate { what } => netrun::generate::run(what),
         Command::Train {
             solver,

@@ -10,8 +10,10 @@
 //! solver file's folder first, then to the working directory (Caffe's only
 //! base); [`ResolvedPath`] records which one matched.
 //!
-//! Accepted but not acted on today: `snapshot_format` (netrun writes
-//! safetensors whichever format is named), `solver_mode: GPU` (netrun runs on
+//! `snapshot_format: BINARYPROTO` also writes each snapshot's weights as
+//! `<prefix>_iter_N.caffemodel` (Caffe's default format; netrun's own files
+//! are safetensors and are always written); `HDF5` is accepted, not written.
+//! Accepted but not acted on today: `solver_mode: GPU` (netrun runs on
 //! the CPU), `device_id`, `layer_wise_reduce`.
 
 use crate::error::{did_you_mean, Diagnostic, Error, Result};
@@ -146,8 +148,9 @@ pub struct SolverParams {
     pub snapshot: i32,
     pub snapshot_prefix: String,
     pub snapshot_diff: bool,
-    /// Accepted for Caffe compatibility; netrun writes safetensors either way.
-    pub snapshot_format: SnapshotFormat,
+    /// None (not in the file): safetensors only. BINARYPROTO: also the
+    /// weights as a `.caffemodel`. HDF5: accepted, not written.
+    pub snapshot_format: Option<SnapshotFormat>,
     /// Accepted for Caffe compatibility; netrun runs on the CPU today.
     pub solver_mode: SolverMode,
     pub device_id: i32,
@@ -200,7 +203,7 @@ impl Default for SolverParams {
             snapshot: 0,
             snapshot_prefix: String::new(),
             snapshot_diff: false,
-            snapshot_format: SnapshotFormat::BinaryProto,
+            snapshot_format: None,
             solver_mode: SolverMode::Gpu,
             device_id: 0,
             random_seed: -1,
@@ -1292,8 +1295,11 @@ pub fn summary(s: &SolverDef) -> String {
         "off".to_string()
     } else {
         let note = match p.snapshot_format {
-            SnapshotFormat::BinaryProto => "safetensors",
-            SnapshotFormat::Hdf5 => "safetensors; snapshot_format HDF5 is accepted but not written",
+            None => "safetensors",
+            Some(SnapshotFormat::BinaryProto) => "safetensors, and the weights as .caffemodel",
+            Some(SnapshotFormat::Hdf5) => {
+                "safetensors; snapshot_format HDF5 is accepted but not written"
+            }
         };
         format!(
             "{} to {}_iter_N ({note})",

@@ -110,7 +110,7 @@ fn write_input(path: &Path, shape: &[usize], seed: u64) {
 /// The net's filler weights, 1-D blobs (biases, PReLU slopes) shifted by
 /// up to ±0.1, written as safetensors and converted to a caffemodel by the CLI.
 fn random_caffemodel(dir: &Path, prototxt: &Path) -> PathBuf {
-    let mut net = build_net(prototxt).unwrap();
+    let mut net = build_net(prototxt, &[]).unwrap();
     let mut s = 7u64;
     for b in &mut net.params {
         if b.shape().len() == 1 {

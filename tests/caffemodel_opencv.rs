@@ -180,12 +180,19 @@ fn face_image() -> PathBuf {
     images[0].clone()
 }
 
+/// A net of the release, its input's H×W, and its (netrun blob, OpenCV layer) outputs.
+type Case = (
+    &'static str,
+    [usize; 2],
+    &'static [(&'static str, &'static str)],
+);
+
 #[test]
 fn published_mtcnn_caffemodels_give_opencvs_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let image = face_image();
-    let cases: [(&str, [usize; 2], &[(&str, &str)]); 3] = [
+    let cases: [Case; 3] = [
         (
             "det1",
             [36, 30],

@@ -10,6 +10,7 @@
 //!   `convert mnist`'s IDX files.
 
 mod convert;
+mod device;
 mod generate;
 mod net;
 mod pictures;
@@ -99,6 +100,8 @@ enum Command {
     PlotFeatures(pictures::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(pictures::DrawArgs),
+    /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
+    Device,
 }
 
 /// What the environment says, read once at start.
@@ -174,6 +177,7 @@ pub fn main() -> ExitCode {
             netrun::pictures::scatter::run(&a.options()).map(|r| println!("{r}"))
         }
         Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
+        Command::Device => device::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,7 +51,7 @@ fn free_input(def: &LayerDef, ctx: &BuildContext) -> Box<dyn Layer> {
 fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let mut shapes = Vec::new();
     for i in &net.inputs {
-        // `netrun forward --inputs`: the given tensor decides, as for Input layers.
+        // `netrun forward --inputs` decides the shapes, as for an Input layer.
         if let Some(shape) = ctx.input_tops.get(&i.name) {
             shapes.push(shape.clone());
             continue;

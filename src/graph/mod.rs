@@ -122,6 +122,7 @@ impl Graph {
     /// The state is the file's `state { }` with the options' phase, their
     /// level where non-zero, and their stages added (Caffe merges the same way).
     pub fn build(net: &NetDef, opts: &BuildOptions) -> Result<Graph> {
+        crate::error::print_warnings(&net.warnings);
         let mut state = net.state.clone();
         state.phase = opts.state.phase;
         if opts.state.level != 0 {

@@ -481,37 +481,68 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
             .with_help(hint)]);
     };
     let mut diags = Vec::new();
+    let known = all_param_blocks();
     for f in def
         .block
         .fields
         .iter()
         .filter(|f| f.name.ends_with("_param"))
     {
-        if !ty.params.contains(&f.name.as_str()) {
-            let known = all_param_blocks();
-            let message = if known.contains(&f.name.as_str()) {
-                format!("{} does not take `{}`", def.describe(), f.name)
-            } else {
-                format!("unknown field `{}` in {}", f.name, def.describe())
-            };
-            let help = did_you_mean(&f.name, ty.params.iter().copied()).unwrap_or_else(|| {
-                if ty.params.is_empty() {
-                    format!("{} layers take no `*_param` block", ty.name)
-                } else {
-                    format!(
-                        "{} layers take {}",
-                        ty.name,
-                        crate::proto::de::quote_list(ty.params)
-                    )
-                }
-            });
-            diags.push(def.error(f.name_span, message).with_help(help));
+        // A block some other type reads is ignored with a warning (`misplaced_blocks`).
+        if !ty.params.contains(&f.name.as_str()) && !known.contains(&f.name.as_str()) {
+            let message = format!("unknown field `{}` in {}", f.name, def.describe());
+            diags.push(
+                def.error(f.name_span, message)
+                    .with_help(blocks_help(ty, &f.name)),
+            );
         }
     }
     if !diags.is_empty() {
         return Err(diags);
     }
     (ty.build)(def, ctx).map_err(|d| vec![d])
+}
+
+/// What a layer type's `*_param` blocks are, for a message about `block`.
+fn blocks_help(ty: &LayerType, block: &str) -> String {
+    did_you_mean(block, ty.params.iter().copied()).unwrap_or_else(|| {
+        if ty.params.is_empty() {
+            format!("{} layers take no `*_param` block", ty.name)
+        } else {
+            format!(
+                "{} layers take {}",
+                ty.name,
+                crate::proto::de::quote_list(ty.params)
+            )
+        }
+    })
+}
+
+/// Warnings for `*_param` blocks that some layer type reads but this layer's
+/// type does not: Caffe ignores them (real face configs carry `softmax_param`
+/// on Normalize, `concat_param` on Eltwise), and so does netrun, saying so.
+pub fn misplaced_blocks(def: &LayerDef) -> Vec<Diagnostic> {
+    let Some(ty) = find(&def.type_name) else {
+        return Vec::new();
+    };
+    let known = all_param_blocks();
+    def.block
+        .fields
+        .iter()
+        .filter(|f| known.contains(&f.name.as_str()) && !ty.params.contains(&f.name.as_str()))
+        .map(|f| {
+            def.error(
+                f.name_span,
+                format!(
+                    "{} does not use `{}`; it is ignored, as Caffe ignores it",
+                    def.describe(),
+                    f.name
+                ),
+            )
+            .with_help(format!("remove the block ({})", blocks_help(ty, &f.name)))
+            .as_warning()
+        })
+        .collect()
 }
 
 /// Reads a required positive count such as `num_output`, naming the block when missing.

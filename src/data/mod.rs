@@ -13,6 +13,7 @@ pub mod mnist;
 pub mod pairs;
 pub mod prefetch;
 pub mod sources;
+pub mod staged;
 pub mod transform;
 
 use std::path::{Path, PathBuf};

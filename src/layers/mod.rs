@@ -61,9 +61,11 @@ pub fn fmt_shape(shape: &[usize]) -> String {
         .join("x")
 }
 
-/// Number of elements of a shape.
+/// Number of elements of a shape; `usize::MAX` when the product overflows
+/// (the graph refuses such shapes, so a net never holds one: this only keeps
+/// a count taken before that check from wrapping round to a small number).
 pub fn count(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
 }
 
 /// Resolves a possibly negative Caffe axis (`-1` = last) against a rank.

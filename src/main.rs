@@ -129,6 +129,9 @@ enum Command {
         /// Replaces the batch size of data and input layers.
         #[arg(long, value_name = "N")]
         batch: Option<usize>,
+        /// Fault injection for tests: abort at the N-th snapshot write step.
+        #[arg(long, hide = true)]
+        abort_at_write_step: Option<u64>,
     },
     /// Run the TEST phase of a net with trained weights and average its outputs, like `caffe test`.
     Test {
@@ -298,6 +301,7 @@ fn main() -> ExitCode {
             sigint_effect,
             sighup_effect,
             batch,
+            abort_at_write_step,
         } => netrun::train::train_command(
             solver,
             snapshot.as_deref(),
@@ -306,6 +310,7 @@ fn main() -> ExitCode {
                 sigint_effect: *sigint_effect,
                 sighup_effect: *sighup_effect,
                 batch: *batch,
+                abort_at_write_step: *abort_at_write_step,
                 ..Default::default()
             },
         ),

@@ -134,6 +134,10 @@ fn edit_state(base: &Path, edit: impl FnOnce(&mut BTreeMap<String, String>)) {
         .map(|(n, t)| (n.clone(), t.shape.as_slice(), t.data.as_slice()))
         .collect();
     snapshot::write(&path, &tensors, &file.metadata).unwrap();
+    // Edited on purpose: the set's manifest is rewritten to match.
+    let run = file.metadata.get("run").cloned().unwrap_or_default();
+    let iteration = file.metadata["iteration"].parse().unwrap();
+    netrun::train::manifest::reseal(base, &run, iteration).unwrap();
 }
 
 fn image_dir() -> tempfile::TempDir {

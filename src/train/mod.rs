@@ -31,6 +31,7 @@
 
 mod command;
 pub mod log;
+pub mod manifest;
 pub mod snapshot;
 mod state;
 
@@ -116,6 +117,10 @@ pub struct TrainOptions {
     pub batch: Option<usize>,
     /// `--input-shape`: per-sample shapes of data tops whose source cannot be read.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Fault injection for tests: abort the process (as `kill -9` would
+    /// stop it, nothing cleaned up) at the N-th step of snapshot writing
+    /// (each file: after its temporary is synced, after its rename).
+    pub abort_at_write_step: Option<u64>,
 }
 
 impl Default for TrainOptions {
@@ -126,6 +131,7 @@ impl Default for TrainOptions {
             sighup_effect: SignalEffect::Snapshot,
             batch: None,
             input_shapes: HashMap::new(),
+            abort_at_write_step: None,
         }
     }
 }
@@ -183,6 +189,13 @@ pub struct Trainer {
     last_snapshot: Option<PathBuf>,
     resumed_from: Option<u64>,
     stop: bool,
+    /// This run's identity, recorded in its snapshot sets.
+    run_id: String,
+    /// Snapshot write steps taken (for `abort_at_write_step`).
+    write_steps: u64,
+    /// During a test phase: the test nets' snapshot entries as of its start,
+    /// which a snapshot taken meanwhile records instead of mid-test positions.
+    test_start_meta: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Builds one net of the solver; `seed` seeds its stream and its data layers.
@@ -376,6 +389,9 @@ impl Trainer {
             last_snapshot: None,
             resumed_from: None,
             stop: false,
+            run_id: manifest::new_run_id(),
+            write_steps: 0,
+            test_start_meta: None,
         })
     }
 
@@ -422,6 +438,12 @@ impl Trainer {
     fn solve_inner(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
         self.open_logs()?;
+        for t in manifest::remove_stale_temporaries(&self.prefix) {
+            self.log.line(&format!(
+                "Removed {}, left by an interrupted snapshot",
+                t.display()
+            ));
+        }
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
             .line(&format!("Learning Rate Policy: {}", p.lr_policy));
@@ -659,12 +681,18 @@ impl Trainer {
 
     /// Tests every test net (Caffe's `TestAll`).
     pub fn test_all(&mut self) -> Result<()> {
+        // A snapshot requested during the tests records the test nets as they
+        // were before them, so that a resumed run repeats this test exactly.
+        self.test_start_meta = Some(self.test_nets_meta());
         for k in 0..self.test_nets.len() {
             if self.stop {
                 break;
             }
             let scores = self.test(k)?;
             self.last_tests[k] = scores;
+        }
+        if !self.stop {
+            self.test_start_meta = None;
         }
         Ok(())
     }

@@ -5,8 +5,8 @@
 
 use super::{sizes, Graph};
 use crate::error::Diagnostic;
-use crate::layers::fmt_shape;
 use crate::netdef::LayerDef;
+use crate::shape::fmt_shape;
 
 pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();

@@ -7,7 +7,7 @@
 //! blobs need more memory than the machine has, before anything is allocated.
 
 use crate::error::{Error, Result};
-use crate::layers::fmt_shape;
+use crate::shape::fmt_shape;
 use crate::proto::{Block, Scalar, Value};
 use crate::source::Span;
 

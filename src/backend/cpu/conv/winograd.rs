@@ -1,0 +1,256 @@
+//! Winograd F(2×2, r×r) for r×r (r = 3 or 5), stride-1, undilated convolutions
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+//! A 2×2 output tile is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for the α×α input window
+//! d (α = r + 1) and kernel g, so a tile's 4r² multiply-adds per channel pair
+//! become α² (36 → 16 for 3×3, 100 → 36 for 5×5), done as α² GEMMs over the
+//! tiles T of a chunk of samples:
+//!   M_ξ (T × O) = V_ξ (T × C) · U_ξᵀ (C × O),   ξ = 0..α²,
+//! with U = G g Gᵀ and V = Bᵀ d B element ξ (matrices in `winograd_math.rs`).
+//! The gradient to the data is the same correlation run on dy with each kernel
+//! rotated 180° and its channel axes swapped, padded by r − 1 − p, so both
+//! directions share `Winograd::run`; the weight gradient sums
+//! (A dy Aᵀ) ⊙ (Bᵀ d B) over the tiles in the transformed domain (α² GEMMs with
+//! K = tiles) and maps back once. The tile transforms are in
+//! `winograd_tiles.rs`, the kernel side in `winograd_weights.rs`.
+
+use super::kernels::{with_scratch, Plan, Scratch};
+use super::winograd_banded::banded;
+use super::winograd_tiles::Winograd;
+use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
+use crate::backend::{gemm_strided, View, ViewMut, WinogradPolicy};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// The transforms cost O(C + O) per tile and the GEMMs O(C·O); below this
+/// C·O/(C + O) the transforms' memory traffic eats the GEMM saving (measured at
+/// batch 32: SphereFace's 128-channel stage (64) runs 1.3× faster than direct,
+/// its 64-channel stage (32) 1.2× slower, which is why narrow layers run banded).
+const WINOGRAD_MIN_WIDTH: usize = 60;
+
+/// The same for layers that run banded (`winograd_banded.rs`), whose transforms
+/// stay in cache: SphereFace's 64-channel stage (32) runs 1.2× faster than direct.
+const BANDED_MIN_WIDTH: usize = 32;
+
+/// The same for 5×5 kernels, where Winograd saves 2.78× rather than 2.25×:
+/// at batch 64 every 5×5 layer of LeNet++ (32 → 32 is 16) runs faster with it,
+/// 1.1× to 2.5×.
+const FIVE_MIN_WIDTH: usize = 16;
+
+/// Fewer tiles in a batch than this leave the α² GEMMs too narrow (N = tiles):
+/// at batch 1 SphereFace's 14×12 and 7×6 stages (42 and 12 tiles) ran slower
+/// than direct convolution.
+const WINOGRAD_MIN_TILES: usize = 256;
+
+/// Floats of V or M per chunk (8 MiB each): sets the samples per chunk.
+const TILE_BUDGET: usize = 2 << 20;
+
+thread_local! {
+    /// U, V and M, reused across layers and iterations.
+    static WINOGRAD: Scratch = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+impl Plan {
+    /// 3×3 or 5×5, stride 1, no dilation, one group, pad ≤ r − 1 (so the data
+    /// gradient's pad r − 1 − p exists), and (by default) enough channels and
+    /// tiles in the batch of `batch` samples to be worth it.
+    pub fn winograd(&self, batch: usize) -> bool {
+        let w = &self.window;
+        let r = w.kernel[0];
+        let fits = (r == 3 || r == 5)
+            && w.kernel[1] == r
+            && w.stride == [1, 1]
+            && w.dilation == [1, 1]
+            && w.pad[0] < r
+            && w.pad[1] < r
+            && self.group == 1;
+        let tiles = batch * w.out[0].div_ceil(2) * w.out[1].div_ceil(2);
+        let (c, o) = (w.channels, self.outputs);
+        let min_width = match (r, banded(c, o, r)) {
+            (5, _) => FIVE_MIN_WIDTH,
+            (_, true) => BANDED_MIN_WIDTH,
+            _ => WINOGRAD_MIN_WIDTH,
+        };
+        let pays = c * o >= min_width * (c + o) && tiles >= WINOGRAD_MIN_TILES;
+        match crate::backend::winograd() {
+            WinogradPolicy::Never => false,
+            WinogradPolicy::Always => fits,
+            WinogradPolicy::Auto => fits && pays,
+        }
+    }
+
+    fn forward_transform(&self) -> Winograd {
+        let w = &self.window;
+        Winograd {
+            taps: w.kernel[0],
+            inputs: w.channels,
+            outputs: self.outputs,
+            height: w.height,
+            width: w.width,
+            pad: w.pad,
+            out: w.out,
+        }
+    }
+
+    /// dx = W̃ ⋆ dy: dy's O channels in, C out, pad r − 1 − p.
+    fn data_gradient_transform(&self) -> Winograd {
+        let w = &self.window;
+        let r = w.kernel[0];
+        Winograd {
+            taps: r,
+            inputs: self.outputs,
+            outputs: w.channels,
+            height: w.out[0],
+            width: w.out[1],
+            pad: [r - 1 - w.pad[0], r - 1 - w.pad[1]],
+            out: [w.height, w.width],
+        }
+    }
+
+    /// y = conv(x) + bias for a whole batch (`x`, `y` hold every sample).
+    pub fn winograd_forward(&self, w: &[f32], bias: Option<&[f32]>, x: &[f32], y: &mut [f32]) {
+        self.winograd_batch(self.forward_transform(), false, w, bias, x, y);
+    }
+
+    /// dx = ∂L/∂x for a whole batch from dy.
+    pub fn winograd_data_gradient(&self, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        self.winograd_batch(self.data_gradient_transform(), true, w, None, dy, dx);
+    }
+
+    /// dW += ∂L/∂W for a whole batch: the tile sums N accumulate over chunks in
+    /// U's buffer, then go back to r×r once.
+    pub fn winograd_weight_gradient(&self, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let wg = self.forward_transform();
+        let (o, c) = (self.outputs, self.window.channels);
+        let ch = wg.chunking(x.len());
+        with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |n, v, d| {
+            n.fill(0.0);
+            if wg.banded() {
+                wg.weight_gradient_banded(x, dy, n);
+            } else {
+                for (xs, dys) in x.chunks(ch.x).zip(dy.chunks(ch.y)) {
+                    wg.weight_gradient_sums(xs, dys, v, d, n);
+                }
+            }
+            weight_gradient_output(n, [o, c, wg.taps], dw);
+        });
+    }
+
+    fn winograd_batch(
+        &self,
+        wg: Winograd,
+        backward_data: bool,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        let (o, c) = (self.outputs, self.window.channels);
+        let ch = wg.chunking(x.len());
+        // 3×3 data gradients read the forward U at rotated points; 5×5 ones
+        // transform the rotated kernels.
+        let rotated_points = backward_data && wg.taps == 3;
+        let rotated_kernels = backward_data && !rotated_points;
+        with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |u, v, m| {
+            transform_weights(w, [o, c, wg.taps], rotated_kernels, u);
+            if wg.banded() {
+                return wg.run_banded(u, rotated_points, bias, x, y);
+            }
+            for (xs, ys) in x.chunks(ch.x).zip(y.chunks_mut(ch.y)) {
+                wg.run(u, rotated_points, bias, xs, ys, v, m);
+            }
+        });
+    }
+}
+
+/// How a batch splits into chunks: floats of a chunk of input (`x`) and output
+/// (`y`) samples, and the V and M (or D) scratch of one chunk (none for banded
+/// layers, whose bands keep their own).
+struct Chunking {
+    x: usize,
+    y: usize,
+    v: usize,
+    m: usize,
+}
+
+impl Winograd {
+    /// y = W ⋆ x (+ bias) for the samples of `x`, with U from
+    /// [`transform_weights`]: Mᵀ_ξ (T × O) = V_ξ (T × C) · U_ξᵀ, where U_ξ is
+    /// read transposed, or for the data gradient at its rotated point.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        u: &[f32],
+        rotated_points: bool,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        v: &mut [f32],
+        m: &mut [f32],
+    ) {
+        let (c, o) = (self.inputs, self.outputs);
+        let t_all = x.len() / (c * self.height * self.width) * self.tiles_per_sample();
+        let m = &mut m[..self.points() * o * t_all];
+        self.input_transform(x, v);
+        let v: &[f32] = v;
+        m.par_chunks_mut(t_all * o)
+            .enumerate()
+            .for_each(|(xi, mx)| self.point_gemm(u, rotated_points, xi, v, mx, t_all));
+        self.output_transform(m, bias, y);
+    }
+
+    /// Mᵀ_ξ (t × O) = V_ξ (t × C) · U_ξᵀ for one point ξ, on this thread.
+    pub(super) fn point_gemm(
+        &self,
+        u: &[f32],
+        rotated_points: bool,
+        xi: usize,
+        v: &[f32],
+        mx: &mut [f32],
+        t: usize,
+    ) {
+        let (c, o) = (self.inputs, self.outputs);
+        let weights = if rotated_points {
+            View {
+                data: &u[rotated_point(xi) * c * o..],
+                rs: o,
+                cs: 1,
+            }
+        } else {
+            View {
+                data: &u[xi * o * c..],
+                rs: 1,
+                cs: c,
+            }
+        };
+        let tiles = View {
+            data: &v[xi * t * c..],
+            rs: c,
+            cs: 1,
+        };
+        let out = ViewMut {
+            data: mx,
+            rs: o,
+            cs: 1,
+        };
+        gemm_strided(1, t, o, c, 1.0, tiles, weights, 0.0, out);
+    }
+
+    /// Samples per chunk as V and M fit [`TILE_BUDGET`], for an input of `len` floats.
+    fn chunking(&self, len: usize) -> Chunking {
+        let in_len = self.inputs * self.height * self.width;
+        let out_len = self.outputs * self.out[0] * self.out[1];
+        let [v1, m1] = self.scratch(1);
+        let per_chunk = (TILE_BUDGET / v1.max(m1).max(1)).max(1);
+        let [v, m] = if self.banded() {
+            [0, 0]
+        } else {
+            self.scratch(per_chunk.min(len / in_len))
+        };
+        Chunking {
+            x: per_chunk * in_len,
+            y: per_chunk * out_len,
+            v,
+            m,
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The tile transforms of Winograd F(2×2, r×r) (see `winograd.rs`; the
+//! matrices are in `winograd_math.rs`): V = Bᵀ d B for each α×α input window
+//! d, Y = Aᵀ M A for each 2×2 output tile, D = A dy Aᵀ for each 2×2 tile of dy
+//! (the weight gradient). V, M and D are stored channels innermost,
+//! `[ξ][tile][channel]`, so that every transform step is one 16-lane operation
+//! over 16 channels: a tile of one channel is far too small to vectorise (a
+//! 14×12 plane has 42 tiles). Planes pass through a channels-last staging copy
+//! (`[pixel][16]`) on the way in and out.
+
+// Index loops below walk a small matrix's columns across several arrays.
+#![allow(clippy::needless_range_loop)]
+
+use super::kernels::grown;
+use super::winograd_math::{add, load, store, Lanes, Tile, Vector, LANES};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// One r×r correlation (r = `taps`, 3 or 5): `inputs` channels of
+/// `height`×`width` in, `outputs` channels of `out` out, zero padding `pad`.
+#[derive(Clone, Copy, Debug)]
+pub struct Winograd {
+    pub taps: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+    pub height: usize,
+    pub width: usize,
+    pub pad: [usize; 2],
+    pub out: [usize; 2],
+}
+
+/// Runs `$body` with `$k` the [`Tile`] type of `$taps` taps.
+macro_rules! by_tile {
+    ($taps:expr, $k:ident => $body:expr) => {
+        if $taps == 5 {
+            type $k = $crate::backend::cpu::conv::winograd_math::F5;
+            $body
+        } else {
+            type $k = $crate::backend::cpu::conv::winograd_math::F3;
+            $body
+        }
+    };
+}
+pub(super) use by_tile;
+
+thread_local! {
+    /// 16 channels of one plane, channels last.
+    pub(super) static STAGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw pointer that parallel loops share when each writes its own indices.
+#[derive(Clone, Copy)]
+pub(super) struct Shared(pub(super) *mut f32);
+// SAFETY: users write disjoint index sets (stated at each use).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The element `i` places on.
+    ///
+    /// # Safety
+    /// `i` must lie inside the buffer the pointer came from.
+    pub(super) unsafe fn at(self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
+/// Runs `f` compiled for AVX-512 when the CPU has it: the crate targets
+/// baseline x86-64, where the lane loops would get 4-wide SSE2. Callers mark
+/// `f` `#[inline(always)]` so that its body is compiled inside.
+#[inline(always)]
+pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: AVX-512F is present (checked above).
+        return unsafe { wide(f) };
+    }
+    f()
+}
+
+/// The 16 lanes of stage pixel `p`.
+#[inline(always)]
+fn pixel(stage: &[f32], p: usize) -> Lanes {
+    stage[p * LANES..][..LANES].try_into().unwrap()
+}
+
+/// α points, `stride` floats apart from `base`, `n` lanes each.
+#[inline(always)]
+pub(super) fn gather<K: Tile>(m: &[f32], base: usize, stride: usize, n: usize) -> [Vector; 6] {
+    let mut e = [[[0.0; LANES]; 6]; 6];
+    for i in 0..K::ALPHA {
+        for j in 0..K::ALPHA {
+            e[i][j] = load(&m[base + (i * K::ALPHA + j) * stride..], n);
+        }
+    }
+    e
+}
+
+/// (sample, first channel, channels) for every block of 16 channels of a batch.
+pub(super) fn blocks(samples: usize, channels: usize) -> impl ParallelIterator<Item = [usize; 3]> {
+    let per = channels.div_ceil(LANES);
+    (0..samples * per).into_par_iter().map(move |i| {
+        let c0 = (i % per) * LANES;
+        [i / per, c0, (channels - c0).min(LANES)]
+    })
+}
+
+/// Tile rows `rows` of one sample, stored at tile index
+/// `first + (ty − rows.start)·tw + tx` of a V, M or D that holds `t_all` tiles.
+#[derive(Clone)]
+pub struct Band {
+    pub rows: Range<usize>,
+    pub first: usize,
+    pub t_all: usize,
+}
+
+/// Copies rows `from..to` of `n` planes (`plane` floats apart, `cols` wide) into
+/// `stage` (16 lanes per pixel, `pitch` pixels per row): lane l of pixel (y, x)
+/// goes to stage pixel (y − from + top, x + left); columns past `pitch` drop.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn stage_in(
+    src: &[f32],
+    n: usize,
+    [plane, cols]: [usize; 2],
+    [from, to]: [usize; 2],
+    stage: &mut [f32],
+    pitch: usize,
+    [top, left]: [usize; 2],
+) {
+    let w = cols.min(pitch.saturating_sub(left));
+    for l in 0..n {
+        for y in from..to {
+            let base = (y - from + top) * pitch + left;
+            for (x, &val) in src[l * plane + y * cols..][..w].iter().enumerate() {
+                stage[(base + x) * LANES + l] = val;
+            }
+        }
+    }
+}
+
+/// The inverse of [`stage_in`] with no offset: rows `from..to` of `n` planes at `dst`.
+///
+/// # Safety
+/// Those rows must lie in `dst`'s buffer and be written by this caller alone.
+#[inline(always)]
+unsafe fn stage_out(
+    stage: &[f32],
+    pitch: usize,
+    dst: Shared,
+    n: usize,
+    [plane, cols]: [usize; 2],
+    [from, to]: [usize; 2],
+) {
+    for l in 0..n {
+        for y in from..to {
+            let row = dst.at(l * plane + y * cols);
+            for x in 0..cols {
+                *row.add(x) = stage[((y - from) * pitch + x) * LANES + l];
+            }
+        }
+    }
+}
+
+impl Winograd {
+    pub(super) fn tiles(&self) -> [usize; 2] {
+        [self.out[0].div_ceil(2), self.out[1].div_ceil(2)]
+    }
+
+    /// Tiles of one sample.
+    pub fn tiles_per_sample(&self) -> usize {
+        let [th, tw] = self.tiles();
+        th * tw
+    }
+
+    /// Transform points per tile, α².
+    pub fn points(&self) -> usize {
+        (self.taps + 1) * (self.taps + 1)
+    }
+
+    /// Scratch floats for `samples` samples: V (α²·C·T) and M (α²·O·T).
+    pub fn scratch(&self, samples: usize) -> [usize; 2] {
+        let t = samples * self.tiles_per_sample();
+        [
+            self.points() * self.inputs * t,
+            self.points() * self.outputs * t,
+        ]
+    }
+
+    /// The whole of sample `s` of a batch of `samples`.
+    fn sample_band(&self, s: usize, samples: usize) -> Band {
+        let tiles = self.tiles_per_sample();
+        Band {
+            rows: 0..self.tiles()[0],
+            first: s * tiles,
+            t_all: samples * tiles,
+        }
+    }
+
+    /// V[ξ][t][c] = (Bᵀ d B)_ξ for every tile t of the samples of `x`.
+    pub fn input_transform(&self, x: &[f32], v: &mut [f32]) {
+        let (c, plane) = (self.inputs, self.height * self.width);
+        let samples = x.len() / (c * plane);
+        let vp = Shared(v[..self.scratch(samples)[0]].as_mut_ptr());
+        blocks(samples, c).for_each(|[s, c0, n]| {
+            let band = self.sample_band(s, samples);
+            let src = &x[(s * c + c0) * plane..];
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    self.input_block::<K>(src, c0, n, &band, buf, vp)
+                }))
+            })
+        });
+    }
+
+    /// V for the tiles of `band` of one sample `x`, all channels on this thread.
+    pub fn input_band(&self, x: &[f32], band: &Band, v: &mut [f32]) {
+        let (c, plane) = (self.inputs, self.height * self.width);
+        let vp = Shared(v[..self.points() * c * band.t_all].as_mut_ptr());
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for c0 in (0..c).step_by(LANES) {
+                    let n = (c - c0).min(LANES);
+                    // SAFETY: `v` holds the band's tiles for all channels.
+                    unsafe { self.input_block::<K>(&x[c0 * plane..], c0, n, band, buf, vp) }
+                }
+            }))
+        })
+    }
+
+    /// Channels c0..c0 + n of `band`, from their planes at the start of `src`.
+    #[inline(always)]
+    unsafe fn input_block<K: Tile>(
+        &self,
+        src: &[f32],
+        c0: usize,
+        n: usize,
+        band: &Band,
+        buf: &mut Vec<f32>,
+        v: Shared,
+    ) {
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
+        // The band's α×α windows cover padded rows 2ty0 .. 2(ty0 + rows) + α − 2,
+        // which hold source rows `from..to`.
+        let overlap = K::ALPHA - 2;
+        let pitch = 2 * tw + overlap;
+        let stage = grown(buf, (2 * rows + overlap) * pitch * LANES);
+        stage.fill(0.0);
+        let from = (2 * ty0).saturating_sub(self.pad[0]);
+        let to = (2 * (ty0 + rows) + overlap)
+            .saturating_sub(self.pad[0])
+            .min(self.height);
+        if from < to {
+            let top = from + self.pad[0] - 2 * ty0;
+            let geometry = [self.height * self.width, self.width];
+            stage_in(
+                src,
+                n,
+                geometry,
+                [from, to],
+                stage,
+                pitch,
+                [top, self.pad[1]],
+            );
+        }
+        let c = self.inputs;
+        for ty in 0..rows {
+            for tx in 0..tw {
+                let p0 = 2 * ty * pitch + 2 * tx;
+                // d B on the window's rows, then Bᵀ on its columns.
+                let mut h = [[[0.0; LANES]; 6]; 6];
+                for i in 0..K::ALPHA {
+                    let mut row = [[0.0; LANES]; 6];
+                    for j in 0..K::ALPHA {
+                        row[j] = pixel(stage, p0 + i * pitch + j);
+                    }
+                    h[i] = K::bt(&row);
+                }
+                let t = band.first + ty * tw + tx;
+                for j in 0..K::ALPHA {
+                    let mut col = [[0.0; LANES]; 6];
+                    for i in 0..K::ALPHA {
+                        col[i] = h[i][j];
+                    }
+                    let col = K::bt(&col);
+                    for i in 0..K::ALPHA {
+                        let xi = i * K::ALPHA + j;
+                        store(v.at((xi * band.t_all + t) * c + c0), &col[i], n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// y = Aᵀ M A (+ bias) for the samples of `y`, from M[ξ][t][o].
+    pub fn output_transform(&self, m: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let samples = y.len() / (o * plane);
+        let m = &m[..self.scratch(samples)[1]];
+        let yp = Shared(y.as_mut_ptr());
+        blocks(samples, o).for_each(|[s, o0, n]| {
+            let band = self.sample_band(s, samples);
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // SAFETY: planes (s, o0..o0 + n) of `y` belong to this block alone.
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    let dst = Shared(yp.at((s * o + o0) * plane));
+                    self.output_block::<K>(m, bias, o0, n, &band, buf, dst)
+                }))
+            })
+        });
+    }
+
+    /// y for the tiles of `band` of one sample, all channels on this thread.
+    ///
+    /// # Safety
+    /// `y` must point at the sample's O output planes, the band's rows of which
+    /// no one else writes meanwhile.
+    pub unsafe fn output_band(&self, m: &[f32], bias: Option<&[f32]>, band: &Band, y: Shared) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let m = &m[..self.points() * o * band.t_all];
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for o0 in (0..o).step_by(LANES) {
+                    let n = (o - o0).min(LANES);
+                    let dst = Shared(y.at(o0 * plane));
+                    self.output_block::<K>(m, bias, o0, n, band, buf, dst)
+                }
+            }))
+        })
+    }
+
+    /// Channels o0..o0 + n of `band`, written to their planes at `dst`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn output_block<K: Tile>(
+        &self,
+        m: &[f32],
+        bias: Option<&[f32]>,
+        o0: usize,
+        n: usize,
+        band: &Band,
+        buf: &mut Vec<f32>,
+        dst: Shared,
+    ) {
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
+        let pitch = 2 * tw;
+        let stage = grown(buf, 2 * rows * pitch * LANES);
+        let (o, t_all) = (self.outputs, band.t_all);
+        let b = bias.map_or([0.0; LANES], |b| load(&b[o0..], n));
+        for ty in 0..rows {
+            for tx in 0..tw {
+                let t = band.first + ty * tw + tx;
+                let e = gather::<K>(m, t * o + o0, t_all * o, n);
+                // Aᵀ M on columns, then A on rows.
+                let mut r = [[[0.0; LANES]; 6]; 2];
+                for j in 0..K::ALPHA {
+                    let mut col = [[0.0; LANES]; 6];
+                    for i in 0..K::ALPHA {
+                        col[i] = e[i][j];
+                    }
+                    let [r0, r1] = K::at(&col);
+                    (r[0][j], r[1][j]) = (r0, r1);
+                }
+                for (i, row) in r.iter().enumerate() {
+                    for (j, val) in K::at(row).into_iter().enumerate() {
+                        let p = (2 * ty + i) * pitch + 2 * tx + j;
+                        stage[p * LANES..][..LANES].copy_from_slice(&add(val, b));
+                    }
+                }
+            }
+        }
+        let [ho, wo] = self.out;
+        let rows_out = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        stage_out(stage, pitch, dst, n, [ho * wo, wo], rows_out);
+    }
+
+    /// D[ξ][t][o] = (A dy Aᵀ)_ξ for every 2×2 tile of the samples of `dy`, dy
+    /// taken as zero past the plane's edge.
+    pub fn gradient_transform(&self, dy: &[f32], d: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let samples = dy.len() / (o * plane);
+        let dp = Shared(d[..self.scratch(samples)[1]].as_mut_ptr());
+        blocks(samples, o).for_each(|[s, o0, n]| {
+            let band = self.sample_band(s, samples);
+            let src = &dy[(s * o + o0) * plane..];
+            STAGE.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
+                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                    self.gradient_block::<K>(src, o0, n, &band, buf, dp)
+                }))
+            })
+        });
+    }
+
+    /// D for the tiles of `band` of one sample `dy`, all channels on this thread.
+    pub fn gradient_band(&self, dy: &[f32], band: &Band, d: &mut [f32]) {
+        let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
+        let dp = Shared(d[..self.points() * o * band.t_all].as_mut_ptr());
+        STAGE.with(|cell| {
+            let buf = &mut *cell.borrow_mut();
+            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+                for o0 in (0..o).step_by(LANES) {
+                    let n = (o - o0).min(LANES);
+                    // SAFETY: `d` holds the band's tiles for all channels.
+                    unsafe { self.gradient_block::<K>(&dy[o0 * plane..], o0, n, band, buf, dp) }
+                }
+            }))
+        })
+    }
+
+    /// Channels o0..o0 + n of `band`, from their dy planes at the start of `src`.
+    #[inline(always)]
+    unsafe fn gradient_block<K: Tile>(
+        &self,
+        src: &[f32],
+        o0: usize,
+        n: usize,
+        band: &Band,
+        buf: &mut Vec<f32>,
+        d: Shared,
+    ) {
+        let [_, tw] = self.tiles();
+        let (ty0, rows) = (band.rows.start, band.rows.len());
+        let pitch = 2 * tw;
+        let stage = grown(buf, 2 * rows * pitch * LANES);
+        stage.fill(0.0);
+        let [ho, wo] = self.out;
+        let span = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        stage_in(src, n, [ho * wo, wo], span, stage, pitch, [0, 0]);
+        let o = self.outputs;
+        for ty in 0..rows {
+            for tx in 0..tw {
+                let p0 = 2 * ty * pitch + 2 * tx;
+                // g Aᵀ on the tile's two rows, then A on columns.
+                let q = [
+                    K::a([pixel(stage, p0), pixel(stage, p0 + 1)]),
+                    K::a([pixel(stage, p0 + pitch), pixel(stage, p0 + pitch + 1)]),
+                ];
+                let t = band.first + ty * tw + tx;
+                for j in 0..K::ALPHA {
+                    let col = K::a([q[0][j], q[1][j]]);
+                    for i in 0..K::ALPHA {
+                        let xi = i * K::ALPHA + j;
+                        store(d.at((xi * band.t_all + t) * o + o0), &col[i], n);
+                    }
+                }
+            }
+        }
+    }
+}

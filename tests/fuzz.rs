@@ -122,7 +122,11 @@ fn scratch(target: &str) -> PathBuf {
 fn replay_corpora() {
     for target in TARGETS {
         let files = corpus(target);
-        assert!(files.len() >= 3, "corpus of {target} has {} files", files.len());
+        assert!(
+            files.len() >= 3,
+            "corpus of {target} has {} files",
+            files.len()
+        );
         let dir = scratch(target);
         for (path, bytes) in files {
             let r = catch_unwind(AssertUnwindSafe(|| run(target, &bytes, &dir)));
@@ -149,12 +153,42 @@ impl Rng {
 
 /// Tokens worth splicing in: delimiters, edge numbers, format magic.
 const TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"<", b">", b"[", b"]", b":", b"\"", b"'", b"\\", b"#", b"\n", b"0", b"-1",
-    b"nan", b"inf", b"-inf", b"1e40", b"4294967295", b"4294967296", b"18446744073709551615",
-    b"0x7fffffff", b"layer {", b"num_output: 0", b"dim: 0", b"kernel_size: 0",
-    b"type: \"uniform\" min: 1 max: -1", b"\xff\xff\xff\xff", b"\x00\x00\x00\x00",
-    b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x7f\xff\xff\xff", b"\x00\x00\x08\x03",
-    b"{\"__metadata__\":{}}", b"\"F32\"", b"\"shape\":[", b"\"data_offsets\":[",
+    b"{",
+    b"}",
+    b"<",
+    b">",
+    b"[",
+    b"]",
+    b":",
+    b"\"",
+    b"'",
+    b"\\",
+    b"#",
+    b"\n",
+    b"0",
+    b"-1",
+    b"nan",
+    b"inf",
+    b"-inf",
+    b"1e40",
+    b"4294967295",
+    b"4294967296",
+    b"18446744073709551615",
+    b"0x7fffffff",
+    b"layer {",
+    b"num_output: 0",
+    b"dim: 0",
+    b"kernel_size: 0",
+    b"type: \"uniform\" min: 1 max: -1",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x00",
+    b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+    b"\x7f\xff\xff\xff",
+    b"\x00\x00\x08\x03",
+    b"{\"__metadata__\":{}}",
+    b"\"F32\"",
+    b"\"shape\":[",
+    b"\"data_offsets\":[",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
@@ -212,7 +246,10 @@ fn fuzz() {
     // Panics are counted, not printed for each input.
     std::panic::set_hook(Box::new(|_| {}));
     let mut crashes = 0;
-    for target in TARGETS.iter().filter(|t| chosen.is_empty() || chosen.contains(*t)) {
+    for target in TARGETS
+        .iter()
+        .filter(|t| chosen.is_empty() || chosen.contains(*t))
+    {
         let dir = scratch(target);
         let mut pool: Vec<Vec<u8>> = corpus(target).into_iter().map(|(_, b)| b).collect();
         let mut seen: HashSet<String> = pool
@@ -234,7 +271,8 @@ fn fuzz() {
                     crashes += 1;
                     let cdir = Path::new("fuzz/crashes").join(target);
                     std::fs::create_dir_all(&cdir).expect("crash dir");
-                    std::fs::write(cdir.join(format!("crash-{execs}")), &input).expect("crash file");
+                    std::fs::write(cdir.join(format!("crash-{execs}")), &input)
+                        .expect("crash file");
                 }
                 Ok(r) => {
                     let sig = signature(&r);
@@ -258,5 +296,8 @@ fn fuzz() {
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::panic::take_hook();
-    assert_eq!(crashes, 0, "{crashes} crashing inputs saved under fuzz/crashes/");
+    assert_eq!(
+        crashes, 0,
+        "{crashes} crashing inputs saved under fuzz/crashes/"
+    );
 }

@@ -91,7 +91,11 @@ fn a_run_killed_at_any_snapshot_write_step_resumes_to_the_same_weights() {
     let dir = setup();
     let d = dir.path();
     let out = train(d, "ref", &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference = weights(d, "ref_iter_6");
     for n in 1..=STEPS_PER_SET * SETS {
         let prefix = format!("k{n}");
@@ -143,7 +147,11 @@ fn metadata_edits_and_mixed_runs_are_refused() {
     let d = dir.path();
     for p in ["a", "b"] {
         let out = train(d, p, &[]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // A flipped digit of the iteration, in the header: the file's checksum
     // covers its metadata, and the manifest its bytes.
@@ -156,7 +164,11 @@ fn metadata_edits_and_mixed_runs_are_refused() {
     std::fs::write(&state, &flipped).unwrap();
     let err = snapshot::read(&state).unwrap_err().to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
-    let out = train(d, "a", &["--snapshot", &d.join("a_iter_4").display().to_string()]);
+    let out = train(
+        d,
+        "a",
+        &["--snapshot", &d.join("a_iter_4").display().to_string()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a_iter_4` is incomplete or damaged"), "{err}");
     assert!(err.contains("the newest complete set is"), "{err}");
@@ -168,7 +180,11 @@ fn metadata_edits_and_mixed_runs_are_refused() {
         snapshot::file(&d.join("a_iter_6"), snapshot::WEIGHTS),
     )
     .unwrap();
-    let out = train(d, "a", &["--snapshot", &d.join("a_iter_6").display().to_string()]);
+    let out = train(
+        d,
+        "a",
+        &["--snapshot", &d.join("a_iter_6").display().to_string()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not the file the manifest names"), "{err}");
     assert!(err.contains("a_iter_2"), "{err}");
@@ -179,6 +195,10 @@ fn metadata_edits_and_mixed_runs_are_refused() {
     let out = train(d, "a", &[]);
     assert!(out.status.success());
     assert!(!stale.exists());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("left by an interrupted snapshot")
-        || std::fs::read_to_string(d.join("a.log")).unwrap().contains("left by an interrupted snapshot"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("left by an interrupted snapshot")
+            || std::fs::read_to_string(d.join("a.log"))
+                .unwrap()
+                .contains("left by an interrupted snapshot")
+    );
 }

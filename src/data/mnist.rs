@@ -98,7 +98,10 @@ pub fn parse_idx(bytes: Vec<u8>, file: &Path, magic: u32) -> Result<Idx, String>
     // Each dimension must also fit a Datum's i32 fields, and the size of one
     // item (the product past the first dimension) must be countable.
     let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let item = dims.iter().skip(1).try_fold(1usize, |a, &d| a.checked_mul(d));
+    let item = dims
+        .iter()
+        .skip(1)
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
     let (Some(count), Some(_)) = (count, item) else {
         return Err(format!(
             "`{f}`: its header's dimensions {} multiply past 2^64: not an IDX file",

@@ -60,10 +60,8 @@ pub fn stage(dest: &Path, force: bool) -> Result<Staged> {
     })?;
     let temp = parent.join(format!(".{name}.new-{}", std::process::id()));
     remove_lmdb(&temp);
-    std::fs::create_dir(&temp).map_err(|e| Error::Other(format!(
-        "cannot create `{}`: {e}",
-        temp.display()
-    )))?;
+    std::fs::create_dir(&temp)
+        .map_err(|e| Error::Other(format!("cannot create `{}`: {e}", temp.display())))?;
     Ok(Staged {
         dest: dest.to_path_buf(),
         temp,

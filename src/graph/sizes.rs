@@ -7,8 +7,8 @@
 //! blobs need more memory than the machine has, before anything is allocated.
 
 use crate::error::{Error, Result};
-use crate::shape::fmt_shape;
 use crate::proto::{Block, Scalar, Value};
+use crate::shape::fmt_shape;
 use crate::source::Span;
 
 /// Most elements one blob may have: its data and diff (f32 each) and a few
@@ -149,10 +149,14 @@ mod tests {
     fn shapes_that_cannot_exist_are_named() {
         assert!(shape_problem(&[2, 3]).is_none());
         assert!(shape_problem(&[]).is_none());
-        assert!(shape_problem(&[2, 0, 3]).unwrap().contains("zero dimension"));
+        assert!(shape_problem(&[2, 0, 3])
+            .unwrap()
+            .contains("zero dimension"));
         let huge = [1usize << 32, 1 << 32, 16];
         assert!(shape_problem(&huge).unwrap().contains("2^64"));
-        assert!(shape_problem(&[1 << 62]).unwrap().contains("more than any memory"));
+        assert!(shape_problem(&[1 << 62])
+            .unwrap()
+            .contains("more than any memory"));
         assert_eq!(checked_count(&huge), None);
     }
 

@@ -109,13 +109,7 @@ impl FillerParams {
     /// and a hint; None when every value it reads can be sampled.
     fn unsampleable(&self) -> Option<(&'static str, String, &'static str)> {
         let finite = |name: &'static str, v: f32| {
-            (!v.is_finite()).then(|| {
-                (
-                    name,
-                    format!("`{name}` is {v}"),
-                    "give a finite number",
-                )
-            })
+            (!v.is_finite()).then(|| (name, format!("`{name}` is {v}"), "give a finite number"))
         };
         match self.type_name.as_str() {
             "constant" => finite("value", self.value),

@@ -179,7 +179,10 @@ fn check(base: &Path) -> std::result::Result<SetState, String> {
     let dir = base.parent().unwrap_or(Path::new(""));
     let solverstate = file_name(&snapshot::file(base, snapshot::SOLVERSTATE));
     if !m.files.iter().any(|f| f.name == solverstate) {
-        return Err(format!("manifest `{}` names no solver state", path.display()));
+        return Err(format!(
+            "manifest `{}` names no solver state",
+            path.display()
+        ));
     }
     for f in &m.files {
         let p = dir.join(&f.name);

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod image_list;
 pub mod list_builder;
 pub mod lmdb;
+pub mod lmdb_check;
 pub mod mnist;
 pub mod pairs;
 pub mod prefetch;

@@ -84,10 +84,7 @@ impl fmt::Display for Diagnostic {
             let end = (span.end.clamp(start, t.len())..=t.len())
                 .find(|&i| t.is_char_boundary(i))
                 .unwrap_or(t.len());
-            let span_chars = t[start..end]
-                .chars()
-                .take_while(|&c| c != '\n')
-                .count();
+            let span_chars = t[start..end].chars().take_while(|&c| c != '\n').count();
             let width = span_chars.clamp(1, (line_chars + 1).saturating_sub(col - 1).max(1));
             let indent: String = text
                 .chars()

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// A database of 3000 records of 200 bytes: a root branch page over many leaves.
 fn database(dir: &Path) -> PathBuf {
     let db = dir.join("db");
-    let records = (0..3000u32).map(|i| (format!("{i:08}").into_bytes(), vec![(i % 251) as u8; 200]));
+    let records =
+        (0..3000u32).map(|i| (format!("{i:08}").into_bytes(), vec![(i % 251) as u8; 200]));
     lmdb::write_records(&db, records).unwrap();
     db
 }
@@ -21,7 +22,11 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 /// (page size, main root, last page) of the newest meta page.
 fn meta(bytes: &[u8]) -> (usize, usize, u64) {
     let psize = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
-    let newest = if u64_at(bytes, psize + 144) > u64_at(bytes, 144) { psize } else { 0 };
+    let newest = if u64_at(bytes, psize + 144) > u64_at(bytes, 144) {
+        psize
+    } else {
+        0
+    };
     (
         psize,
         u64_at(bytes, newest + 128) as usize,
@@ -65,7 +70,11 @@ fn a_branch_page_pointing_outside_the_file_is_refused() {
     let mut bytes = std::fs::read(&data).unwrap();
     let (psize, root, _) = meta(&bytes);
     let page = root * psize;
-    assert_eq!(u16::from_le_bytes([bytes[page + 10], bytes[page + 11]]) & 1, 1, "root is a branch");
+    assert_eq!(
+        u16::from_le_bytes([bytes[page + 10], bytes[page + 11]]) & 1,
+        1,
+        "root is a branch"
+    );
     // The first child's page number (low 16 bits, then 16, then 16).
     let node = page + u16::from_le_bytes([bytes[page + 16], bytes[page + 17]]) as usize;
     bytes[node..node + 6].copy_from_slice(&[0xff, 0xff, 0xff, 0x0f, 0, 0]);
@@ -89,7 +98,12 @@ fn netrun_check_on_a_truncated_database_is_an_error_not_a_bus_error() {
     let db = database(dir.path());
     let data = db.join("data.mdb");
     let len = std::fs::metadata(&data).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(len - 4096).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
     let net = dir.path().join("net.prototxt");
     std::fs::write(
         &net,

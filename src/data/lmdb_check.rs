@@ -58,7 +58,8 @@ fn meta(page: &[u8]) -> Option<Meta> {
 /// Verifies `<dir>/data.mdb` as the module docs say; the error says what is wrong.
 pub fn verify(dir: &Path) -> Result<(), String> {
     let path = dir.join("data.mdb");
-    let mut file = std::fs::File::open(&path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let mut file =
+        std::fs::File::open(&path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let damaged = |what: String| format!("`{}` is damaged: {what}", path.display());
     let mut first = vec![0u8; 4096.min(size as usize)];
@@ -67,18 +68,32 @@ pub fn verify(dir: &Path) -> Result<(), String> {
     let psize = m0.as_ref().map_or(4096, |m| m.psize);
     let mut second = vec![0u8; 160];
     let m1 = if size >= psize + 160 {
-        file.seek(SeekFrom::Start(psize)).map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(psize))
+            .map_err(|e| e.to_string())?;
         file.read_exact(&mut second).map_err(|e| e.to_string())?;
         meta(&second)
     } else {
         None
     };
     let m = match (m0, m1) {
-        (Some(a), Some(b)) => if b.txnid > a.txnid && b.psize == a.psize { b } else { a },
+        (Some(a), Some(b)) => {
+            if b.txnid > a.txnid && b.psize == a.psize {
+                b
+            } else {
+                a
+            }
+        }
         (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => return Err(damaged("neither of its two meta pages is an LMDB meta page".into())),
+        (None, None) => {
+            return Err(damaged(
+                "neither of its two meta pages is an LMDB meta page".into(),
+            ))
+        }
     };
-    let need = m.last_pg.checked_add(1).and_then(|n| n.checked_mul(m.psize));
+    let need = m
+        .last_pg
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(m.psize));
     match need {
         Some(n) if n <= size => {}
         _ => {
@@ -98,17 +113,25 @@ pub fn verify(dir: &Path) -> Result<(), String> {
 /// Checks page `pgno` and, for a branch page, its children.
 fn walk(file: &mut std::fs::File, m: &Meta, pgno: u64, depth: usize) -> Result<(), String> {
     if pgno < 2 || pgno > m.last_pg {
-        return Err(format!("a tree page points at page {pgno}, outside pages 2..={}", m.last_pg));
+        return Err(format!(
+            "a tree page points at page {pgno}, outside pages 2..={}",
+            m.last_pg
+        ));
     }
     if depth > 64 {
         return Err("its tree is deeper than 64 levels".into());
     }
     let mut page = vec![0u8; m.psize as usize];
-    file.seek(SeekFrom::Start(pgno * m.psize)).map_err(|e| e.to_string())?;
-    file.read_exact(&mut page).map_err(|e| format!("page {pgno}: {e}"))?;
+    file.seek(SeekFrom::Start(pgno * m.psize))
+        .map_err(|e| e.to_string())?;
+    file.read_exact(&mut page)
+        .map_err(|e| format!("page {pgno}: {e}"))?;
     let bad = || format!("page {pgno} is not a tree page");
     if u64_at(&page, 0).ok_or_else(bad)? != pgno {
-        return Err(format!("page {pgno} records itself as page {}", u64_at(&page, 0).unwrap_or(0)));
+        return Err(format!(
+            "page {pgno} records itself as page {}",
+            u64_at(&page, 0).unwrap_or(0)
+        ));
     }
     let flags = u16_at(&page, 10).ok_or_else(bad)?;
     if flags & P_LEAF != 0 {

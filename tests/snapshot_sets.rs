@@ -37,7 +37,7 @@ fn setup() -> tempfile::TempDir {
             height: 3,
             width: 3,
             data: (0..9).map(|k| (7 * i + 3 * k) as u8).collect(),
-            label: (i % 4) as i32,
+            label: i % 4,
             ..Datum::default()
         };
         (format!("{i:08}").into_bytes(), d.encode())

@@ -68,10 +68,11 @@ const SIZE_FIELDS: &[&str] = &[
 pub fn zero_size_field(block: &Block) -> Option<(Span, String)> {
     for f in &block.fields {
         match &f.value {
-            Value::Scalar(Scalar::Number(n)) if SIZE_FIELDS.contains(&f.name.as_str()) => {
-                if n.parse::<f64>().is_ok_and(|v| v == 0.0) {
-                    return Some((f.value_span, f.name.clone()));
-                }
+            Value::Scalar(Scalar::Number(n))
+                if SIZE_FIELDS.contains(&f.name.as_str())
+                    && n.parse::<f64>().is_ok_and(|v| v == 0.0) =>
+            {
+                return Some((f.value_span, f.name.clone()));
             }
             Value::Block(b) => {
                 if let Some(found) = zero_size_field(b) {

@@ -31,32 +31,16 @@ pub fn check(source: &Arc<SourceFile>) -> Result<()> {
 
 /// The byte offset of the first opening delimiter past [`MAX_DEPTH`].
 fn too_deep(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+    for (i, b) in super::syntax::delimiters(text) {
+        if b == b'{' || b == b'<' {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Some(i);
             }
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != q && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'{' | b'<' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Some(i);
-                }
-            }
-            b'}' | b'>' => depth = depth.saturating_sub(1),
-            _ => {}
+        } else {
+            depth = depth.saturating_sub(1);
         }
-        i += 1;
     }
     None
 }

@@ -10,6 +10,8 @@
 //!   `convert mnist`'s IDX files.
 
 mod convert;
+mod device;
+mod export;
 mod generate;
 mod net;
 mod pictures;
@@ -74,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         what: convert::ConvertCommand,
     },
+    /// Write a trained deploy net in another runtime's format (ONNX).
+    Export {
+        #[command(subcommand)]
+        what: export::ExportCommand,
+    },
     /// Write generated net and solver files (SphereFace-4/10/20/36/64).
     Generate {
         #[command(subcommand)]
@@ -91,6 +98,8 @@ enum Command {
     PlotFeatures(pictures::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(pictures::DrawArgs),
+    /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
+    Device,
 }
 
 /// What the environment says, read once at start.
@@ -143,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Time(a) => net::time(a, &env),
         Command::Forward(a) => net::forward(a, &env),
         Command::Convert { what } => convert::run(what, &env),
+        Command::Export { what } => export::run(what, &env),
         Command::Generate { what } => generate::run(what),
         Command::Train(a) => train::train(a, &env),
         Command::Test(a) => train::test(a, &env),
@@ -154,6 +164,7 @@ pub fn main() -> ExitCode {
             netrun::pictures::scatter::run(&a.options()).map(|r| println!("{r}"))
         }
         Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
+        Command::Device => device::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

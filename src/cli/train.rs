@@ -45,6 +45,9 @@ pub struct TrainArgs {
     /// Fault injection for tests: abort at the N-th snapshot write step.
     #[arg(long, hide = true)]
     abort_at_write_step: Option<u64>,
+    /// Train on the CPU even when the solver says `solver_mode: GPU`.
+    #[arg(long)]
+    cpu: bool,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +76,7 @@ pub fn train(a: &TrainArgs, env: &Env) -> netrun::Result<()> {
             batch: a.batch,
             extra_data_dirs: env.extra_data_dirs(),
             abort_at_write_step: a.abort_at_write_step,
+            cpu: a.cpu,
             ..Default::default()
         },
     )

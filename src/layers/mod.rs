@@ -152,13 +152,25 @@ impl Default for BuildContext {
     }
 }
 
+/// Access to a layer's concrete type, for code that reads a layer's settings
+/// after the graph is built (the ONNX exporter): `as_any(&*node.layer).downcast_ref()`.
+pub trait AsAny {
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// The contract every layer type fulfils (Caffe's `Layer`).
 ///
 /// The net calls [`Layer::reshape`] in layer order with the bottoms' shapes;
 /// the first call also fixes the shapes of the learnable blobs, as Caffe's
 /// `LayerSetUp`. Bottom and top counts are checked by the net against
 /// [`Layer::bottoms`] / [`Layer::tops`] before any reshape.
-pub trait Layer: Send {
+pub trait Layer: Send + AsAny {
     /// The Caffe type name (`"Convolution"`).
     fn type_name(&self) -> &'static str;
 
@@ -241,6 +253,33 @@ pub trait Layer: Send {
             "{} layers cannot run on the CPU yet",
             self.type_name()
         ))
+    }
+
+    /// Whether the layer has its own device (GPU) path. One without runs
+    /// [`Layer::forward`] / [`Layer::backward`] on host copies of its blobs in
+    /// GPU mode (the default [`Layer::forward_gpu`] / [`Layer::backward_gpu`]),
+    /// so every net runs on a device, and the net and `netrun time --gpu` name
+    /// the layers that fell back.
+    fn has_gpu_path(&self) -> bool {
+        false
+    }
+
+    /// The device forward. The default brings the blobs to the host (a no-op in
+    /// a build without CUDA) and runs the CPU path.
+    fn forward_gpu(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        io.sync_to_host();
+        self.forward(io, ctx)
+    }
+
+    /// The device backward; the default falls back as [`Layer::forward_gpu`] does.
+    fn backward_gpu(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        io.sync_to_host();
+        self.backward(io, propagate_down, ctx)
     }
 
     /// A note on the last forward when its result is technically valid but

@@ -7,6 +7,12 @@ use netrun::testing::{
     assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
 };
 
+/// The input row (column) that output row (column) `i` reads at tap `a`:
+/// i·s + a·d − p, when inside 0..len.
+fn input_at(i: usize, a: usize, s: usize, d: usize, p: usize, len: usize) -> Option<usize> {
+    (i * s + a * d).checked_sub(p).filter(|&v| v < len)
+}
+
 /// Direct convolution: y[n,o,i,j] = b[o] + Σ_{c∈group(o),a,b} W[o,c,a,b]·x[n,c,i·s−p+a·d, j·s−p+b·d].
 #[allow(clippy::too_many_arguments)]
 pub fn naive_conv(
@@ -19,38 +25,33 @@ pub fn naive_conv(
     dil: [usize; 2],
     out: [usize; 2],
 ) -> Vec<f64> {
-    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    use ndarray::Ix4;
+    let (n, h, wd) = (x.dim(0), x.dim(2), x.dim(3));
     let (o, cg, kh, kw) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    let xv = x.data_view().into_dimensionality::<Ix4>().unwrap();
+    let wv = w.data_view().into_dimensionality::<Ix4>().unwrap();
     let og = o / group;
-    let mut y = vec![0.0; n * o * out[0] * out[1]];
-    for ni in 0..n {
-        for oi in 0..o {
-            let g = oi / og;
-            for i in 0..out[0] {
-                for j in 0..out[1] {
-                    let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
-                    for ci in 0..cg {
-                        let cin = g * cg + ci;
-                        for a in 0..kh {
-                            for bb in 0..kw {
-                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
-                                    continue;
-                                }
-                                let xv = x.data()
-                                    [((ni * c + cin) * h + yy as usize) * wd + xx as usize]
-                                    as f64;
-                                acc += w.data()[((oi * cg + ci) * kh + a) * kw + bb] as f64 * xv;
-                            }
-                        }
-                    }
-                    y[((ni * o + oi) * out[0] + i) * out[1] + j] = acc;
+    let mut y = ndarray::Array4::<f64>::zeros((n, o, out[0], out[1]));
+    for ((ni, oi, i, j), yv) in y.indexed_iter_mut() {
+        let g = oi / og;
+        let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
+        for ci in 0..cg {
+            for a in 0..kh {
+                for bb in 0..kw {
+                    let (Some(yy), Some(xx)) = (
+                        input_at(i, a, stride[0], dil[0], pad[0], h),
+                        input_at(j, bb, stride[1], dil[1], pad[1], wd),
+                    ) else {
+                        continue;
+                    };
+                    let xval = xv[[ni, g * cg + ci, yy, xx]] as f64;
+                    acc += wv[[oi, ci, a, bb]] as f64 * xval;
                 }
             }
         }
+        *yv = acc;
     }
-    y
+    y.into_raw_vec_and_offset().0
 }
 
 /// A convolution layer from `spec` with Gaussian weights and uniform bias, run
@@ -122,12 +123,13 @@ pub fn naive_conv_backward(x: &Blob, w: &Blob, dy: &Blob, geo: Geometry) -> (Vec
                         let cin = g * cg + ci;
                         for a in 0..kh {
                             for bb in 0..kw {
-                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                let (Some(yy), Some(xx)) = (
+                                    input_at(i, a, stride[0], dil[0], pad[0], h),
+                                    input_at(j, bb, stride[1], dil[1], pad[1], wd),
+                                ) else {
                                     continue;
-                                }
-                                let xi = ((ni * c + cin) * h + yy as usize) * wd + xx as usize;
+                                };
+                                let xi = ((ni * c + cin) * h + yy) * wd + xx;
                                 let wi = ((oi * cg + ci) * kh + a) * kw + bb;
                                 dx[xi] += w.data()[wi] as f64 * d;
                                 dw[wi] += x.data()[xi] as f64 * d;

@@ -84,10 +84,17 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{line} | {text}")?;
             // Underline up to the end of the span or of the line, whichever comes first.
             let line_chars = text.chars().count();
-            let span_chars = file.text[span.start..span.end.min(file.text.len())]
-                .chars()
-                .take_while(|&c| c != '\n')
-                .count();
+            // A span may end inside a multi-byte character (a span of one
+            // byte at a stray non-ASCII byte): widen it to whole characters.
+            let t = file.text.as_str();
+            let start = (0..=span.start.min(t.len()))
+                .rev()
+                .find(|&i| t.is_char_boundary(i))
+                .unwrap_or(0);
+            let end = (span.end.clamp(start, t.len())..=t.len())
+                .find(|&i| t.is_char_boundary(i))
+                .unwrap_or(t.len());
+            let span_chars = t[start..end].chars().take_while(|&c| c != '\n').count();
             let width = span_chars.clamp(1, (line_chars + 1).saturating_sub(col - 1).max(1));
             let indent: String = text
                 .chars()

@@ -45,6 +45,7 @@ impl Net {
 
     /// Allocates blobs and fills learnable blobs deterministically from `seed`.
     pub fn new(mut graph: Graph, seed: u64) -> Result<Net> {
+        check_memory(&graph)?;
         let mut rng = Rng::seed_from_u64(seed);
         let blobs: Vec<Blob> = graph
             .blobs
@@ -228,4 +229,30 @@ fn mark_rewritten_tops(graph: &mut Graph) {
 
 fn run_error(layer: &str, type_name: &str, pass: &str, message: String) -> Error {
     Error::Other(format!("layer `{layer}` ({type_name}) {pass}: {message}"))
+}
+
+/// Refuses, before allocating, a net whose blobs and learnable blobs (data
+/// and diff each) need more memory than the machine has.
+fn check_memory(graph: &Graph) -> Result<()> {
+    use crate::graph::sizes::{check_memory, Allocation};
+    let producer = |b: usize| {
+        graph
+            .nodes
+            .iter()
+            .rev()
+            .find(|n| n.tops.contains(&b))
+            .map(|n| format!(" of layer `{}`", n.def.name))
+            .unwrap_or_default()
+    };
+    let blobs = graph.blobs.iter().enumerate().map(|(i, b)| Allocation {
+        what: format!("blob `{}`{}", b.name, producer(i)),
+        shape: b.shape.clone().unwrap_or_default(),
+    });
+    let params = graph.nodes.iter().flat_map(|n| {
+        n.param_shapes.iter().enumerate().map(|(i, s)| Allocation {
+            what: format!("learnable blob `{}.{i}`", n.def.name),
+            shape: s.clone(),
+        })
+    });
+    check_memory(&blobs.chain(params).collect::<Vec<_>>())
 }

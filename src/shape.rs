@@ -17,10 +17,13 @@ pub fn fmt_shape(shape: &[usize]) -> String {
         .join("x")
 }
 
-/// Number of elements of a shape.
+/// Number of elements of a shape (saturating, see below).
 #[inline]
 pub fn count(shape: &[usize]) -> usize {
-    shape.iter().product()
+    // Saturating: `usize::MAX` when the product overflows. The graph refuses
+    // such shapes, so a net never holds one; this only keeps a count taken
+    // before that check from wrapping round to a small number.
+    shape.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
 }
 
 /// Resolves a possibly negative Caffe axis (`-1` = last) against a rank.

@@ -33,7 +33,7 @@ pub fn totals(graph: &Graph) -> Totals {
                 .collect();
             n.layer.flops(&b, &t)
         })
-        .sum();
+        .fold(0, u64::saturating_add);
     let batch = graph
         .nodes
         .iter()
@@ -45,8 +45,8 @@ pub fn totals(graph: &Graph) -> Totals {
     let activation_bytes = graph
         .blobs
         .iter()
-        .map(|b| 4 * b.shape.as_deref().map_or(0, count))
-        .sum();
+        .map(|b| 4usize.saturating_mul(b.shape.as_deref().map_or(0, count)))
+        .fold(0, usize::saturating_add);
     Totals {
         params: graph.param_count(),
         flops,
@@ -144,6 +144,19 @@ pub fn render(graph: &Graph) -> String {
         "activation memory: {} for the batch (data; about twice that when training, with diffs)",
         bytes(t.activation_bytes as f64)
     );
+    // Data and diff of every blob and learnable blob: what training allocates.
+    let training = (t.activation_bytes as u128 + 4 * t.params as u128) * 2;
+    if let Some(memory) = crate::graph::sizes::machine_memory() {
+        if training > memory as u128 {
+            let _ = writeln!(
+                out,
+                "warning: training this net needs about {} (data and diffs) but this machine has {} \
+                 of memory and swap: `train`, `time` and `forward` will refuse it",
+                crate::graph::sizes::gib(training),
+                crate::graph::sizes::gib(memory as u128)
+            );
+        }
+    }
     out
 }
 

@@ -14,11 +14,14 @@
 //! (a scalar blob has shape `[]`). The header metadata holds the caller's
 //! entries plus two that [`save`] sets, replacing any given:
 //! - `format` = `netrun-v1`;
-//! - `checksum` = `crc32:` and 8 lowercase hex digits: CRC-32 (IEEE, as the
+//! - `checksum` = `crc32m:` and 8 lowercase hex digits: CRC-32 (IEEE, as the
 //!   `crc32fast` crate computes it) over, for each tensor in name order, the
 //!   name's byte length (u64 LE), the name (UTF-8), the rank (u64 LE), each
 //!   dimension (u64 LE), the data's byte length (u64 LE) and the data bytes
-//!   as stored.
+//!   as stored; then, for each metadata entry but `checksum` in key order,
+//!   the key's byte length (u64 LE), the key, the value's byte length and the
+//!   value — so a changed digit in a snapshot's `iteration` is caught. Files
+//!   of older netruns carry `crc32:` (the tensors only) and are still read.
 //!
 //! [`load`] refuses a file cut short or grown, a header that is not
 //! safetensors, and a checksum that does not match, naming the file and the
@@ -109,6 +112,17 @@ pub fn save_f32(
     tensors: &[(&str, &[usize], &[f32])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    save_f32_with(path, tensors, metadata, &mut || {})
+}
+
+/// [`save_f32`], calling `step` between the steps of the atomic write (after
+/// the temporary file is synced, after the rename): a caller may stop there.
+pub fn save_f32_with(
+    path: &Path,
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: &BTreeMap<String, String>,
+    step: &mut dyn FnMut(),
+) -> Result<()> {
     let fail = |m: String| Error::Other(format!("cannot write `{}`: {m}", path.display()));
     let mut seen = HashSet::new();
     for &(name, shape, data) in tensors {
@@ -131,12 +145,14 @@ pub fn save_f32(
     }
     let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     meta.insert("format".into(), FORMAT.into());
-    meta.insert("checksum".into(), hasher.finish());
+    meta.remove("checksum");
+    hasher.add_metadata(&meta);
+    meta.insert("checksum".into(), hasher.finish_with_metadata());
     let views = sorted
         .iter()
         .map(|&(name, shape, data)| (name, F32View { shape, data }));
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| fail(e.to_string()))?;
-    write_atomically(path, &bytes).map_err(fail)
+    write_atomically(path, &bytes, step).map_err(fail)
 }
 
 /// Reads and checks a whole file (see the module docs for what is refused).
@@ -159,7 +175,8 @@ pub fn load(path: &Path) -> Result<Tensors> {
         }
     }
     if let Some(recorded) = metadata.get("checksum") {
-        if !recorded.starts_with("crc32:") {
+        let with_metadata = recorded.starts_with("crc32m:");
+        if !recorded.starts_with("crc32:") && !with_metadata {
             return Err(Error::Other(format!(
                 "{}: unknown checksum `{recorded}` (expected crc32:<8 hex digits>)",
                 here()
@@ -172,7 +189,14 @@ pub fn load(path: &Path) -> Result<Tensors> {
         {
             hasher.add(&name, &shape, bytes);
         }
-        let actual = hasher.finish();
+        let actual = if with_metadata {
+            let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+            meta.remove("checksum");
+            hasher.add_metadata(&meta);
+            hasher.finish_with_metadata()
+        } else {
+            hasher.finish()
+        };
         if &actual != recorded {
             return Err(Error::Other(format!(
                 "{}: checksum mismatch: the header records {recorded}, the tensors hash to {actual} (the file is corrupted)",
@@ -316,8 +340,26 @@ impl Checksum {
         h.update(bytes);
     }
 
+    /// The metadata entries (without `checksum`) in key order, each as key
+    /// and value with their byte lengths (u64 LE) before them.
+    fn add_metadata(&mut self, meta: &HashMap<String, String>) {
+        let mut entries: Vec<_> = meta.iter().collect();
+        entries.sort();
+        for (k, v) in entries {
+            for s in [k, v] {
+                self.0.update(&(s.len() as u64).to_le_bytes());
+                self.0.update(s.as_bytes());
+            }
+        }
+    }
+
     fn finish(self) -> String {
         format!("crc32:{:08x}", self.0.finalize())
+    }
+
+    /// `crc32m:`: the tensors and then the metadata were hashed.
+    fn finish_with_metadata(self) -> String {
+        format!("crc32m:{:08x}", self.0.finalize())
     }
 }
 
@@ -346,8 +388,13 @@ impl View for F32View<'_> {
     }
 }
 
-/// Temp file beside `path` → write → fsync → rename → fsync the folder.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+/// Temp file beside `path` → write → fsync → rename → fsync the folder;
+/// `step` is called after the fsync and after the rename.
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    step: &mut dyn FnMut(),
+) -> std::result::Result<(), String> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let file_name = path
         .file_name()
@@ -371,6 +418,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::result::Result
         let wrote = file.write_all(bytes).and_then(|()| file.sync_all());
         drop(file);
         wrote.map_err(|e| format!("writing `{}`: {e}", temp.display()))?;
+        step();
         std::fs::rename(&temp, path)
             .map_err(|e| format!("renaming `{}` over it: {e}", temp.display()))
     })();
@@ -378,6 +426,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::result::Result
         let _ = std::fs::remove_file(&temp);
         return Err(e);
     }
+    step();
     // The rename is durable only once the folder's entry is on disk.
     #[cfg(unix)]
     File::open(&dir)

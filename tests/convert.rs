@@ -536,3 +536,53 @@ fn imageset_errors_name_the_image_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_forced_conversion_keeps_the_old_databases() {
+    let dir = tiny_mnist("force_keeps", 3, 3);
+    let out = dir.join("out");
+    convert_mnist(&dir, &out, &fetch(&[], false), false).unwrap();
+    let before = record(&out.join("mnist_train_lmdb"), 2);
+    // The new input is bad: its header's dimensions multiply past 2^64.
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        0x803,
+        &[u32::MAX, u32::MAX, u32::MAX],
+        &[1; 6],
+    );
+    let err = convert_mnist(&dir, &out, &fetch(&[], false), true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("multiply past 2^64"), "{err}");
+    assert_eq!(record(&out.join("mnist_train_lmdb"), 2), before);
+    assert!(out.join("mnist_test_lmdb/data.mdb").exists());
+    // Nothing half-written is left beside them.
+    let hidden: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+
+    // An imageset whose second image is missing: the old database stays.
+    let list = dir.join("list.txt");
+    std::fs::write(&list, "a.png 0\nmissing.png 1\n").unwrap();
+    image::GrayImage::from_pixel(2, 2, image::Luma([7]))
+        .save(dir.join("a.png"))
+        .unwrap();
+    let opts = ImagesetOptions {
+        resize: None,
+        gray: true,
+        shuffle: false,
+        encoded: false,
+        force: true,
+        seed: 0,
+    };
+    let db = out.join("mnist_train_lmdb");
+    assert!(convert_imageset(&dir, &list, &db, &opts).is_err());
+    assert_eq!(record(&db, 2), before);
+    // A first conversion that fails leaves no empty database.
+    let fresh = out.join("fresh_lmdb");
+    assert!(convert_imageset(&dir, &list, &fresh, &opts).is_err());
+    assert!(!fresh.exists());
+}

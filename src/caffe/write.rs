@@ -57,6 +57,6 @@ pub fn net_parameter(net: &Net) -> NetParameter {
 /// Writes the net's blobs to `path` atomically.
 pub fn write(net: &Net, path: &Path) -> Result<()> {
     let bytes = net_parameter(net).encode_to_vec();
-    crate::weights::write_atomically(path, &bytes)
+    crate::weights::write_atomically(path, &bytes, &mut || {})
         .map_err(|m| Error::Other(format!("cannot write `{}`: {m}", path.display())))
 }

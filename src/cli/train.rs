@@ -42,6 +42,9 @@ pub struct TrainArgs {
     /// Replaces the batch size of data and input layers.
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
+    /// Fault injection for tests: abort at the N-th snapshot write step.
+    #[arg(long, hide = true)]
+    abort_at_write_step: Option<u64>,
     /// Train on the CPU even when the solver says `solver_mode: GPU`.
     #[arg(long)]
     cpu: bool,
@@ -72,6 +75,7 @@ pub fn train(a: &TrainArgs, env: &Env) -> netrun::Result<()> {
             sighup_effect: a.sighup_effect.into(),
             batch: a.batch,
             extra_data_dirs: env.extra_data_dirs(),
+            abort_at_write_step: a.abort_at_write_step,
             cpu: a.cpu,
             ..Default::default()
         },

@@ -14,8 +14,9 @@
 //! * `mnist-siamese`: MNIST pairs, see [`super::pairs`].
 //! * `list`: an ImageData list from identity subfolders, see [`super::list_builder`].
 //!
-//! Existing databases are never replaced without `--force`, which removes
-//! only the LMDB files (`data.mdb`, `lock.mdb`) of the folder.
+//! Existing databases are never replaced without `--force`; with it, the new
+//! database is written beside the old one and swapped in only once complete
+//! ([`super::staged`]), so a failed conversion leaves the old one intact.
 
 use super::datum::Datum;
 use super::decode::decode;
@@ -46,14 +47,9 @@ pub fn prepare_output(dir: &Path, force: bool) -> Result<()> {
     }
     if entries.iter().any(|n| n != "data.mdb" && n != "lock.mdb") {
         return Err(Error::Other(format!(
-            "`{}` holds files other than an LMDB's `data.mdb` and `lock.mdb`; not removing it",
+            "`{}` holds files other than an LMDB's `data.mdb` and `lock.mdb`; not replacing it",
             dir.display()
         )));
-    }
-    for n in entries {
-        std::fs::remove_file(dir.join(&n)).map_err(|e| {
-            Error::Other(format!("cannot remove `{}`: {e}", dir.join(&n).display()))
-        })?;
     }
     Ok(())
 }
@@ -133,7 +129,9 @@ pub fn convert_mnist(
     }
     let splits = load_mnist(idx_dir, fetch)?;
     let mut written = Vec::new();
+    let mut staged = Vec::new();
     for (split, db) in splits.iter().zip(dbs) {
+        let stage = super::staged::stage(&db, force)?;
         let (rows, cols) = (split.images.dims[1], split.images.dims[2]);
         let records = (0..split.len()).map(|i| {
             let d = Datum {
@@ -146,9 +144,14 @@ pub fn convert_mnist(
             };
             (format!("{i:08}").into_bytes(), d.encode())
         });
-        let count = lmdb::write_records(&db, records)
+        let count = lmdb::write_records(stage.path(), records)
             .map_err(|e| Error::Other(format!("cannot write `{}`: {e}", db.display())))?;
         written.push((db, count));
+        staged.push(stage);
+    }
+    // Both databases are written: only now are the old ones replaced.
+    for stage in staged {
+        stage.commit()?;
     }
     Ok(written)
 }
@@ -191,7 +194,7 @@ pub fn convert_imageset(
     if opts.shuffle {
         entries.shuffle(&mut Rng::seed_from_u64(opts.seed));
     }
-    prepare_output(out, opts.force)?;
+    let stage = super::staged::stage(out, opts.force)?;
     let channels = if opts.gray { 1 } else { 3 };
     let bar = indicatif::ProgressBar::new(entries.len() as u64);
     let mut first: Option<(PathBuf, [usize; 3])> = None;
@@ -206,16 +209,15 @@ pub fn convert_imageset(
             }
         }
     });
-    let written = lmdb::write_records(out, records);
+    let written = lmdb::write_records(stage.path(), records);
     bar.finish_and_clear();
     if let Some(m) = failure {
-        // No partial database is left behind.
-        if prepare_output(out, true).is_ok() {
-            let _ = std::fs::remove_dir(out);
-        }
+        // Dropping `stage` removes the partial database; `out` is untouched.
         return Err(Error::Other(m));
     }
-    written.map_err(|e| Error::Other(format!("cannot write `{}`: {e}", out.display())))
+    let n = written.map_err(|e| Error::Other(format!("cannot write `{}`: {e}", out.display())))?;
+    stage.commit()?;
+    Ok(n)
 }
 
 /// The `Datum` of one list entry; `first` remembers the first image's shape.

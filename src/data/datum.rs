@@ -119,8 +119,11 @@ impl Datum {
         if c <= 0 || h <= 0 || w <= 0 {
             return Err(format!("has shape {c}x{h}x{w}"));
         }
-        // In i64: three positive i32 factors cannot overflow it.
-        let n = (i64::from(c) * i64::from(h) * i64::from(w)) as usize;
+        // Checked: three i32 factors can pass 2^64 (2^93 at most).
+        let n = (c as usize)
+            .checked_mul(h as usize)
+            .and_then(|n| n.checked_mul(w as usize))
+            .ok_or_else(|| format!("has shape {c}x{h}x{w}, more values than memory holds"))?;
         let (what, got) = if self.float_data.is_empty() {
             ("data bytes", self.data.len())
         } else {

@@ -54,6 +54,8 @@ pub fn open(dir: &Path) -> Result<DbReader, String> {
 /// Opens an environment read-only. A reader dropped on another thread may
 /// still be closing it (heed then says "already opened"): that is retried.
 fn open_read_only(dir: &Path) -> Result<Env, String> {
+    super::lmdb_check::verify(dir)?;
+    super::lmdb_check::guard(dir);
     let mut opts = EnvOpenOptions::new();
     // SAFETY (flags and open): READ_ONLY | NO_LOCK maps the file read-only;
     // callers read while no process writes the database.

@@ -94,7 +94,25 @@ pub fn parse_idx(bytes: Vec<u8>, file: &Path, magic: u32) -> Result<Idx, String>
         return Err(format!("`{f}` ends inside its {header}-byte IDX header"));
     }
     let dims: Vec<usize> = (0..n).map(|i| be(4 + 4 * i) as usize).collect();
-    let count: usize = dims.iter().product();
+    // Checked: a product that wrapped round could match the file's length.
+    // Each dimension must also fit a Datum's i32 fields, and the size of one
+    // item (the product past the first dimension) must be countable.
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let item = dims
+        .iter()
+        .skip(1)
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let (Some(count), Some(_)) = (count, item) else {
+        return Err(format!(
+            "`{f}`: its header's dimensions {} multiply past 2^64: not an IDX file",
+            crate::layers::fmt_shape(&dims)
+        ));
+    };
+    if let Some(d) = dims.iter().find(|&&d| d > i32::MAX as usize) {
+        return Err(format!(
+            "`{f}`: its header gives a dimension of {d}, more than 2^31 - 1: not an IDX file"
+        ));
+    }
     if bytes.len() - header != count {
         return Err(format!(
             "`{f}`: its header says {} = {count} values but it holds {}",

@@ -9,10 +9,12 @@ pub mod decode;
 pub mod image_list;
 pub mod list_builder;
 pub mod lmdb;
+pub mod lmdb_check;
 pub mod mnist;
 pub mod pairs;
 pub mod prefetch;
 pub mod sources;
+pub mod staged;
 pub mod transform;
 
 use std::path::{Path, PathBuf};

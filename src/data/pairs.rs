@@ -46,7 +46,9 @@ pub fn convert_mnist_siamese(
     }
     let splits = load_mnist(idx_dir, fetch)?;
     let mut written = Vec::new();
+    let mut staged = Vec::new();
     for (k, (split, db)) in splits.iter().zip(dbs).enumerate() {
+        let stage = super::staged::stage(&db, opts.force)?;
         if split.is_empty() {
             return Err(Error::Other(format!(
                 "MNIST split {k} holds no images to pair"
@@ -58,9 +60,13 @@ pub fn convert_mnist_siamese(
             let (i, j) = (rng.gen_range(0..split.len()), rng.gen_range(0..split.len()));
             (format!("{r:08}").into_bytes(), pair(split, i, j).encode())
         });
-        let count = lmdb::write_records(&db, records)
+        let count = lmdb::write_records(stage.path(), records)
             .map_err(|e| Error::Other(format!("cannot write `{}`: {e}", db.display())))?;
         written.push((db, count));
+        staged.push(stage);
+    }
+    for stage in staged {
+        stage.commit()?;
     }
     Ok(written)
 }

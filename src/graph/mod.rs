@@ -12,6 +12,7 @@ pub mod filter;
 pub mod instantiate;
 pub mod names;
 pub mod shapes;
+pub mod sizes;
 pub mod splits;
 
 use crate::error::{Diagnostic, Error, Result};
@@ -155,7 +156,7 @@ impl Graph {
             .flat_map(|n| n.param_shapes.iter().zip(&n.param_owners))
             .filter(|(_, o)| **o == ParamOwner::Own)
             .map(|(s, _)| crate::shape::count(s))
-            .sum()
+            .fold(0, usize::saturating_add)
     }
 
     /// Index of the node named `name`.

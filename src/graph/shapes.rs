@@ -3,8 +3,9 @@
 //! offending bottom, and layers downstream of it are skipped rather than
 //! reporting follow-on errors.
 
-use super::Graph;
+use super::{sizes, Graph};
 use crate::error::Diagnostic;
+use crate::netdef::LayerDef;
 use crate::shape::fmt_shape;
 
 pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
@@ -35,6 +36,7 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
                     ));
                     continue;
                 }
+                let mut bad_top = false;
                 for (t, shape) in tops.into_iter().enumerate() {
                     let id = node.tops[t];
                     let in_place = node.bottoms.get(t) == Some(&id);
@@ -54,9 +56,27 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
                         );
                         continue;
                     }
+                    if let Some(problem) = sizes::shape_problem(&shape) {
+                        diags.push(size_error(def, &format!("top `{}`", def.top[t]), &problem));
+                        bad_top = true;
+                        continue;
+                    }
                     graph.blobs[id].shape = Some(shape);
                 }
                 node.param_shapes = node.layer.param_shapes();
+                let bad_param = node
+                    .param_shapes
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, s)| sizes::shape_problem(s).map(|p| (i, p)));
+                if let Some((i, problem)) = bad_param {
+                    // One error per cause: a zero `num_output` empties the top and the weights.
+                    if !bad_top {
+                        diags.push(size_error(def, &format!("learnable blob {i}"), &problem));
+                    }
+                    node.param_shapes.clear();
+                    continue;
+                }
                 *done = true;
             }
             Err(e) => {
@@ -81,6 +101,20 @@ pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
         Ok(())
     } else {
         Err(super::sort_diags(diags))
+    }
+}
+
+/// A blob that cannot exist, located at the size field written as 0 when
+/// there is one (`num_output: 0`, `dim: 0`), else at the layer's name.
+fn size_error(def: &LayerDef, what: &str, problem: &str) -> Diagnostic {
+    match sizes::zero_size_field(&def.block) {
+        Some((span, field)) if problem.contains("zero dimension") => def
+            .error(span, format!("{}: {what}: {problem}", def.describe()))
+            .with_help(format!("`{field}` must be at least 1")),
+        _ => def.error(
+            def.name_span(),
+            format!("{}: {what}: {problem}", def.describe()),
+        ),
     }
 }
 

@@ -63,21 +63,36 @@ impl Default for FillerParams {
 impl FillerParams {
     /// Checks the filler type of `<block>.<field>` in a layer.
     pub fn validate(&self, def: &LayerDef, block: &str, field: &str) -> Result<(), Diagnostic> {
+        // The span of `<block> { <field> { <name>: ... } }`, else of the layer's name.
+        let span_of = |name: &str| {
+            def.block
+                .get(block)
+                .and_then(|b| match &b.value {
+                    crate::proto::Value::Block(b) => b.get(field),
+                    _ => None,
+                })
+                .and_then(|f| match &f.value {
+                    crate::proto::Value::Block(b) => b.get(name).map(|t| t.value_span),
+                    _ => None,
+                })
+                .unwrap_or(def.name_span())
+        };
         if FILLER_TYPES.contains(&self.type_name.as_str()) {
-            return Ok(());
+            return match self.unsampleable() {
+                None => Ok(()),
+                Some((name, problem, help)) => Err(def
+                    .error(
+                        span_of(name),
+                        format!(
+                            "{}: `{field}` ({}) cannot be sampled: {problem}",
+                            def.describe(),
+                            self.type_name
+                        ),
+                    )
+                    .with_help(help)),
+            };
         }
-        let span = def
-            .block
-            .get(block)
-            .and_then(|b| match &b.value {
-                crate::proto::Value::Block(b) => b.get(field),
-                _ => None,
-            })
-            .and_then(|f| match &f.value {
-                crate::proto::Value::Block(b) => b.get("type").map(|t| t.value_span),
-                _ => None,
-            })
-            .unwrap_or(def.name_span());
+        let span = span_of("type");
         Err(def
             .error(
                 span,
@@ -91,6 +106,51 @@ impl FillerParams {
                 did_you_mean(&self.type_name, FILLER_TYPES.iter().copied())
                     .unwrap_or_else(|| format!("filler types: {}", FILLER_TYPES.join(", "))),
             ))
+    }
+}
+
+impl FillerParams {
+    /// The field whose value makes this filler's distribution undefined, why,
+    /// and a hint; None when every value it reads can be sampled.
+    fn unsampleable(&self) -> Option<(&'static str, String, &'static str)> {
+        let finite = |name: &'static str, v: f32| {
+            (!v.is_finite()).then(|| (name, format!("`{name}` is {v}"), "give a finite number"))
+        };
+        match self.type_name.as_str() {
+            "constant" => finite("value", self.value),
+            "uniform" => finite("min", self.min)
+                .or_else(|| finite("max", self.max))
+                .or_else(|| {
+                    (self.min > self.max).then(|| {
+                        (
+                            "max",
+                            format!("`max` ({}) is below `min` ({})", self.max, self.min),
+                            "swap `min` and `max`",
+                        )
+                    })
+                }),
+            "gaussian" => finite("mean", self.mean)
+                .or_else(|| finite("std", self.std))
+                .or_else(|| {
+                    (self.std < 0.0).then(|| {
+                        (
+                            "std",
+                            format!("`std` is negative ({})", self.std),
+                            "a standard deviation is at least 0",
+                        )
+                    })
+                })
+                .or_else(|| {
+                    (self.sparse < -1).then(|| {
+                        (
+                            "sparse",
+                            format!("`sparse` is {}", self.sparse),
+                            "`sparse` is -1 (dense) or the expected non-zeros per output",
+                        )
+                    })
+                }),
+            _ => None,
+        }
     }
 }
 

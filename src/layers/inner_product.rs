@@ -127,7 +127,7 @@ impl Layer for InnerProductLayer {
     }
 
     fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
-        2 * self.k as u64 * count(&top[0]) as u64
+        (2 * self.k as u64).saturating_mul(count(&top[0]) as u64)
     }
 
     fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {

@@ -4,6 +4,7 @@
 //! [`de`] turns blocks of this tree into typed serde structs.
 
 pub mod de;
+mod depth;
 
 use crate::error::{Diagnostic, Error, Result};
 use crate::source::{SourceFile, Span};
@@ -90,6 +91,7 @@ pub struct Document {
 /// Parses Caffe text format. A syntax error comes back as one diagnostic at
 /// the first offending character.
 pub fn parse(source: &Arc<SourceFile>) -> Result<Document> {
+    depth::check(source)?;
     let mut pairs =
         TextFormat::parse(Rule::file, &source.text).map_err(|e| syntax_error(source, e))?;
     let file = pairs.next().expect("grammar: `file` is the root rule");

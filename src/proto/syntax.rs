@@ -199,9 +199,26 @@ pub(super) fn misindented_block(text: &str) -> Option<usize> {
 /// The `{` left open at the end (outermost first) and the matched `{`/`}`
 /// pairs, as byte offsets. Braces in strings and comments do not count.
 pub(super) fn brace_pairs(text: &str) -> (Vec<usize>, Vec<(usize, usize)>) {
-    let bytes = text.as_bytes();
     let mut open = Vec::new();
     let mut pairs = Vec::new();
+    for (i, b) in delimiters(text) {
+        match b {
+            b'{' => open.push(i),
+            b'}' => {
+                if let Some(o) = open.pop() {
+                    pairs.push((o, i));
+                }
+            }
+            _ => {}
+        }
+    }
+    (open, pairs)
+}
+
+/// The block delimiters `{ } < >` outside strings and comments, with their byte offsets.
+pub(super) fn delimiters(text: &str) -> Vec<(usize, u8)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -216,17 +233,12 @@ pub(super) fn brace_pairs(text: &str) -> (Vec<usize>, Vec<(usize, usize)>) {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
-            b'{' => open.push(i),
-            b'}' => {
-                if let Some(o) = open.pop() {
-                    pairs.push((o, i));
-                }
-            }
+            b @ (b'{' | b'}' | b'<' | b'>') => out.push((i, b)),
             _ => {}
         }
         i += 1;
     }
-    (open, pairs)
+    out
 }
 
 /// Human names for grammar rules in "expected ..." messages.

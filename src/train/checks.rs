@@ -60,12 +60,18 @@ impl Trainer {
 
     /// Tests every test net (Caffe's `TestAll`).
     pub fn test_all(&mut self) -> Result<()> {
+        // A snapshot requested during the tests records the test nets as they
+        // were before them, so that a resumed run repeats this test exactly.
+        self.test_start_meta = Some(self.test_nets_meta());
         for k in 0..self.test_nets.len() {
             if self.stop {
                 break;
             }
             let scores = self.test(k)?;
             self.last_tests[k] = scores;
+        }
+        if !self.stop {
+            self.test_start_meta = None;
         }
         Ok(())
     }

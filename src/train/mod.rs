@@ -31,6 +31,7 @@
 
 mod command;
 pub mod log;
+pub mod manifest;
 pub mod snapshot;
 mod state;
 
@@ -122,6 +123,10 @@ pub struct TrainOptions {
     pub batch: Option<usize>,
     /// `--input-shape`: per-sample shapes of data tops whose source cannot be read.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Fault injection for tests: abort the process (as `kill -9` would
+    /// stop it, nothing cleaned up) at the N-th step of snapshot writing
+    /// (each file: after its temporary is synced, after its rename).
+    pub abort_at_write_step: Option<u64>,
     /// Folders searched for relative data paths after the net's folder and the
     /// working directory (the command line passes `NETRUN_DATA_DIR`).
     pub extra_data_dirs: Vec<PathBuf>,
@@ -138,6 +143,7 @@ impl Default for TrainOptions {
             sighup_effect: SignalEffect::Snapshot,
             batch: None,
             input_shapes: HashMap::new(),
+            abort_at_write_step: None,
             extra_data_dirs: Vec::new(),
             cpu: false,
         }
@@ -197,6 +203,13 @@ pub struct Trainer {
     last_snapshot: Option<PathBuf>,
     resumed_from: Option<u64>,
     stop: bool,
+    /// This run's identity, recorded in its snapshot sets.
+    run_id: String,
+    /// Snapshot write steps taken (for `abort_at_write_step`).
+    write_steps: u64,
+    /// During a test phase: the test nets' snapshot entries as of its start,
+    /// which a snapshot taken meanwhile records instead of mid-test positions.
+    test_start_meta: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Builds one net of the solver; `seed` seeds its stream and its data layers.

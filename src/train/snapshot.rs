@@ -11,8 +11,9 @@
 //!   `<net>` being `train` or `test<k>`.
 //!
 //! All three are written and read by [`crate::weights`]: atomic writes, a
-//! checksum verified on reading. The solver state is written last, so a
-//! snapshot whose solver state exists is complete.
+//! checksum (covering the metadata) verified on reading. Then
+//! `.manifest` ([`super::manifest`]) is written last: a set is complete only
+//! when its manifest is intact and names each file with its checksum.
 
 use crate::error::{Error, Result};
 use crate::net::Net;
@@ -33,7 +34,7 @@ pub fn base(prefix: &str, iter: u64) -> PathBuf {
 /// The snapshot base named by a `--snapshot` argument: the base itself or any of its three files.
 pub fn base_of(arg: &Path) -> PathBuf {
     let s = arg.to_string_lossy();
-    for suffix in [WEIGHTS, CENTERS, SOLVERSTATE] {
+    for suffix in [WEIGHTS, CENTERS, SOLVERSTATE, super::manifest::MANIFEST] {
         if let Some(b) = s.strip_suffix(suffix) {
             return PathBuf::from(b);
         }
@@ -120,11 +121,21 @@ pub fn write(
     tensors: &[(String, &[usize], &[f32])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    write_with(path, tensors, metadata, &mut || {})
+}
+
+/// [`write`] with a hook between write steps ([`weights::save_f32_with`]).
+pub fn write_with(
+    path: &Path,
+    tensors: &[(String, &[usize], &[f32])],
+    metadata: &BTreeMap<String, String>,
+    step: &mut dyn FnMut(),
+) -> Result<()> {
     let views: Vec<(&str, &[usize], &[f32])> = tensors
         .iter()
         .map(|(n, s, v)| (n.as_str(), *s, *v))
         .collect();
-    weights::save_f32(path, &views, metadata)
+    weights::save_f32_with(path, &views, metadata, step)
 }
 
 /// Reads and verifies a snapshot file ([`weights::load`]).

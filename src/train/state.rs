@@ -1,7 +1,7 @@
 //! Snapshots, resume and finetuning of a [`Trainer`] (file layout in [`super::snapshot`]).
 
-use super::snapshot;
 use super::Trainer;
+use super::{manifest, snapshot};
 use crate::blob::Blob;
 use crate::error::{Error, Result};
 use crate::net::Net;
@@ -10,18 +10,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 impl Trainer {
-    /// The nets by snapshot label: `train`, `test0`, ...
-    fn labelled_nets(&self) -> Vec<(String, &Net)> {
-        std::iter::once(("train".to_string(), &self.net))
-            .chain(
-                self.test_nets
-                    .iter()
-                    .enumerate()
-                    .map(|(k, t)| (format!("test{k}"), &t.net)),
-            )
-            .collect()
-    }
-
     /// Writes the three snapshot files for the current iteration; returns their base name.
     pub fn snapshot(&mut self) -> Result<PathBuf> {
         let base = snapshot::base(&self.prefix, self.iter);
@@ -35,6 +23,17 @@ impl Trainer {
         let mut meta = BTreeMap::new();
         meta.insert("iteration".to_string(), self.iter.to_string());
         meta.insert("net".to_string(), self.net.graph.name.clone());
+        meta.insert("run".to_string(), self.run_id.clone());
+        let abort_at = self.opts.abort_at_write_step;
+        let mut steps = self.write_steps;
+        let mut step = || {
+            steps += 1;
+            if abort_at == Some(steps) {
+                // Fault injection (tests): stop as abruptly as `kill -9`.
+                std::process::abort();
+            }
+        };
+        let mut written = Vec::new();
         let mut files = vec![(snapshot::WEIGHTS, weights)];
         if !centers.is_empty() {
             files.push((snapshot::CENTERS, centers));
@@ -50,7 +49,8 @@ impl Trainer {
                     (n.clone(), b.shape(), b.data())
                 })
                 .collect();
-            snapshot::write(&path, &refs, &meta)?;
+            snapshot::write_with(&path, &refs, &meta, &mut step)?;
+            written.push(path);
         }
         if self.def.params.snapshot_format == Some(crate::solverdef::SnapshotFormat::BinaryProto) {
             let path = snapshot::file(&base, ".caffemodel");
@@ -61,31 +61,53 @@ impl Trainer {
             crate::caffe::write::write(&self.net, &path)?;
         }
         meta.insert("type".to_string(), self.solver.rule.name().to_string());
-        for (label, net) in self.labelled_nets() {
-            meta.insert(format!("rng.{label}"), snapshot::rng_to_string(&net.rng));
-            for node in &net.graph.nodes {
-                for (key, v) in node.layer.state() {
-                    meta.insert(
-                        format!("state.{label}.{}.{key}", node.def.name),
-                        format!("{v:?}"),
-                    );
-                }
-            }
+        meta.extend(net_meta("train", &self.net));
+        match &self.test_start_meta {
+            Some(m) => meta.extend(m.clone()),
+            None => meta.extend(self.test_nets_meta()),
         }
         let history: Vec<(String, &[usize], &[f32])> =
             self.solver.history_entries(&self.net).collect();
         let path = snapshot::file(&base, snapshot::SOLVERSTATE);
         self.log
             .line(&format!("Snapshotting solver state to {}", path.display()));
-        snapshot::write(&path, &history, &meta)?;
+        snapshot::write_with(&path, &history, &meta, &mut step)?;
+        written.push(path);
+        let files = written
+            .iter()
+            .map(|p| manifest::entry_of(p))
+            .collect::<Result<Vec<_>>>()?;
+        let set = manifest::Manifest {
+            run: self.run_id.clone(),
+            iteration: self.iter,
+            files,
+        };
+        manifest::write(&base, &set, &mut step)?;
+        self.write_steps = steps;
         self.last_snapshot = Some(base.clone());
         Ok(base)
+    }
+
+    /// The snapshot entries (random stream, layer states) of the test nets.
+    pub(super) fn test_nets_meta(&self) -> BTreeMap<String, String> {
+        self.test_nets
+            .iter()
+            .enumerate()
+            .flat_map(|(k, t)| net_meta(&format!("test{k}"), &t.net))
+            .collect()
     }
 
     /// Resumes from a snapshot (`<prefix>_iter_N` or one of its files):
     /// weights, centres, solver history, iteration, layer states and random streams.
     pub fn resume(&mut self, arg: &Path) -> Result<()> {
         let base = snapshot::base_of(arg);
+        match manifest::verify(&base)? {
+            manifest::SetState::Complete(m) => self.run_id = m.run,
+            manifest::SetState::Legacy => self.log.line(&format!(
+                "{} has no manifest (written by an older netrun): its files are checked one by one",
+                base.display()
+            )),
+        }
         let state = snapshot::read(&snapshot::file(&base, snapshot::SOLVERSTATE))?;
         let iteration = snapshot::meta(&state, "iteration")?;
         let iter: u64 = iteration.parse().map_err(|_| {
@@ -202,6 +224,21 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// A net's snapshot entries: `rng.<label>` and `state.<label>.<layer>.<key>`.
+fn net_meta(label: &str, net: &Net) -> BTreeMap<String, String> {
+    let mut meta = BTreeMap::new();
+    meta.insert(format!("rng.{label}"), snapshot::rng_to_string(&net.rng));
+    for node in &net.graph.nodes {
+        for (key, v) in node.layer.state() {
+            meta.insert(
+                format!("state.{label}.{}.{key}", node.def.name),
+                format!("{v:?}"),
+            );
+        }
+    }
+    meta
 }
 
 /// Loads a snapshot file into the net; every blob of `expected` must be in it.

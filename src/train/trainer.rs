@@ -50,6 +50,9 @@ impl Trainer {
             last_snapshot: None,
             resumed_from: None,
             stop: false,
+            run_id: manifest::new_run_id(),
+            write_steps: 0,
+            test_start_meta: None,
         })
     }
 
@@ -96,6 +99,12 @@ impl Trainer {
     pub(super) fn solve_inner(&mut self) -> Result<Outcome> {
         let p = self.def.params.clone();
         self.open_logs()?;
+        for t in manifest::remove_stale_temporaries(&self.prefix) {
+            self.log.line(&format!(
+                "Removed {}, left by an interrupted snapshot",
+                t.display()
+            ));
+        }
         self.log.line(&format!("Solving {}", self.net.graph.name));
         self.log
             .line(&format!("Learning Rate Policy: {}", p.lr_policy));

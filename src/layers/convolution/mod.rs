@@ -162,8 +162,12 @@ impl Layer for ConvolutionLayer {
 
     fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
         let k = self.geometry.kernel;
-        let macs_per_out = (self.channels / self.group * k[0] * k[1]) as u64;
-        top.iter().map(|t| 2 * macs_per_out * count(t) as u64).sum()
+        let macs_per_out = ((self.channels / self.group.max(1)) as u64)
+            .saturating_mul(k[0] as u64)
+            .saturating_mul(k[1] as u64);
+        top.iter()
+            .map(|t| macs_per_out.saturating_mul(2 * count(t) as u64))
+            .fold(0, u64::saturating_add)
     }
 
     fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {

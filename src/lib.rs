@@ -8,6 +8,7 @@ pub mod backend;
 pub mod blob;
 pub mod data;
 pub mod error;
+pub mod face;
 pub mod forward;
 pub mod generate;
 pub mod graph;

@@ -1,5 +1,7 @@
 //! The `netrun` command line.
 
+mod face_cli;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use netrun::graph::{BuildOptions, Graph};
 use netrun::netdef::{self, Phase};
@@ -152,6 +154,10 @@ enum Command {
     PlotFeatures(netrun::pictures::scatter::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(netrun::pictures::draw::DrawArgs),
+    /// Face verification accuracy on LFW-style pairs (10-fold cross-validation, ROC).
+    Verify(face_cli::VerifyArgs),
+    /// Detect faces and five landmarks (MTCNN) and warp each onto a template (112x96).
+    Align(face_cli::AlignArgs),
 }
 
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -328,6 +334,8 @@ fn main() -> ExitCode {
         Command::Features(a) => netrun::pictures::features::run(a).map(|r| println!("{r}")),
         Command::PlotFeatures(a) => netrun::pictures::scatter::run(a).map(|r| println!("{r}")),
         Command::Draw(a) => netrun::pictures::draw::run(a).map(|r| println!("{r}")),
+        Command::Verify(a) => face_cli::verify(a),
+        Command::Align(a) => face_cli::align(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,8 +6,10 @@
 //!   replaces the file's (another batch size, say); every Input top needs
 //!   one, and every tensor must name an Input top.
 //! - weights W: every learnable blob as `L.i` ([`weights::apply`] with
-//!   `require_all`); tensors the net does not use (a snapshot's solver
-//!   state) are reported, not refused.
+//!   `require_all`; a `.caffemodel` works too); tensors the net does not
+//!   use (a snapshot's solver state) are reported, not refused. Without W
+//!   the learnable blobs keep the values the net's fillers gave them (seed
+//!   [`FILLER_SEED`]), as `caffe` runs a net without `--weights`.
 //! - top diffs D (backward only): diffs of net outputs that are not loss
 //!   tops, by blob name. Loss tops get their `loss_weight` as in Caffe;
 //!   other outputs not in D get zero.
@@ -33,7 +35,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
     pub net: PathBuf,
-    pub weights: PathBuf,
+    /// None: parameters from the net's fillers.
+    pub weights: Option<PathBuf>,
     pub inputs: PathBuf,
     pub top_diff: Option<PathBuf>,
     pub backward: bool,
@@ -52,7 +55,7 @@ pub struct ForwardReport {
     pub loss: f64,
     pub written: usize,
     pub output: PathBuf,
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// Tensors of W that no learnable blob took.
     pub unused_weights: Vec<String>,
 }
@@ -73,17 +76,25 @@ impl fmt::Display for ForwardReport {
             self.written,
             self.output.display()
         )?;
-        if !self.unused_weights.is_empty() {
-            writeln!(
+        match &self.weights {
+            Some(w) if !self.unused_weights.is_empty() => writeln!(
                 f,
                 "note: the net uses none of these tensors of `{}`: {}",
-                self.weights.display(),
+                w.display(),
                 self.unused_weights.join(", ")
-            )?;
+            )?,
+            Some(_) => {}
+            None => writeln!(
+                f,
+                "note: no --weights: learnable blobs from the net's fillers (seed {FILLER_SEED})"
+            )?,
         }
         Ok(())
     }
 }
+
+/// The seed of the fillers when no weights are given.
+pub const FILLER_SEED: u64 = 1;
 
 pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
     let inputs = weights::load(&opts.inputs)?;
@@ -100,9 +111,14 @@ pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
     state.phase = opts.phase;
     check_inputs(&filter::filter(&def, &state), &inputs)?;
     let graph = Graph::build(&def, &build)?;
-    let mut net = Net::new(graph, 1)?;
-    let params = weights::load(&opts.weights)?;
-    let report = weights::apply(&mut net, &params, ApplyOptions { require_all: true })?;
+    let mut net = Net::new(graph, FILLER_SEED)?;
+    let unused_weights = match &opts.weights {
+        Some(path) => {
+            let params = weights::load(path)?;
+            weights::apply(&mut net, &params, ApplyOptions { require_all: true })?.unused
+        }
+        None => Vec::new(),
+    };
     for (name, t) in &inputs.tensors {
         let blob = net.blob_mut(name).expect("checked to be an Input top");
         blob.data_mut().copy_from_slice(&t.data);
@@ -150,7 +166,7 @@ pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
         written: views.len(),
         output: opts.output.clone(),
         weights: opts.weights.clone(),
-        unused_weights: report.unused,
+        unused_weights,
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod blob;
+pub mod caffe;
 pub mod data;
 pub mod error;
 pub mod face;

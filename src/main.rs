@@ -84,9 +84,10 @@ enum Command {
     Forward {
         /// A net file (`.net`, `.prototxt`).
         file: PathBuf,
-        /// Learnable blobs, named `<layer>.<index>` (safetensors).
+        /// Learnable blobs, named `<layer>.<index>` (safetensors), or a `.caffemodel`;
+        /// without it the net's fillers give them (seeded).
         #[arg(long, value_name = "W.safetensors")]
-        weights: PathBuf,
+        weights: Option<PathBuf>,
         /// One tensor per Input-layer top, named like the top; its shape replaces the file's.
         #[arg(long, value_name = "X.safetensors")]
         inputs: PathBuf,

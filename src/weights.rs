@@ -140,7 +140,13 @@ pub fn save_f32(
 }
 
 /// Reads and checks a whole file (see the module docs for what is refused).
+/// A Caffe `.caffemodel` is recognised by its content (whatever its name)
+/// and read as tensors `L.i` that [`apply`] matches by Caffe's rules
+/// ([`crate::caffe::load`]).
 pub fn load(path: &Path) -> Result<Tensors> {
+    if let Some(bytes) = caffemodel_bytes(path)? {
+        return crate::caffe::load::read_tensors(path, &bytes);
+    }
     let file = TensorFile::open(path)?;
     let metadata = file.metadata()?;
     let here = || format!("`{}`", path.display());
@@ -186,9 +192,41 @@ pub fn load(path: &Path) -> Result<Tensors> {
     })
 }
 
+/// The bytes of `path` when it is a caffemodel rather than safetensors: a
+/// safetensors file has its JSON header's `{` at byte 8; a `NetParameter`
+/// starts with the tag of its name or layers.
+fn caffemodel_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut head = Vec::with_capacity(9);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(File::open(path).map_err(io)?, 9),
+        &mut head,
+    )
+    .map_err(io)?;
+    if head.get(8) == Some(&b'{') || !crate::caffe::model::looks_like_net_parameter(&head) {
+        return Ok(None);
+    }
+    std::fs::read(path).map(Some).map_err(io)
+}
+
 /// Copies the file's tensors into `net.params` by name (module docs). Nothing
-/// is copied unless every matched tensor has its param's shape.
+/// is copied unless every matched tensor has its param's shape. Tensors from
+/// a caffemodel are first matched by Caffe's rules ([`crate::caffe::load`]).
 pub fn apply(net: &mut Net, tensors: &Tensors, options: ApplyOptions) -> Result<LoadReport> {
+    if crate::caffe::load::is_caffemodel(tensors) {
+        let (matched, skipped) = crate::caffe::load::match_layers(net, tensors)?;
+        let mut report = apply_by_name(net, &matched, options)?;
+        report.unused.extend(skipped);
+        report.unused.sort();
+        return Ok(report);
+    }
+    apply_by_name(net, tensors, options)
+}
+
+fn apply_by_name(net: &mut Net, tensors: &Tensors, options: ApplyOptions) -> Result<LoadReport> {
     // Every name a learnable blob answers to: the owner's first, then its sharers' in layer order.
     let mut names: Vec<Vec<String>> = vec![Vec::new(); net.params.len()];
     for (n, node) in net.graph.nodes.iter().enumerate() {
@@ -309,7 +347,7 @@ impl View for F32View<'_> {
 }
 
 /// Temp file beside `path` → write → fsync → rename → fsync the folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let file_name = path
         .file_name()

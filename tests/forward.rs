@@ -46,7 +46,7 @@ fn setup(x: Named, w: Named, d: Option<Named>) -> Setup {
     std::fs::write(&net, NET).unwrap();
     let opts = ForwardOptions {
         net,
-        weights: write(dir.path(), "w.safetensors", &w),
+        weights: Some(write(dir.path(), "w.safetensors", &w)),
         inputs: write(dir.path(), "x.safetensors", &x),
         top_diff: d.map(|d| write(dir.path(), "d.safetensors", &d)),
         backward: true,
@@ -218,7 +218,7 @@ fn input_errors_name_the_file_and_tensor() {
     ];
     let s = setup(x2, w(), None);
     let want = "tensor `ip.0` in `{}` has shape 4x3, but the net's `ip.0` is 4x2";
-    assert_error(&s, &s.opts.weights, want);
+    assert_error(&s, s.opts.weights.as_ref().unwrap(), want);
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn weight_errors_name_the_file_and_tensor() {
     let s = setup(x5(), vec![("ip.0", vec![4, 3], values(12, 0.2))], None);
     assert_error(
         &s,
-        &s.opts.weights,
+        s.opts.weights.as_ref().unwrap(),
         "`{}` has no tensor for the net's `ip.1`",
     );
     // Tensors the net does not use (a snapshot's solver state, say) are only reported.
@@ -276,7 +276,7 @@ fn the_command_line_prints_a_summary_and_needs_backward_for_top_diff() {
         c.arg("forward")
             .arg(&o.net)
             .arg("--weights")
-            .arg(&o.weights)
+            .arg(o.weights.as_ref().unwrap())
             .arg("--inputs")
             .arg(&o.inputs)
             .arg("--top-diff")

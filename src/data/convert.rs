@@ -101,6 +101,10 @@ pub enum ConvertCommand {
         #[arg(long)]
         force: bool,
     },
+    /// A Caffe `.caffemodel` → netrun weights (safetensors, `<layer>.<index>`).
+    Caffemodel(crate::caffe::convert::CaffemodelArgs),
+    /// netrun weights → a Caffe `.caffemodel` for a net (`--net DEPLOY`).
+    Safetensors(crate::caffe::convert::SafetensorsArgs),
 }
 
 fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
@@ -122,6 +126,8 @@ pub fn run(cmd: &ConvertCommand) -> Result<()> {
         progress: true,
     };
     match cmd {
+        ConvertCommand::Caffemodel(a) => println!("{}", crate::caffe::convert::caffemodel(a)?),
+        ConvertCommand::Safetensors(a) => println!("{}", crate::caffe::convert::safetensors(a)?),
         ConvertCommand::Mnist {
             idx_dir,
             out_dir,

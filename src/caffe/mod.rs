@@ -1,0 +1,11 @@
+//! Caffe's binary files: `.caffemodel` weights read ([`model`], [`load`])
+//! and written ([`write`]), and the `netrun convert` commands between them
+//! and safetensors ([`convert`]).
+
+pub mod convert;
+pub mod load;
+pub mod messages;
+pub mod model;
+pub mod write;
+
+pub use model::{CaffeBlob, CaffeLayer, CaffeModel};

@@ -252,21 +252,28 @@ fn verify_on_dlib_faces_with_the_faces_demo_net() {
     let dir = tmp.path();
     let people = people();
     write_pairs(&dir.join("pairs.txt"), &people);
-    train_faces_demo(dir, 60);
-    // The crops through a `name number path` list ...
+    // nets/faces-demo/dlib_pairs.txt is this list, and dlib_images.txt numbers the crops the same way.
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nets/faces-demo");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pairs.txt")).unwrap(),
+        std::fs::read_to_string(demo.join("dlib_pairs.txt")).unwrap()
+    );
     let mut list = String::new();
     for (p, files) in &people {
         for (i, f) in files.iter().enumerate() {
             list += &format!("{p} {} {p}/{f}\n", i + 1);
         }
     }
-    std::fs::write(dir.join("images.txt"), list).unwrap();
+    let committed = std::fs::read_to_string(demo.join("dlib_images.txt")).unwrap();
+    assert_eq!(committed.split_once('\n').unwrap().1, list);
+    train_faces_demo(dir, 60);
+    // The crops through the `name number path` list ...
     let images = common::shared("data/dlib_johns/images");
     let listed = [
         "--images",
         images.to_str().unwrap(),
         "--list",
-        dir.join("images.txt").to_str().unwrap(),
+        demo.join("dlib_images.txt").to_str().unwrap(),
     ]
     .map(String::from);
     // ... and the same crops in LFW's layout (ROOT/<name>/<name>_<NNNN>.png).

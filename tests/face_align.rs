@@ -66,10 +66,21 @@ fn similarity_fit_recovers_a_known_transform() {
         tx: 12.0,
         ty: -7.0,
     };
-    let from = [[10.0, 20.0], [50.0, 22.0], [30.0, 40.0], [15.0, 60.0], [48.0, 61.0]];
+    let from = [
+        [10.0, 20.0],
+        [50.0, 22.0],
+        [30.0, 40.0],
+        [15.0, 60.0],
+        [48.0, 61.0],
+    ];
     let to: Vec<[f64; 2]> = from.iter().map(|&p| truth.apply(p)).collect();
     let fit = Similarity::fit(&from, &to).unwrap();
-    for (x, y) in [(fit.a, truth.a), (fit.b, truth.b), (fit.tx, truth.tx), (fit.ty, truth.ty)] {
+    for (x, y) in [
+        (fit.a, truth.a),
+        (fit.b, truth.b),
+        (fit.tx, truth.tx),
+        (fit.ty, truth.ty),
+    ] {
         assert!((x - y).abs() < 1e-9, "{fit:?} vs {truth:?}");
     }
     let back = fit.inverse().unwrap().apply(fit.apply([3.0, 4.0]));
@@ -100,7 +111,13 @@ fn dlib_images() -> Vec<PathBuf> {
 
 /// Runs `stem` on `input` through OpenCV (tests/python/mtcnn_opencv.py) and netrun; returns
 /// the largest absolute difference over the named outputs, and their sizes.
-fn compare(dir: &Path, stem: &str, input: &[f32], shape: [usize; 4], outputs: &[&str]) -> (f32, Vec<usize>) {
+fn compare(
+    dir: &Path,
+    stem: &str,
+    input: &[f32],
+    shape: [usize; 4],
+    outputs: &[&str],
+) -> (f32, Vec<usize>) {
     let inp = dir.join(format!("{stem}_in.safetensors"));
     let out = dir.join(format!("{stem}_cv.safetensors"));
     netrun::weights::save_f32(&inp, &[("data", &shape[..], input)], &Default::default()).unwrap();
@@ -119,7 +136,12 @@ fn compare(dir: &Path, stem: &str, input: &[f32], shape: [usize; 4], outputs: &[
     let mut sizes = Vec::new();
     for (name, (s, v)) in outputs.iter().zip(&ours) {
         let theirs = &cv.tensors[*name];
-        assert_eq!(theirs.data.len(), v.len(), "{stem} {name}: {:?} vs {s:?}", theirs.shape);
+        assert_eq!(
+            theirs.data.len(),
+            v.len(),
+            "{stem} {name}: {:?} vs {s:?}",
+            theirs.shape
+        );
         sizes.push(v.len());
         for (a, b) in v.iter().zip(&theirs.data) {
             worst = worst.max((a - b).abs());
@@ -136,13 +158,25 @@ fn pnet_rnet_onet_match_opencv_on_the_same_windows() {
     let level = img.resize(61, 47);
     let mut input = Vec::new();
     level.mtcnn_input(&mut input);
-    let (d1, n1) = compare(tmp.path(), "det1", &input, [1, 3, 61, 47], &["prob1", "conv4-2"]);
+    let (d1, n1) = compare(
+        tmp.path(),
+        "det1",
+        &input,
+        [1, 3, 61, 47],
+        &["prob1", "conv4-2"],
+    );
     // R-Net and O-Net on the cascade's own candidates of this photo.
     let mut mtcnn = Mtcnn::load(&models(), MtcnnOptions::default()).unwrap();
     let props = mtcnn.proposals(&img).unwrap();
     assert!(props.len() >= 2, "{} proposals", props.len());
     let input = crops_input(&img, &props, 24);
-    let (d2, n2) = compare(tmp.path(), "det2", &input, [props.len(), 3, 24, 24], &["prob1", "conv5-2"]);
+    let (d2, n2) = compare(
+        tmp.path(),
+        "det2",
+        &input,
+        [props.len(), 3, 24, 24],
+        &["prob1", "conv5-2"],
+    );
     let input = crops_input(&img, &props, 48);
     let (d3, n3) = compare(
         tmp.path(),
@@ -167,17 +201,36 @@ fn every_dlib_crop_yields_one_face_aligned_onto_the_template() {
         let f = &faces[0];
         let [x1, y1, x2, y2] = f.bbox;
         for p in f.landmarks {
-            assert!(p[0] > x1 && p[0] < x2 && p[1] > y1 && p[1] < y2, "{}: {f:?}", path.display());
+            assert!(
+                p[0] > x1 && p[0] < x2 && p[1] > y1 && p[1] < y2,
+                "{}: {f:?}",
+                path.display()
+            );
         }
         let [le, re, nose, lm, rm] = f.landmarks;
-        assert!(le[0] < re[0] && lm[0] < rm[0], "{}: left/right {f:?}", path.display());
-        assert!(le[1].max(re[1]) < nose[1] && nose[1] < lm[1].min(rm[1]), "{}: {f:?}", path.display());
-        assert_eq!(choose(&faces, Keep::Largest, img.width, img.height), Some(0));
+        assert!(
+            le[0] < re[0] && lm[0] < rm[0],
+            "{}: left/right {f:?}",
+            path.display()
+        );
+        assert!(
+            le[1].max(re[1]) < nose[1] && nose[1] < lm[1].min(rm[1]),
+            "{}: {f:?}",
+            path.display()
+        );
+        assert_eq!(
+            choose(&faces, Keep::Largest, img.width, img.height),
+            Some(0)
+        );
         let (s, crop) = align_face(&img, f, &t, [112, 96]).unwrap();
         assert_eq!((crop.width, crop.height), (96, 112));
         // The crop, detected again: its eyes sit on the template's.
         let mut again = mtcnn.detect(&crop).unwrap();
-        assert!(!again.is_empty(), "{}: no face in the aligned crop", path.display());
+        assert!(
+            !again.is_empty(),
+            "{}: no face in the aligned crop",
+            path.display()
+        );
         let k = choose(&again, Keep::Largest, 96, 112).unwrap();
         let g = again.swap_remove(k);
         for e in 0..2 {
@@ -190,7 +243,9 @@ fn every_dlib_crop_yields_one_face_aligned_onto_the_template() {
     // Re-detection on a 112×96 crop has its own error of a pixel or two.
     let worst = eyes.iter().cloned().fold(0.0, f64::max);
     let mean = eyes.iter().sum::<f64>() / eyes.len() as f64;
-    println!("eye distance from the template after alignment: mean {mean:.2} px, largest {worst:.2} px");
+    println!(
+        "eye distance from the template after alignment: mean {mean:.2} px, largest {worst:.2} px"
+    );
     assert!(mean < 2.5 && worst < 6.0, "mean {mean}, largest {worst}");
 }
 
@@ -201,7 +256,12 @@ fn align_command_writes_crops_landmarks_and_drawings() {
     let input = tmp.path().join("in/John_Simm");
     std::fs::create_dir_all(&input).unwrap();
     let src = common::shared("data/dlib_johns/images/John_Simm");
-    let first = std::fs::read_dir(&src).unwrap().next().unwrap().unwrap().path();
+    let first = std::fs::read_dir(&src)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::copy(&first, input.join("face.png")).unwrap();
     // A photo without a face: a flat grey image.
     image::RgbImage::from_pixel(120, 90, image::Rgb([128, 128, 128]))
@@ -218,8 +278,15 @@ fn align_command_writes_crops_landmarks_and_drawings() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
-    assert!(stdout.contains("skipped `John_Simm/empty.png`: no face found"), "{stdout}");
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("skipped `John_Simm/empty.png`: no face found"),
+        "{stdout}"
+    );
     assert!(stdout.contains("aligned 1 of 2 images"), "{stdout}");
     let crop = image::open(out.join("John_Simm/face.png")).unwrap();
     assert_eq!((crop.width(), crop.height()), (96, 112));

@@ -38,7 +38,10 @@ fn folds_match_a_hand_computed_example() {
     let thresholds: Vec<f64> = cv.folds.iter().map(|f| f.threshold).collect();
     let expect = [0.7, 0.3, 0.65];
     for (t, e) in thresholds.iter().zip(expect) {
-        assert!((t - e).abs() < 1e-12, "thresholds {thresholds:?}, expected {expect:?}");
+        assert!(
+            (t - e).abs() < 1e-12,
+            "thresholds {thresholds:?}, expected {expect:?}"
+        );
     }
     let correct: Vec<usize> = cv.folds.iter().map(|f| f.correct).collect();
     assert_eq!(correct, [2, 1, 1]);
@@ -51,14 +54,20 @@ fn folds_match_a_hand_computed_example() {
 
 #[test]
 fn best_threshold_handles_ties_and_one_class() {
-    // Tied scores move together: a threshold cannot split them.
+    // Tied scores move together: a threshold cannot split them. Calling all
+    // three "same" and calling only 0.9 "same" both get 2 right; the lower
+    // candidate (below every score) wins the tie.
     let tied = [s(0.5, true, 0), s(0.5, false, 0), s(0.9, true, 0)];
-    assert_eq!(best_threshold(&tied), (0.7, 2));
+    assert_eq!(best_threshold(&tied), (-0.5, 2));
+    let split = [s(0.5, true, 0), s(0.4, false, 0), s(0.9, true, 0)];
+    assert_eq!(best_threshold(&split), (0.45, 3));
     let all_same = [s(0.1, true, 0), s(0.3, true, 0)];
     let (t, c) = best_threshold(&all_same);
     assert_eq!(c, 2);
     assert!(t < 0.1);
-    assert!(cross_validate(&tied, 2).unwrap_err().contains("fold 2 holds no pairs"));
+    assert!(cross_validate(&tied, 2)
+        .unwrap_err()
+        .contains("fold 2 holds no pairs"));
 }
 
 #[test]
@@ -77,7 +86,10 @@ fn roc_matches_a_hand_computed_example() {
     ];
     assert_eq!(pts.len(), expect.len());
     for (p, e) in pts.iter().zip(expect) {
-        assert!((p.0 - e.0).abs() < 1e-12 && (p.1 - e.1).abs() < 1e-12, "{pts:?}");
+        assert!(
+            (p.0 - e.0).abs() < 1e-12 && (p.1 - e.1).abs() < 1e-12,
+            "{pts:?}"
+        );
     }
     // 7 of the 9 (same, different) pairs are ordered right (Mann–Whitney).
     assert!((roc.auc() - 7.0 / 9.0).abs() < 1e-12);
@@ -90,7 +102,10 @@ fn roc_matches_a_hand_computed_example() {
 fn lfw_protocol_lists_parse_completely() {
     let dir = common::shared("data/lfw_protocol");
     let view2 = PairList::read(&dir.join("pairs.txt")).unwrap();
-    assert_eq!((view2.pairs.len(), view2.sets, view2.per_set), (6000, 10, 300));
+    assert_eq!(
+        (view2.pairs.len(), view2.sets, view2.per_set),
+        (6000, 10, 300)
+    );
     let folds = view2.folds(10);
     for f in 0..10 {
         let in_fold: Vec<_> = view2
@@ -102,16 +117,24 @@ fn lfw_protocol_lists_parse_completely() {
             .collect();
         assert_eq!(in_fold.len(), 600);
         assert_eq!(in_fold.iter().filter(|p| p.same).count(), 300);
-        assert!(in_fold[..300].iter().all(|p| p.same && p.a.name == p.b.name));
+        assert!(in_fold[..300]
+            .iter()
+            .all(|p| p.same && p.a.name == p.b.name));
         assert!(in_fold[300..].iter().all(|p| !p.same));
     }
     let first = &view2.pairs[0];
-    assert_eq!((first.a.name.as_str(), first.a.number, first.b.number), ("Abel_Pacheco", 1, 4));
+    assert_eq!(
+        (first.a.name.as_str(), first.a.number, first.b.number),
+        ("Abel_Pacheco", 1, 4)
+    );
     let last = view2.pairs.last().unwrap();
     assert!(!last.same);
     // View 1: a single count, one set.
     let train = PairList::read(&dir.join("pairsDevTrain.txt")).unwrap();
-    assert_eq!((train.pairs.len(), train.sets, train.per_set), (2200, 1, 1100));
+    assert_eq!(
+        (train.pairs.len(), train.sets, train.per_set),
+        (2200, 1, 1100)
+    );
     let test = PairList::read(&dir.join("pairsDevTest.txt")).unwrap();
     assert_eq!((test.pairs.len(), test.sets, test.per_set), (1000, 1, 500));
     // Without 10 sets, each kind is dealt round-robin over the folds.
@@ -123,15 +146,27 @@ fn lfw_protocol_lists_parse_completely() {
 fn malformed_pair_lists_are_refused_with_their_line() {
     let cases = [
         ("", "1: the file is empty"),
-        ("2 1\nA 1 2\nA 1 B 1\n", "4: the file ends at matched pair 1 of set 2"),
-        ("1\nA 1 2\nA 1 B\n", "3: expected a mismatched pair of set 1"),
+        (
+            "2 1\nA 1 2\nA 1 B 1\n",
+            "4: the file ends at matched pair 1 of set 2",
+        ),
+        (
+            "1\nA 1 2\nA 1 B\n",
+            "3: expected a mismatched pair of set 1",
+        ),
         ("1\nA 0 2\nA 1 B 1\n", "2: `0` is not an image number"),
-        ("1\nA 1 2\nA 1 B 1\nC 1 2\n", "4: `C 1 2` follows the 2 pairs"),
+        (
+            "1\nA 1 2\nA 1 B 1\nC 1 2\n",
+            "4: `C 1 2` follows the 2 pairs",
+        ),
         ("ten 300\n", "1: the header must be `SETS PAIRS`"),
     ];
     for (text, want) in cases {
         let err = PairList::parse(text).unwrap_err();
-        assert!(err.starts_with(want), "for {text:?}: `{err}` does not start with `{want}`");
+        assert!(
+            err.starts_with(want),
+            "for {text:?}: `{err}` does not start with `{want}`"
+        );
     }
 }
 
@@ -174,9 +209,8 @@ fn write_pairs(path: &Path, people: &[(String, Vec<String>)]) {
             }
         }
     }
-    let pick = |v: &[String]| -> Vec<String> {
-        (0..270).map(|k| v[k * v.len() / 270].clone()).collect()
-    };
+    let pick =
+        |v: &[String]| -> Vec<String> { (0..270).map(|k| v[k * v.len() / 270].clone()).collect() };
     let (same, diff) = (pick(&same), pick(&diff));
     let mut text = String::from("10\t27\n");
     for set in 0..10 {
@@ -196,12 +230,17 @@ fn write_pairs(path: &Path, people: &[(String, Vec<String>)]) {
 /// them; 2 per person held out) and saves the weights.
 fn train_faces_demo(dir: &Path, iters: i32) -> PathBuf {
     let nets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nets/faces-demo");
-    for f in ["faces_train_test.prototxt", "faces_solver.prototxt", "faces_deploy.prototxt"] {
+    for f in [
+        "faces_train_test.prototxt",
+        "faces_solver.prototxt",
+        "faces_deploy.prototxt",
+    ] {
         std::fs::copy(nets.join(f), dir.join(f)).unwrap();
     }
     let data = dir.join("data");
     std::fs::create_dir(&data).unwrap();
-    std::os::unix::fs::symlink(common::shared("data/dlib_johns/images"), data.join("johns")).unwrap();
+    std::os::unix::fs::symlink(common::shared("data/dlib_johns/images"), data.join("johns"))
+        .unwrap();
     let list = build_list(&data.join("johns"), 2).unwrap();
     write_list(&data.join("train.txt"), &list.train).unwrap();
     write_list(&data.join("val.txt"), &list.val).unwrap();
@@ -211,7 +250,12 @@ fn train_faces_demo(dir: &Path, iters: i32) -> PathBuf {
     def.params.snapshot_after_train = false;
     def.params.test_interval = 0;
     def.params.snapshot_prefix = dir.join("snap").to_string_lossy().into_owned();
-    let mut t = Trainer::new(def, TrainOptions::default(), Log::new(Box::new(std::io::sink()))).unwrap();
+    let mut t = Trainer::new(
+        def,
+        TrainOptions::default(),
+        Log::new(Box::new(std::io::sink())),
+    )
+    .unwrap();
     t.solve().unwrap();
     let path = dir.join("faces_demo.weights.safetensors");
     let blobs: Vec<(String, &netrun::blob::Blob)> = t
@@ -224,7 +268,12 @@ fn train_faces_demo(dir: &Path, iters: i32) -> PathBuf {
     path
 }
 
-fn verify_cli(dir: &Path, threads: &str, layout: &[&str], tag: &str) -> (String, serde_json::Value) {
+fn verify_cli(
+    dir: &Path,
+    threads: &str,
+    layout: &[&str],
+    tag: &str,
+) -> (String, serde_json::Value) {
     let json = dir.join(format!("{tag}.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
         .args(["--threads", threads, "verify"])
@@ -241,7 +290,11 @@ fn verify_cli(dir: &Path, threads: &str, layout: &[&str], tag: &str) -> (String,
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     (stdout, v)
 }
@@ -281,18 +334,34 @@ fn verify_on_dlib_faces_with_the_faces_demo_net() {
     for (p, files) in &people {
         std::fs::create_dir_all(lfw.join(p)).unwrap();
         for (i, f) in files.iter().enumerate() {
-            std::os::unix::fs::symlink(images.join(p).join(f), lfw.join(p).join(format!("{p}_{:04}.png", i + 1)))
-                .unwrap();
+            std::os::unix::fs::symlink(
+                images.join(p).join(f),
+                lfw.join(p).join(format!("{p}_{:04}.png", i + 1)),
+            )
+            .unwrap();
         }
     }
     let lfw_args = ["--images", lfw.to_str().unwrap(), "--ext", "png"].map(String::from);
-    let (text1, one) = verify_cli(dir, "1", &listed.iter().map(String::as_str).collect::<Vec<_>>(), "t1");
-    let (text2, two) = verify_cli(dir, "2", &lfw_args.iter().map(String::as_str).collect::<Vec<_>>(), "t2");
+    let (text1, one) = verify_cli(
+        dir,
+        "1",
+        &listed.iter().map(String::as_str).collect::<Vec<_>>(),
+        "t1",
+    );
+    let (text2, two) = verify_cli(
+        dir,
+        "2",
+        &lfw_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "t2",
+    );
     println!("{text1}");
     assert_eq!(one, two, "1 thread and 2 threads differ:\n{text1}\n{text2}");
     assert_eq!(text1.replace("t1.", "t2."), text2);
     let acc = one["accuracy_mean"].as_f64().unwrap();
-    assert!(acc > 0.75, "accuracy {acc} is not well above chance:\n{text1}");
+    assert!(
+        acc > 0.75,
+        "accuracy {acc} is not well above chance:\n{text1}"
+    );
     assert_eq!(one["pairs"], 540);
     assert_eq!(one["images"], 55);
     assert_eq!(one["feature_dim"], 512);
@@ -307,10 +376,16 @@ fn verify_on_dlib_faces_with_the_faces_demo_net() {
 fn verify_reports_missing_images_and_blobs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("pairs.txt"), "1\nNobody\t1\t2\nNobody\t1\tNoone\t1\n").unwrap();
+    std::fs::write(
+        dir.join("pairs.txt"),
+        "1\nNobody\t1\t2\nNobody\t1\tNoone\t1\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
         .arg("verify")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nets/faces-demo/faces_deploy.prototxt"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nets/faces-demo/faces_deploy.prototxt"),
+        )
         .args(["--weights", "none.safetensors", "--pairs"])
         .arg(dir.join("pairs.txt"))
         .arg("--images")

@@ -95,7 +95,12 @@ pub fn choose(faces: &[Face], keep: Keep, width: usize, height: usize) -> Option
 }
 
 /// The transform of a face's landmarks onto the template and the aligned crop.
-pub fn align_face(img: &Rgb, face: &Face, t: &Template, size: [usize; 2]) -> Option<(Similarity, Rgb)> {
+pub fn align_face(
+    img: &Rgb,
+    face: &Face,
+    t: &Template,
+    size: [usize; 2],
+) -> Option<(Similarity, Rgb)> {
     let from: Vec<[f64; 2]> = face
         .landmarks
         .iter()
@@ -126,7 +131,10 @@ fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
             if e.path().is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| {
-                matches!(x.to_string_lossy().to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                matches!(
+                    x.to_string_lossy().to_ascii_lowercase().as_str(),
+                    "png" | "jpg" | "jpeg"
+                )
             }) {
                 out.push(p);
             }

@@ -195,9 +195,8 @@ impl Embedder {
             message: e.to_string(),
         })?;
         let [c, h, w] = self.sample;
-        let (pixels, _) = decode(&bytes, Some(c), Some([h, w])).map_err(|e| {
-            Error::Other(format!("cannot decode image `{}`: {e}", path.display()))
-        })?;
+        let (pixels, _) = decode(&bytes, Some(c), Some([h, w]))
+            .map_err(|e| Error::Other(format!("cannot decode image `{}`: {e}", path.display())))?;
         Ok(self.pre.apply(&pixels, self.sample))
     }
 

@@ -57,11 +57,7 @@ impl CrossValidation {
             return 0.0;
         }
         let m = self.mean();
-        let ss: f64 = self
-            .folds
-            .iter()
-            .map(|f| (f.accuracy() - m).powi(2))
-            .sum();
+        let ss: f64 = self.folds.iter().map(|f| (f.accuracy() - m).powi(2)).sum();
         (ss / (k - 1) as f64).sqrt()
     }
 }

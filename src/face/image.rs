@@ -64,7 +64,8 @@ impl Rgb {
                     continue;
                 }
                 let (i, j) = (i0 + di, j0 + dj);
-                let inside = (0..self.height as i64).contains(&i) && (0..self.width as i64).contains(&j);
+                let inside =
+                    (0..self.height as i64).contains(&i) && (0..self.width as i64).contains(&j);
                 let (i, j) = match (inside, outside) {
                     (true, _) => (i as usize, j as usize),
                     (false, Outside::Black) => continue,

@@ -195,10 +195,9 @@ impl Layout {
     /// The file of an image, or why there is none.
     pub fn path(&self, image: &ImageRef) -> std::result::Result<PathBuf, String> {
         match self {
-            Layout::Lfw { root, ext } => Ok(root.join(&image.name).join(format!(
-                "{}_{:04}.{ext}",
-                image.name, image.number
-            ))),
+            Layout::Lfw { root, ext } => Ok(root
+                .join(&image.name)
+                .join(format!("{}_{:04}.{ext}", image.name, image.number))),
             Layout::Listed(map) => map.get(image).cloned().ok_or_else(|| {
                 format!(
                     "the image list has no image {} of `{}`",

@@ -108,9 +108,9 @@ impl Mtcnn {
             .map(|c| Face {
                 bbox: [c.x1, c.y1, c.x2, c.y2],
                 score: c.score,
-                landmarks: c.landmarks.map_or([[0.0; 2]; 5], |l| {
-                    std::array::from_fn(|k| [l[k], l[5 + k]])
-                }),
+                landmarks: c
+                    .landmarks
+                    .map_or([[0.0; 2]; 5], |l| std::array::from_fn(|k| [l[k], l[5 + k]])),
             })
             .collect())
     }

@@ -30,7 +30,13 @@ pub fn draw(img: &mut RgbImage, faces: &[Face], kept: Option<usize>) {
             vline(img, x2 + t, y1 - t, y2 + t, col);
         }
         for (k, p) in f.landmarks.iter().enumerate() {
-            disc(img, p[0].round() as i64, p[1].round() as i64, radius, POINTS[k]);
+            disc(
+                img,
+                p[0].round() as i64,
+                p[1].round() as i64,
+                radius,
+                POINTS[k],
+            );
         }
     }
 }

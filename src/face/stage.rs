@@ -36,7 +36,10 @@ impl StageNet {
                     .and_then(|l| l.top.first().cloned())
             })
             .ok_or_else(|| {
-                Error::Other(format!("`{}` has no input (Input layer or `input:`)", net.display()))
+                Error::Other(format!(
+                    "`{}` has no input (Input layer or `input:`)",
+                    net.display()
+                ))
             })?;
         let weights = weights::load(weights_file)?;
         let stage = StageNet {
@@ -53,13 +56,17 @@ impl StageNet {
 
     fn build(&self, shape: Option<[usize; 4]>) -> Result<Net> {
         let graph = match shape {
-            Some(s) => build_with_input(&self.def, &self.input, &s, BuildOptions::for_phase(Phase::Test))?,
+            Some(s) => build_with_input(
+                &self.def,
+                &self.input,
+                &s,
+                BuildOptions::for_phase(Phase::Test),
+            )?,
             None => Graph::build(&self.def, &BuildOptions::for_phase(Phase::Test))?,
         };
         let mut net = Net::new(graph, 1)?;
-        weights::apply(&mut net, &self.weights, ApplyOptions { require_all: true }).map_err(
-            |e| Error::Other(format!("weights of `{}`: {e}", self.file.display())),
-        )?;
+        weights::apply(&mut net, &self.weights, ApplyOptions { require_all: true })
+            .map_err(|e| Error::Other(format!("weights of `{}`: {e}", self.file.display())))?;
         Ok(net)
     }
 

@@ -213,7 +213,10 @@ fn preprocessing(
         return Ok(Preprocess {
             mean,
             scale: t.scale,
-            origin: format!("the net's transform_param ({})", describe(t.scale, &t.mean_value, &t.mean_file)),
+            origin: format!(
+                "the net's transform_param ({})",
+                describe(t.scale, &t.mean_value, &t.mean_file)
+            ),
         });
     }
     if opts.mean.is_none() && opts.scale.is_none() {
@@ -222,9 +225,10 @@ fn preprocessing(
     let scale = opts.scale.unwrap_or(1.0);
     let (mean, shown) = match opts.mean.as_deref() {
         None => (Mean::None, "0".to_string()),
-        Some(m) if m.ends_with(".binaryproto") => {
-            (Mean::Image(mean_file(Path::new(m), sample)?), format!("`{m}`"))
-        }
+        Some(m) if m.ends_with(".binaryproto") => (
+            Mean::Image(mean_file(Path::new(m), sample)?),
+            format!("`{m}`"),
+        ),
         Some(m) => {
             let values: std::result::Result<Vec<f32>, _> =
                 m.split(',').map(|v| v.trim().parse::<f32>()).collect();
@@ -249,7 +253,11 @@ fn describe(scale: f32, values: &[f32], file: &Option<String>) -> String {
         None if values.is_empty() => "no mean".into(),
         None => format!(
             "mean_value {}",
-            values.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+            values
+                .iter()
+                .map(f32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
     };
     format!("{mean}, scale {scale}")
@@ -262,7 +270,10 @@ fn mean_file(path: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<f32>> {
         message: e.to_string(),
     })?;
     let blob = BlobProto::decode(&bytes).map_err(|e| {
-        Error::Other(format!("mean file `{}` is not a BlobProto: {e}", path.display()))
+        Error::Other(format!(
+            "mean file `{}` is not a BlobProto: {e}",
+            path.display()
+        ))
     })?;
     if blob.data.len() != c * h * w {
         return Err(Error::Other(format!(

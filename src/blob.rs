@@ -6,7 +6,7 @@
 //! to its tops without copying ([`Blob::share_data`]); writing through
 //! [`Blob::data_mut`] copies first only while the values are shared.
 
-use crate::layers::{count, fmt_shape, Shape};
+use crate::shape::{count, fmt_shape, Shape};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -23,9 +23,9 @@
 
 use crate::error::{did_you_mean, Error, Result};
 use crate::graph::{filter, BuildOptions, Graph};
-use crate::layers::{data_dirs, fmt_shape};
 use crate::net::Net;
 use crate::netdef::{read_net_file, LayerDef, Phase};
+use crate::shape::fmt_shape;
 use crate::weights::{self, ApplyOptions, Tensors};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,6 +42,9 @@ pub struct ForwardOptions {
     pub backward: bool,
     pub phase: Phase,
     pub output: PathBuf,
+    /// Folders searched for relative data paths after the net's folder and the
+    /// working directory.
+    pub extra_data_dirs: Vec<PathBuf>,
 }
 
 /// What was run and written.
@@ -101,7 +104,7 @@ pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
     let mut def = read_net_file(&opts.net)?;
     def.force_backward |= opts.backward;
     let mut build = BuildOptions::for_phase(opts.phase);
-    build.context.data_dirs = data_dirs(&opts.net);
+    build.context.data_dirs = crate::data::data_dirs(&opts.net, &opts.extra_data_dirs);
     build.context.input_tops = inputs
         .tensors
         .iter()

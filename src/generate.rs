@@ -18,7 +18,6 @@
 
 use crate::error::{Error, Result};
 use std::fmt::Write;
-use std::path::PathBuf;
 
 /// Residual units per stage of each SphereFace depth.
 pub const SPHEREFACE_UNITS: [(u32, [u32; 4]); 5] = [
@@ -39,35 +38,6 @@ pub const CASIA_CLASSES: u32 = 10572;
 /// (relative to the net file; see `nets/sphereface/README.md`).
 pub const DEFAULT_SOURCE: &str = "data/casia_list.txt";
 pub const DEFAULT_ROOT_FOLDER: &str = "data/CASIA-WebFace-112X96/";
-
-/// The `netrun generate` subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum GenerateCommand {
-    /// A SphereFace-{4,10,20,36,64} train net (default), deploy net or solver.
-    Sphereface {
-        /// Number of convolution layers: 4, 10, 20, 36 or 64.
-        #[arg(long)]
-        depth: u32,
-        /// Identities, i.e. the A-Softmax layer's outputs (train net).
-        #[arg(long, default_value_t = CASIA_CLASSES)]
-        classes: u32,
-        /// The deploy net (Input 1×3×112×96 up to fc5) instead of the train net.
-        #[arg(long, conflicts_with = "solver")]
-        deploy: bool,
-        /// The published solver, for the train net `sphereface<DEPTH>_train.prototxt`.
-        #[arg(long)]
-        solver: bool,
-        /// The ImageData list file of the train net.
-        #[arg(long, default_value = DEFAULT_SOURCE)]
-        source: String,
-        /// Prefixed to every listed image path of the train net ("" for none).
-        #[arg(long, default_value = DEFAULT_ROOT_FOLDER)]
-        root_folder: String,
-        /// Output file (standard output when absent).
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
-}
 
 /// Which file of a SphereFace net to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,39 +89,6 @@ impl SphereFace {
         }
         c
     }
-}
-
-/// Runs a `netrun generate` command.
-pub fn run(cmd: &GenerateCommand) -> Result<()> {
-    let GenerateCommand::Sphereface {
-        depth,
-        classes,
-        deploy,
-        solver,
-        source,
-        root_folder,
-        output,
-    } = cmd;
-    let file = match (deploy, solver) {
-        (true, _) => SphereFaceFile::Deploy,
-        (_, true) => SphereFaceFile::Solver,
-        _ => SphereFaceFile::Train,
-    };
-    let text = sphereface(&SphereFace {
-        depth: *depth,
-        classes: *classes,
-        file,
-        source: source.clone(),
-        root_folder: root_folder.clone(),
-    })?;
-    match output {
-        None => print!("{text}"),
-        Some(path) => std::fs::write(path, text).map_err(|e| Error::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        })?,
-    }
-    Ok(())
 }
 
 /// The residual units per stage of a SphereFace depth.

@@ -19,6 +19,7 @@ pub mod net;
 pub mod netdef;
 pub mod pictures;
 pub mod proto;
+pub mod shape;
 pub mod solver;
 pub mod solverdef;
 pub mod source;

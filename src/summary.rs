@@ -1,7 +1,7 @@
 //! The `netrun check` report: one row per layer, then totals.
 
 use crate::graph::Graph;
-use crate::layers::{count, fmt_shape};
+use crate::shape::{count, fmt_shape};
 use std::fmt::Write;
 
 /// Totals over a graph.

@@ -7,7 +7,7 @@
 //! is one, the tensor.
 
 use crate::error::{Error, Result};
-use crate::layers::{fmt_shape, Shape};
+use crate::shape::{fmt_shape, Shape};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,12 +183,12 @@ impl TensorFile {
         let width = dtype.bitsize() / 8;
         let shape = view.shape().to_vec();
         let data = view.data();
-        if data.len() != crate::layers::count(&shape) * width {
+        if data.len() != crate::shape::count(&shape) * width {
             return Err(Error::Other(format!(
                 "{}: shape {} needs {} bytes, the file holds {}",
                 here(),
                 fmt_shape(&shape),
-                crate::layers::count(&shape) * width,
+                crate::shape::count(&shape) * width,
                 data.len()
             )));
         }

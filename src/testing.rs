@@ -219,7 +219,7 @@ fn objective(tops: &[Blob], weights: &[Vec<f32>]) -> f64 {
 /// Blobs filled with U(lo, hi) values from a seeded stream (test inputs).
 pub fn uniform_blob(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Blob {
     let mut rng = Rng::seed_from_u64(seed);
-    let n = crate::layers::count(shape);
+    let n = crate::shape::count(shape);
     Blob::from_data(shape, (0..n).map(|_| rng.gen_range(lo..hi)).collect())
 }
 

@@ -34,8 +34,8 @@
 
 use crate::blob::Blob;
 use crate::error::{Error, Result};
-use crate::layers::{fmt_shape, Shape};
 use crate::net::Net;
+use crate::shape::{fmt_shape, Shape};
 use crate::tensors::{RawTensor, TensorFile};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
@@ -115,7 +115,7 @@ pub fn save_f32(
         if !seen.insert(name) {
             return Err(fail(format!("two tensors are named `{name}`")));
         }
-        if crate::layers::count(shape) != data.len() {
+        if crate::shape::count(shape) != data.len() {
             return Err(fail(format!(
                 "tensor `{name}` has shape {} but {} values",
                 fmt_shape(shape),

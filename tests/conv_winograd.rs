@@ -1,17 +1,15 @@
 //! Winograd F(2×2, 3×3) convolution, forced on for every 3×3 stride-1 layer of
-//! this test binary with `NETRUN_WINOGRAD=1` (by default it runs only where the
-//! channel counts make it pay, too wide for the gradient checker).
+//! this test binary with `backend::set_winograd(Always)` (what `NETRUN_WINOGRAD=1`
+//! does on the command line; by default it runs only where the channel counts
+//! make it pay, too wide for the gradient checker).
 
 mod common;
 
 use common::conv::{conv_case, conv_check_against_naive};
-use std::sync::Once;
 
 fn force_winograd() {
-    static SET: Once = Once::new();
-    // Every test calls this before any convolution runs, so the variable is
-    // set once, before the layer first reads it.
-    SET.call_once(|| std::env::set_var("NETRUN_WINOGRAD", "1"));
+    // Every test of this binary wants it, so concurrent tests agree.
+    netrun::backend::set_winograd(netrun::backend::WinogradPolicy::Always);
 }
 
 // Odd output sizes leave partial 2×2 tiles; pads 0 and 2 give the data

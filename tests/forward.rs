@@ -52,6 +52,7 @@ fn setup(x: Named, w: Named, d: Option<Named>) -> Setup {
         backward: true,
         phase: Phase::Train,
         output: dir.path().join("out.safetensors"),
+        extra_data_dirs: vec![],
     };
     Setup { _dir: dir, opts }
 }

@@ -227,7 +227,7 @@ fn siamese_trains_on_mnist_pairs() {
     let dir = sandbox("siamese");
     let opts = PairOptions {
         pairs: Some(500),
-        seed: netrun::layers::DEFAULT_SEED,
+        seed: netrun::shape::DEFAULT_SEED,
         force: false,
     };
     convert_mnist_siamese(

@@ -25,16 +25,13 @@
 //! is free: `gemm` rarely beat its own one-thread speed, OpenBLAS reached
 //! 1.8× of its own in the quiet rounds but halved in the busy ones.
 
-pub mod copy;
-mod cpu;
-pub mod im2col;
-#[cfg(feature = "openblas")]
-mod openblas;
-mod skinny;
+pub mod cpu;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
+// The layers' paths to the CPU helpers they call directly.
+pub use cpu::{copy, im2col};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Once;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -54,19 +51,44 @@ pub fn set_threads(n: usize) {
     });
 }
 
-/// Compute threads in use: `set_threads`, else `NETRUN_THREADS`, else all cores.
+/// Compute threads in use: as [`set_threads`] set them, else all cores (the
+/// command line reads `--threads` and `NETRUN_THREADS` and calls `set_threads`).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => {
-            let n = std::env::var("NETRUN_THREADS")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or_else(available_cores);
+            let n = available_cores();
             set_threads(n);
             n
         }
         n => n,
+    }
+}
+
+/// When convolutions use Winograd's minimal filtering (3×3 and 5×5, stride 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradPolicy {
+    /// Never: blob-for-blob comparisons with Caffe's im2col (Winograd rounds
+    /// differently, about 1e-6 relative for 3×3).
+    Never,
+    /// Wherever the geometry allows (tests reach it with few channels).
+    Always,
+    /// Where the channel counts and tiles make it pay (the default).
+    Auto,
+}
+
+static WINOGRAD: AtomicU8 = AtomicU8::new(WinogradPolicy::Auto as u8);
+
+/// Sets when convolutions use Winograd (the command line passes `NETRUN_WINOGRAD`).
+pub fn set_winograd(policy: WinogradPolicy) {
+    WINOGRAD.store(policy as u8, Ordering::Relaxed);
+}
+
+/// The Winograd policy in force.
+pub fn winograd() -> WinogradPolicy {
+    match WINOGRAD.load(Ordering::Relaxed) {
+        0 => WinogradPolicy::Never,
+        1 => WinogradPolicy::Always,
+        _ => WinogradPolicy::Auto,
     }
 }
 
@@ -80,7 +102,7 @@ pub fn name() -> String {
 /// own configuration line: version, kernel target, thread limit).
 #[cfg(feature = "openblas")]
 pub fn name() -> String {
-    format!("OpenBLAS ({})", openblas::config().trim())
+    format!("OpenBLAS ({})", cpu::openblas_config().trim())
 }
 
 fn available_cores() -> usize {

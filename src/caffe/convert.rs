@@ -41,7 +41,7 @@ pub struct SafetensorsArgs {
 pub fn build_net(path: &Path) -> Result<Net> {
     let def = crate::netdef::read_net_file(path)?;
     let mut opts = BuildOptions::for_phase(Phase::Test);
-    opts.context.data_dirs = crate::layers::data_dirs(path);
+    opts.context.data_dirs = crate::data::data_dirs(path, &[]);
     Net::new(Graph::build(&def, &opts)?, crate::layers::DEFAULT_SEED)
 }
 

@@ -61,7 +61,7 @@ impl BlobProto {
         if data.len() != count {
             return Err(format!(
                 "has shape {} = {count} values but holds {}",
-                crate::layers::fmt_shape(&shape),
+                crate::shape::fmt_shape(&shape),
                 data.len()
             ));
         }

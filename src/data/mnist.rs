@@ -98,7 +98,7 @@ pub fn parse_idx(bytes: Vec<u8>, file: &Path, magic: u32) -> Result<Idx, String>
     if bytes.len() - header != count {
         return Err(format!(
             "`{f}`: its header says {} = {count} values but it holds {}",
-            crate::layers::fmt_shape(&dims),
+            crate::shape::fmt_shape(&dims),
             bytes.len() - header
         ));
     }

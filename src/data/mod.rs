@@ -46,6 +46,21 @@ pub fn resolve(path: &str, dirs: &[PathBuf]) -> Result<Resolved, Vec<PathBuf>> {
     }
 }
 
+/// Where relative data paths of a net are looked for: the net file's folder,
+/// the working directory, then `extra` in order (the command line passes
+/// `NETRUN_DATA_DIR` there).
+pub fn data_dirs(net_file: &Path, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![net_file
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()];
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd);
+    }
+    dirs.extend(extra.iter().cloned());
+    dirs
+}
+
 /// `a`, `b` and `c`: paths for a message.
 pub fn fmt_paths(paths: &[PathBuf]) -> String {
     paths

@@ -286,7 +286,7 @@ impl LmdbSource {
         };
         let want = self.transformer.sample;
         if shape != want {
-            let fmt = |s: [usize; 3]| crate::layers::fmt_shape(&s);
+            let fmt = |s: [usize; 3]| crate::shape::fmt_shape(&s);
             return Err(format!(
                 "{} is {} but the first record (key `{}`) is {}",
                 at(),

@@ -131,7 +131,7 @@ impl Embedder {
         }
         let batch = batch.max(1) * if mirror == Mirror::None { 1 } else { 2 };
         let mut opts = BuildOptions::for_phase(Phase::Test);
-        opts.context.data_dirs = crate::layers::data_dirs(net_file);
+        opts.context.data_dirs = crate::data::data_dirs(net_file, &[]);
         let graph =
             super::stage::build_with_input(&deploy.def, &deploy.input, &[batch, c, h, w], opts)?;
         let find = |name: &str| graph.blobs.iter().position(|b| b.name == name);

@@ -200,7 +200,7 @@ fn preprocessing(
         }
         let mean = match (&t.mean_file, t.mean_value.is_empty()) {
             (Some(f), _) => Mean::Image(mean_file(
-                &crate::layers::data_dirs(&opts.net)
+                &crate::data::data_dirs(&opts.net, &[])
                     .iter()
                     .map(|d| d.join(f))
                     .find(|p| p.is_file())

@@ -15,8 +15,9 @@ pub mod shapes;
 pub mod splits;
 
 use crate::error::{Diagnostic, Error, Result};
-use crate::layers::{BuildContext, Layer, Shape};
+use crate::layers::{BuildContext, Layer};
 use crate::netdef::{LayerDef, NetDef, NetState, ParamSpec, Phase};
+use crate::shape::Shape;
 
 /// Index of a blob in [`Graph::blobs`].
 pub type BlobId = usize;
@@ -152,7 +153,7 @@ impl Graph {
             .iter()
             .flat_map(|n| n.param_shapes.iter().zip(&n.param_owners))
             .filter(|(_, o)| **o == ParamOwner::Own)
-            .map(|(s, _)| crate::layers::count(s))
+            .map(|(s, _)| crate::shape::count(s))
             .sum()
     }
 

@@ -245,7 +245,7 @@ pub fn resolve_params(graph: &mut Graph, shaped: &[bool]) -> Vec<Diagnostic> {
             let shapes: Vec<String> = node
                 .param_shapes
                 .iter()
-                .map(|s| crate::layers::fmt_shape(s))
+                .map(|s| crate::shape::fmt_shape(s))
                 .collect();
             let help = match count {
                 0 => format!(
@@ -296,7 +296,7 @@ pub fn resolve_params(graph: &mut Graph, shaped: &[bool]) -> Vec<Diagnostic> {
                     let ok = match spec.share_mode.unwrap_or(DimCheckMode::Strict) {
                         DimCheckMode::Strict => mine == theirs,
                         DimCheckMode::Permissive => {
-                            crate::layers::count(mine) == crate::layers::count(theirs)
+                            crate::shape::count(mine) == crate::shape::count(theirs)
                         }
                     };
                     if !ok {
@@ -311,8 +311,8 @@ pub fn resolve_params(graph: &mut Graph, shaped: &[bool]) -> Vec<Diagnostic> {
                                     format!(
                                         "{}: shared param `{name}` has shape {} here but {} in layer `{}`",
                                         node.def.describe(),
-                                        crate::layers::fmt_shape(mine),
-                                        crate::layers::fmt_shape(theirs),
+                                        crate::shape::fmt_shape(mine),
+                                        crate::shape::fmt_shape(theirs),
                                         owner.def.name
                                     ),
                                 )

@@ -5,7 +5,7 @@
 
 use super::Graph;
 use crate::error::Diagnostic;
-use crate::layers::fmt_shape;
+use crate::shape::fmt_shape;
 
 pub fn infer(graph: &mut Graph) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();

@@ -46,31 +46,9 @@ pub mod tanh;
 pub mod transform;
 pub mod triplet_loss;
 
-/// A blob shape, outermost axis first (N, C, H, W for images). A scalar loss is `[]`.
-pub type Shape = Vec<usize>;
-
-/// Formats a shape as `1x64x56x48`, a scalar as `scalar`.
-pub fn fmt_shape(shape: &[usize]) -> String {
-    if shape.is_empty() {
-        return "scalar".to_string();
-    }
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
-}
-
-/// Number of elements of a shape.
-pub fn count(shape: &[usize]) -> usize {
-    shape.iter().product()
-}
-
-/// Resolves a possibly negative Caffe axis (`-1` = last) against a rank.
-pub fn canonical_axis(axis: i32, rank: usize) -> Option<usize> {
-    let a = if axis < 0 { axis + rank as i32 } else { axis };
-    (0..rank as i32).contains(&a).then_some(a as usize)
-}
+// Layer files import the shape helpers from here (`use super::{count, Shape}`);
+// they are defined in the core, beside `Blob`.
+pub use crate::shape::{canonical_axis, count, fmt_shape, Shape, DEFAULT_SEED};
 
 /// How many bottoms or tops a layer takes: `min..=max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +138,6 @@ pub struct BuildContext {
     /// [`DEFAULT_SEED`] otherwise, so runs repeat.
     pub seed: u64,
 }
-
-/// The data layers' seed when none is given.
-pub const DEFAULT_SEED: u64 = 1701;
 
 impl Default for BuildContext {
     fn default() -> Self {
@@ -458,20 +433,4 @@ pub fn required<T: Copy>(
             format!("{} needs `{block} {{ {field}: ... }}`", def.describe()),
         )
     })
-}
-
-/// Where relative data paths of a net are looked for: the net file's folder,
-/// the working directory, then `NETRUN_DATA_DIR` when set.
-pub fn data_dirs(net_file: &std::path::Path) -> Vec<PathBuf> {
-    let mut dirs = vec![net_file
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default()];
-    if let Ok(cwd) = std::env::current_dir() {
-        dirs.push(cwd);
-    }
-    if let Some(d) = std::env::var_os("NETRUN_DATA_DIR") {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs
 }

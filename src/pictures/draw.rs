@@ -10,7 +10,6 @@
 //! phase's include/exclude rules keep; nothing is built, so a net whose data
 //! is not on this machine draws all the same.
 
-use super::features::parse_phase;
 use crate::error::{Error, Result};
 use crate::graph::filter::filter;
 use crate::netdef::{LayerDef, NetDef, Phase};
@@ -21,18 +20,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// `netrun draw` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DrawArgs {
+#[derive(Debug, Clone)]
+pub struct DrawOptions {
     /// A net file (`.net`, `.prototxt`).
     pub net: PathBuf,
     /// `.dot` (or `.gv`) for Graphviz source; `.svg`, `.png` or `.pdf` are rendered by `dot`.
-    #[arg(short = 'o', long = "output", value_name = "OUT.dot|OUT.svg")]
     pub output: PathBuf,
     /// Which phase's layers to draw: TRAIN or TEST.
-    #[arg(long, value_parser = parse_phase, default_value = "TRAIN")]
     pub phase: Phase,
     /// Direction of the flow: TB (top to bottom) or LR (left to right; wide nets read better).
-    #[arg(long, value_parser = ["TB", "LR", "BT", "RL"], default_value = "TB")]
     pub rankdir: String,
 }
 
@@ -228,7 +224,7 @@ fn run_dot(text: &str, format: &str, output: &Path) -> Result<Vec<u8>> {
 }
 
 /// Runs `netrun draw`; returns the report.
-pub fn run(args: &DrawArgs) -> Result<String> {
+pub fn run(args: &DrawOptions) -> Result<String> {
     let format = render_format(&args.output)?;
     let net = crate::netdef::read_net_file(&args.net)?;
     let text = dot(&net, args.phase, &args.rankdir);

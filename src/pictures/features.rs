@@ -15,42 +15,31 @@ use crate::error::{did_you_mean, Error, Result};
 use crate::graph::{BlobId, BuildOptions, Graph};
 use crate::layers::data::DataParams;
 use crate::layers::image_data::ImageDataParams;
-use crate::layers::{count, fmt_shape};
 use crate::net::Net;
 use crate::netdef::Phase;
+use crate::shape::{count, fmt_shape};
 use crate::train::{load_weights, DEFAULT_SEED};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `netrun features` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FeaturesArgs {
+#[derive(Debug, Clone)]
+pub struct FeaturesOptions {
     /// A net file (`.net`, `.prototxt`) with a data layer.
     pub net: PathBuf,
     /// Weights files (comma-separated or repeated), e.g. a snapshot's `.weights.safetensors`.
-    #[arg(long, value_name = "FILE", value_delimiter = ',', required = true)]
     pub weights: Vec<PathBuf>,
     /// The blob whose values are written, one row per sample (e.g. `ip1`).
-    #[arg(long)]
     pub blob: String,
     /// Which phase's layers to build: TRAIN or TEST.
-    #[arg(long, value_parser = parse_phase, default_value = "TEST")]
     pub phase: Phase,
     /// Batches to run [default: enough to read the data source once].
-    #[arg(long, value_name = "N")]
     pub iterations: Option<usize>,
     /// Where to write `features` (rows × dim) and `labels` (rows), as safetensors.
-    #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
     pub output: PathBuf,
-}
-
-/// `TRAIN` or `TEST` (any case).
-pub fn parse_phase(s: &str) -> std::result::Result<Phase, String> {
-    match s.to_ascii_uppercase().as_str() {
-        "TRAIN" => Ok(Phase::Train),
-        "TEST" => Ok(Phase::Test),
-        _ => Err(format!("expected TRAIN or TEST, found `{s}`")),
-    }
+    /// Folders searched for relative data paths after the net's folder and the
+    /// working directory.
+    pub extra_data_dirs: Vec<PathBuf>,
 }
 
 /// What [`extract`] read.
@@ -70,10 +59,10 @@ pub struct Features {
 }
 
 /// Builds the net, loads the weights and collects the blob over the data.
-pub fn extract(args: &FeaturesArgs) -> Result<Features> {
+pub fn extract(args: &FeaturesOptions) -> Result<Features> {
     let def = crate::netdef::read_net_file(&args.net)?;
     let mut b = BuildOptions::for_phase(args.phase);
-    let dirs = crate::layers::data_dirs(&args.net);
+    let dirs = crate::data::data_dirs(&args.net, &args.extra_data_dirs);
     b.context.data_dirs = dirs.clone();
     let graph = Graph::build(&def, &b)?;
     let blob = find_blob(&graph, &args.blob, &args.net)?;
@@ -214,7 +203,7 @@ fn source_records(graph: &Graph, data: usize, dirs: &[PathBuf]) -> Result<usize>
 }
 
 /// Runs `netrun features`; returns the report.
-pub fn run(args: &FeaturesArgs) -> Result<String> {
+pub fn run(args: &FeaturesOptions) -> Result<String> {
     let f = extract(args)?;
     let mut tensors: Vec<(&str, Vec<usize>, &[f32])> =
         vec![("features", vec![f.rows, f.dim], &f.values)];

@@ -22,15 +22,13 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// `netrun plot` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PlotArgs {
+#[derive(Debug, Clone)]
+pub struct PlotOptions {
     /// A training log: netrun's `<snapshot_prefix>.log.jsonl` or a Caffe text log.
     pub log: PathBuf,
     /// The picture to write, `.png` or `.svg` [default: LOG with extension `.png`].
-    #[arg(short = 'o', long = "output", value_name = "OUT.png|OUT.svg")]
     pub output: Option<PathBuf>,
     /// The title [default: the log's file name].
-    #[arg(long)]
     pub title: Option<String>,
 }
 
@@ -241,7 +239,7 @@ fn parse_caffe(text: &str) -> TrainingLog {
 }
 
 /// Runs `netrun plot`; returns the report line.
-pub fn run(args: &PlotArgs) -> Result<String> {
+pub fn run(args: &PlotOptions) -> Result<String> {
     let output = args
         .output
         .clone()

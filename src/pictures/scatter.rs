@@ -9,7 +9,7 @@
 
 use super::{color, padded, tick, Chart};
 use crate::error::{Error, Result};
-use crate::layers::fmt_shape;
+use crate::shape::fmt_shape;
 use crate::tensors::TensorFile;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -18,26 +18,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `netrun plot-features` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PlotFeaturesArgs {
+#[derive(Debug, Clone)]
+pub struct PlotFeaturesOptions {
     /// A safetensors file with `features` (N×D) and `labels` (N), as `netrun features` writes.
     pub features: PathBuf,
     /// The picture to write, `.png` or `.svg`.
-    #[arg(short = 'o', long = "output", value_name = "OUT.png|OUT.svg")]
     pub output: PathBuf,
     /// The title [default: the file's name].
-    #[arg(long)]
     pub title: Option<String>,
     /// The two feature dimensions to plot, e.g. `0,1`.
-    #[arg(long, value_name = "I,J", value_parser = parse_dims)]
     pub dims: Option<[usize; 2]>,
-}
-
-fn parse_dims(s: &str) -> std::result::Result<[usize; 2], String> {
-    let parsed = s.split_once(',').and_then(|(a, b)| {
-        Some([a.trim().parse().ok()?, b.trim().parse().ok()?]).filter(|[a, b]| a != b)
-    });
-    parsed.ok_or_else(|| format!("expected two different dimensions I,J (e.g. 0,1), found `{s}`"))
 }
 
 /// The points to plot: (x, y, class) and the dimensions they came from.
@@ -144,7 +134,7 @@ fn read_labels(file: &TensorFile) -> Result<Vec<i64>> {
 }
 
 /// Runs `netrun plot-features`; returns the report.
-pub fn run(args: &PlotFeaturesArgs) -> Result<String> {
+pub fn run(args: &PlotFeaturesOptions) -> Result<String> {
     super::chart_format(&args.output)?;
     let scatter = read_scatter(&args.features, args.dims)?;
     let title = args.title.clone().unwrap_or_else(|| {

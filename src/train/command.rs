@@ -51,7 +51,7 @@ pub fn test_command(
     let mut b = BuildOptions::for_phase(Phase::Test);
     b.context.batch = opts.batch;
     b.context.input_shapes = opts.input_shapes.clone();
-    b.context.data_dirs = crate::layers::data_dirs(net_file);
+    b.context.data_dirs = crate::data::data_dirs(net_file, &opts.extra_data_dirs);
     let mut net = Net::new(Graph::build(&def, &b)?, DEFAULT_SEED)?;
     let mut log = Log::new(Box::new(std::io::stdout()));
     for line in load_weights(&mut net, weights, true)? {

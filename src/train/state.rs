@@ -136,8 +136,8 @@ impl Trainer {
                     return Err(Error::Other(format!(
                         "`{}`: history `{name}` is {} but the blob is {}",
                         state.path.display(),
-                        crate::layers::fmt_shape(&t.shape),
-                        crate::layers::fmt_shape(shape)
+                        crate::shape::fmt_shape(&t.shape),
+                        crate::shape::fmt_shape(shape)
                     )));
                 }
                 h.copy_from_slice(&t.data);

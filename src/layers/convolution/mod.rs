@@ -1,19 +1,12 @@
-//! Convolution (cross-correlation) on GEMM; the per-sample kernels are in `kernels.rs`.
+//! Convolution (cross-correlation) on GEMM; the kernels are the backend's
+//! (`backend/cpu/conv/`): this file plans, splits the batch and dispatches.
 //! Legend: N batch, C input channels, H×W input, O outputs, g groups, kh×kw kernel,
 //! K = C/g·kh·kw, Ho×Wo output. Out size per axis: ⌊(H + 2p − (d(k−1)+1)) / s⌋ + 1.
 //! y_g = W_g ⋆ x_g + b; dW_g += dy_g ⋆ x_g; db += Σ_positions dy; dx = W_gᵀ ⋆ dy_g.
 
-mod chunked;
-mod kernels;
 mod params;
-mod shifted;
-mod winograd;
-mod winograd_banded;
-mod winograd_math;
-mod winograd_tiles;
-mod winograd_weights;
 
-use kernels::{ranges, split_parts, Plan};
+use crate::backend::cpu::conv::{ranges, split_parts, Plan};
 
 pub use params::{geometry, ConvolutionParams, Engine, Geometry};
 

@@ -2,6 +2,7 @@
 //! CombinedMarginInnerProduct): labels, the logits shape, and row normalisation
 //! with its gradient.
 
+use crate::backend::cpu::rows::normalize_row;
 use crate::layers::loss::{axis_of, check_same_num};
 use crate::layers::rows::{rows_per_task, SERIAL_MAX};
 use crate::layers::{count, fmt_shape, Shape, ShapeError};
@@ -97,48 +98,6 @@ pub fn normalize_rows(data: &mut [f32], k: usize) -> Vec<f64> {
         .with_min_len(rows_per_task(k))
         .map(normalize_row)
         .collect()
-}
-
-/// One row of [`normalize_rows`]; with AVX-512 the f64 arithmetic runs 8 lanes
-/// wide instead of SSE2's 2, which makes the pass memory-bound.
-fn normalize_row(row: &mut [f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is present (checked above).
-        return unsafe { normalize_row_avx512(row) };
-    }
-    normalize_row_generic(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn normalize_row_avx512(row: &mut [f32]) -> f64 {
-    normalize_row_generic(row)
-}
-
-/// ‖row‖ with the squares summed in 8 f64 lanes (so the loop vectorises), then
-/// row ← row·(1/‖row‖) in f64, skipped for a row already of norm 1.
-#[inline(always)]
-fn normalize_row_generic(row: &mut [f32]) -> f64 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f64; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&v| v as f64 * v as f64)
-        .sum();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l] as f64 * c[l] as f64;
-        }
-    }
-    let norm = (acc.iter().sum::<f64>() + tail).sqrt();
-    if norm != 1.0 {
-        let inv = 1.0 / norm;
-        row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
-    }
-    norm
 }
 
 /// Per row r of length k: out_r (+)= (g_r − along_r·unit_r)/norm_r, the gradient through

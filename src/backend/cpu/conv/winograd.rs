@@ -17,10 +17,9 @@ use super::kernels::{with_scratch, Plan, Scratch};
 use super::winograd_banded::banded;
 use super::winograd_tiles::Winograd;
 use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
-use crate::backend::{gemm_strided, View, ViewMut};
+use crate::backend::{gemm_strided, View, ViewMut, WinogradPolicy};
 use rayon::prelude::*;
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 /// The transforms cost O(C + O) per tile and the GEMMs O(C·O); below this
 /// C·O/(C + O) the transforms' memory traffic eats the GEMM saving (measured at
@@ -50,25 +49,6 @@ thread_local! {
     static WINOGRAD: Scratch = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// `NETRUN_WINOGRAD`: `0` never (blob-for-blob comparisons with Caffe's im2col:
-/// Winograd rounds differently, ~1e-6 relative), `1` wherever the geometry
-/// allows, unset: where the channel counts make it pay.
-#[derive(Clone, Copy, PartialEq)]
-enum Choice {
-    Never,
-    Always,
-    Auto,
-}
-
-fn choice() -> Choice {
-    static CHOICE: OnceLock<Choice> = OnceLock::new();
-    *CHOICE.get_or_init(|| match std::env::var("NETRUN_WINOGRAD").as_deref() {
-        Ok("0") => Choice::Never,
-        Ok("1") => Choice::Always,
-        _ => Choice::Auto,
-    })
-}
-
 impl Plan {
     /// 3×3 or 5×5, stride 1, no dilation, one group, pad ≤ r − 1 (so the data
     /// gradient's pad r − 1 − p exists), and (by default) enough channels and
@@ -91,10 +71,10 @@ impl Plan {
             _ => WINOGRAD_MIN_WIDTH,
         };
         let pays = c * o >= min_width * (c + o) && tiles >= WINOGRAD_MIN_TILES;
-        match choice() {
-            Choice::Never => false,
-            Choice::Always => fits,
-            Choice::Auto => fits && pays,
+        match crate::backend::winograd() {
+            WinogradPolicy::Never => false,
+            WinogradPolicy::Always => fits,
+            WinogradPolicy::Auto => fits && pays,
         }
     }
 

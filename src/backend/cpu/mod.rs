@@ -1,4 +1,20 @@
 //! CPU kernels: BLAS-style level 1–3 routines on row-major f32 slices.
+//!
+//! Everything that runs on the CPU lives under here: the GEMM wrappers
+//! (this file), the small-batch operand orders (`skinny.rs`), OpenBLAS,
+//! vectorised copies, im2col/col2im, the convolution kernels (`conv/`:
+//! per-sample plans, chunks, shifted windows, Winograd tile transforms) and
+//! the AVX-512 helpers of the layers (`rows.rs`).
+
+pub mod conv;
+pub mod copy;
+pub mod im2col;
+#[cfg(feature = "openblas")]
+mod openblas;
+#[cfg(feature = "openblas")]
+pub use openblas::config as openblas_config;
+pub mod rows;
+mod skinny;
 
 use gemm::Parallelism;
 
@@ -18,7 +34,7 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    let threads = super::threads();
+    let threads = crate::backend::threads();
     // Small products are faster on one thread than spread out.
     let threads = if m * n * k >= 64 * 64 * 64 {
         threads
@@ -88,7 +104,7 @@ fn gemm_on(
         cs: a_cs,
     };
     // Other fully-connected shapes (small batch): see `skinny`.
-    if super::skinny::try_gemm(threads, trans_b, m, n, k, alpha, a_view, b, beta, c) {
+    if skinny::try_gemm(threads, trans_b, m, n, k, alpha, a_view, b, beta, c) {
         return;
     }
     let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
@@ -160,7 +176,7 @@ pub fn gemm_strided(
         "gemm_strided: operand too small"
     );
     #[cfg(feature = "openblas")]
-    let c = match super::openblas::try_gemm(threads, m, n, k, alpha, a, b, beta, c) {
+    let c = match openblas::try_gemm(threads, m, n, k, alpha, a, b, beta, c) {
         Ok(()) => return,
         Err(c) => c,
     };

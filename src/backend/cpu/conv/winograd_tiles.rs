@@ -33,10 +33,10 @@ pub struct Winograd {
 macro_rules! by_tile {
     ($taps:expr, $k:ident => $body:expr) => {
         if $taps == 5 {
-            type $k = $crate::layers::convolution::winograd_math::F5;
+            type $k = $crate::backend::cpu::conv::winograd_math::F5;
             $body
         } else {
-            type $k = $crate::layers::convolution::winograd_math::F3;
+            type $k = $crate::backend::cpu::conv::winograd_math::F3;
             $body
         }
     };

@@ -19,7 +19,7 @@
 //! values are not re-typed here. The thread controls are OpenBLAS extensions
 //! that no binding crate exports, hence the small `extern` block.
 
-use super::cpu::{View, ViewMut};
+use super::{View, ViewMut};
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,172 @@
+//! The `netrun` command line: clap's argument types, the environment
+//! variables, and the handlers that turn them into the library's explicit
+//! options. The library itself knows nothing of clap or the environment.
+//!
+//! Environment variables read here (and nowhere else):
+//! - `NETRUN_THREADS`: compute threads when `--threads` is not given;
+//! - `NETRUN_WINOGRAD`: `0` never use Winograd convolutions, `1` wherever the
+//!   geometry allows, unset: where they pay;
+//! - `NETRUN_DATA_DIR`: a last folder for relative data paths, and for
+//!   `convert mnist`'s IDX files.
+
+mod convert;
+mod face;
+mod generate;
+mod net;
+mod pictures;
+mod train;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use netrun::backend::{self, WinogradPolicy};
+use netrun::netdef::Phase;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "netrun",
+    version,
+    about = "Caffe-style declarative deep learning for face recognition"
+)]
+struct Cli {
+    /// Compute threads (GEMM and parallel loops); default `NETRUN_THREADS` or all cores.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PhaseArg {
+    #[value(name = "TRAIN", alias = "train")]
+    Train,
+    #[value(name = "TEST", alias = "test")]
+    Test,
+}
+
+impl From<PhaseArg> for Phase {
+    fn from(p: PhaseArg) -> Phase {
+        match p {
+            PhaseArg::Train => Phase::Train,
+            PhaseArg::Test => Phase::Test,
+        }
+    }
+}
+
+/// `TRAIN` or `TEST` (any case).
+pub fn parse_phase(s: &str) -> Result<Phase, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "TRAIN" => Ok(Phase::Train),
+        "TEST" => Ok(Phase::Test),
+        _ => Err(format!("expected TRAIN or TEST, found `{s}`")),
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a net or solver file and print its layers, shapes, parameters and FLOPs.
+    Check(net::CheckArgs),
+    /// Time forward and backward per layer on random data, like `caffe time`.
+    Time(net::TimeArgs),
+    /// Run one forward (and backward) pass on given inputs and weights; write every blob.
+    Forward(net::ForwardArgs),
+    /// Convert datasets into the LMDB databases the Data layer reads.
+    Convert {
+        #[command(subcommand)]
+        what: convert::ConvertCommand,
+    },
+    /// Write generated net and solver files (SphereFace-4/10/20/36/64).
+    Generate {
+        #[command(subcommand)]
+        what: generate::GenerateCommand,
+    },
+    /// Train the nets of a solver file, like `caffe train`.
+    Train(train::TrainArgs),
+    /// Run the TEST phase of a net with trained weights and average its outputs, like `caffe test`.
+    Test(train::TestArgs),
+    /// Plot a training log: loss, test outputs and learning rate against iteration (PNG or SVG).
+    Plot(pictures::PlotArgs),
+    /// Run a net over its data source and write one blob's rows and the labels (safetensors).
+    Features(pictures::FeaturesArgs),
+    /// Scatter two feature dimensions coloured by class, as the center-loss paper's MNIST figure.
+    PlotFeatures(pictures::PlotFeaturesArgs),
+    /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
+    Draw(pictures::DrawArgs),
+    /// Face verification accuracy on LFW-style pairs (10-fold cross-validation, ROC).
+    Verify(face::VerifyArgs),
+    /// Detect faces and five landmarks (MTCNN) and warp each onto a template (112x96).
+    Align(face::AlignArgs),
+}
+
+/// What the environment says, read once at start.
+pub struct Env {
+    /// `NETRUN_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Env {
+    fn read() -> Env {
+        Env {
+            data_dir: std::env::var_os("NETRUN_DATA_DIR").map(PathBuf::from),
+        }
+    }
+
+    /// Folders searched for relative data paths after the net's folder and
+    /// the working directory.
+    pub fn extra_data_dirs(&self) -> Vec<PathBuf> {
+        self.data_dir.iter().cloned().collect()
+    }
+}
+
+/// `--threads`, else `NETRUN_THREADS` (a positive integer), else all cores.
+fn threads(flag: Option<usize>) -> Option<usize> {
+    flag.or_else(|| {
+        std::env::var("NETRUN_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    })
+}
+
+fn winograd() -> WinogradPolicy {
+    match std::env::var("NETRUN_WINOGRAD").as_deref() {
+        Ok("0") => WinogradPolicy::Never,
+        Ok("1") => WinogradPolicy::Always,
+        _ => WinogradPolicy::Auto,
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = threads(cli.threads) {
+        backend::set_threads(n);
+    }
+    backend::set_winograd(winograd());
+    let env = Env::read();
+    let result = match &cli.command {
+        Command::Check(a) => net::check(a, &env),
+        Command::Time(a) => net::time(a, &env),
+        Command::Forward(a) => net::forward(a, &env),
+        Command::Convert { what } => convert::run(what, &env),
+        Command::Generate { what } => generate::run(what),
+        Command::Train(a) => train::train(a, &env),
+        Command::Test(a) => train::test(a, &env),
+        Command::Plot(a) => netrun::pictures::plot::run(&a.options()).map(|r| println!("{r}")),
+        Command::Features(a) => {
+            netrun::pictures::features::run(&a.options(&env)).map(|r| println!("{r}"))
+        }
+        Command::PlotFeatures(a) => {
+            netrun::pictures::scatter::run(&a.options()).map(|r| println!("{r}"))
+        }
+        Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
+        Command::Verify(a) => face::verify(a),
+        Command::Align(a) => face::align(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -35,7 +35,7 @@ impl Chart for RocChart<'_> {
         let area = root
             .titled(&title, (FONT, 24))
             .map_err(crate::pictures::drawing)?;
-        let lo = (1.0 / r.roc.negatives as f64).min(1e-1).max(1e-4);
+        let lo = (1.0 / r.roc.negatives as f64).clamp(1e-4, 1e-1);
         let mut chart = ChartBuilder::on(&area)
             .margin(20)
             .x_label_area_size(50)

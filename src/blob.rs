@@ -1,12 +1,27 @@
 //! Blob: an N-d array of f32 `data` with a same-shaped `diff` (its gradient),
-//! as in Caffe. Storage is host memory; a device backend keeps its own copy
-//! behind the same API.
+//! as in Caffe.
 //!
 //! `data` is reference-counted so that a Split can hand its bottom's values
 //! to its tops without copying ([`Blob::share_data`]); writing through
 //! [`Blob::data_mut`] copies first only while the values are shared.
+//!
+//! Storage follows Caffe's SyncedMemory. With `--features cuda` each of data
+//! and diff also has a device copy and a head ([`crate::backend::cuda::Head`]:
+//! at the host, at the device, or synced): the writable host accessors bring
+//! device values down first and mark the host copy current, the device
+//! accessors do the same the other way, and [`Blob::sync_to_host`] brings
+//! both down before a layer without a device path reads them through
+//! [`Blob::data`] / [`Blob::diff`]. A build without CUDA has host storage only:
+//! the accessors below are plain slice borrows, with no head to check.
+//!
+//! Host values are also offered as `ndarray` views ([`Blob::data_view`], ...)
+//! for library users and for tests' reference loops (`x[[n, c, h, w]]`
+//! instead of index arithmetic).
 
+#[cfg(feature = "cuda")]
+use crate::backend::cuda::{Head, Mirror};
 use crate::shape::{count, fmt_shape, Shape};
+use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,17 +29,17 @@ pub struct Blob {
     shape: Shape,
     data: Arc<Vec<f32>>,
     diff: Vec<f32>,
+    #[cfg(feature = "cuda")]
+    data_device: Mirror,
+    #[cfg(feature = "cuda")]
+    diff_device: Mirror,
 }
 
 impl Blob {
     /// A zero-filled blob.
     pub fn new(shape: &[usize]) -> Blob {
         let n = count(shape);
-        Blob {
-            shape: shape.to_vec(),
-            data: Arc::new(vec![0.0; n]),
-            diff: vec![0.0; n],
-        }
+        Blob::from_parts(shape, vec![0.0; n], vec![0.0; n])
     }
 
     /// A blob holding `data` (diff zeroed); `data.len()` must equal the shape's count.
@@ -37,10 +52,18 @@ impl Blob {
             data.len()
         );
         let diff = vec![0.0; data.len()];
+        Blob::from_parts(shape, data, diff)
+    }
+
+    fn from_parts(shape: &[usize], data: Vec<f32>, diff: Vec<f32>) -> Blob {
         Blob {
             shape: shape.to_vec(),
             data: Arc::new(data),
             diff,
+            #[cfg(feature = "cuda")]
+            data_device: Mirror::default(),
+            #[cfg(feature = "cuda")]
+            diff_device: Mirror::default(),
         }
     }
 
@@ -64,49 +87,105 @@ impl Blob {
 
     /// Changes the shape, keeping the allocation when the count does not grow.
     pub fn reshape(&mut self, shape: &[usize]) {
+        self.sync_to_host();
         let n = count(shape);
         self.shape = shape.to_vec();
         Arc::make_mut(&mut self.data).resize(n, 0.0);
         self.diff.resize(n, 0.0);
+        self.host_data_written();
+        self.host_diff_written();
     }
 
+    /// The values on the host. With CUDA, the host copy must be current
+    /// ([`Blob::sync_to_host`] after device writes).
+    #[inline]
     pub fn data(&self) -> &[f32] {
+        #[cfg(feature = "cuda")]
+        debug_assert_ne!(
+            self.data_device.head(),
+            Head::Device,
+            "data read on the host while only the device copy is current"
+        );
         &self.data
     }
     /// The values for writing; copies them first if they are shared.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [f32] {
+        self.host_data_for_write();
         Arc::make_mut(&mut self.data).as_mut_slice()
     }
+    #[inline]
     pub fn diff(&self) -> &[f32] {
+        #[cfg(feature = "cuda")]
+        debug_assert_ne!(
+            self.diff_device.head(),
+            Head::Device,
+            "diff read on the host while only the device copy is current"
+        );
         &self.diff
     }
+    #[inline]
     pub fn diff_mut(&mut self) -> &mut [f32] {
+        self.host_diff_for_write();
         &mut self.diff
     }
 
     /// The values (read) and the diff (written) at once; never copies shared values.
+    #[inline]
     pub fn data_and_diff_mut(&mut self) -> (&[f32], &mut [f32]) {
+        self.sync_data_to_host();
+        self.host_diff_for_write();
         (&self.data[..], &mut self.diff)
     }
 
     /// Values and diff both writable (solver updates), copying shared values first.
+    #[inline]
     pub fn data_mut_and_diff_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        self.host_data_for_write();
+        self.host_diff_for_write();
         (Arc::make_mut(&mut self.data).as_mut_slice(), &mut self.diff)
     }
 
+    /// The data as an N-d view of the shape (row-major).
+    pub fn data_view(&self) -> ArrayViewD<'_, f32> {
+        let shape = IxDyn(&self.shape);
+        ArrayViewD::from_shape(shape, self.data()).expect("blob data matches its shape")
+    }
+    /// The data as a writable N-d view (copies shared values first).
+    pub fn data_view_mut(&mut self) -> ArrayViewMutD<'_, f32> {
+        let shape = IxDyn(&self.shape);
+        ArrayViewMutD::from_shape(shape, self.data_mut()).expect("blob data matches its shape")
+    }
+    /// The diff as an N-d view of the shape.
+    pub fn diff_view(&self) -> ArrayViewD<'_, f32> {
+        let shape = IxDyn(&self.shape);
+        ArrayViewD::from_shape(shape, self.diff()).expect("blob diff matches its shape")
+    }
+    /// The diff as a writable N-d view.
+    pub fn diff_view_mut(&mut self) -> ArrayViewMutD<'_, f32> {
+        let shape = IxDyn(&self.shape);
+        ArrayViewMutD::from_shape(shape, self.diff_mut()).expect("blob diff matches its shape")
+    }
+
     pub fn zero_diff(&mut self) {
-        self.diff.fill(0.0);
+        self.diff_mut().fill(0.0);
     }
 
     /// Replaces this blob's data with another's (shapes may differ only in form).
     pub fn copy_data_from(&mut self, other: &Blob) {
-        self.data_mut().copy_from_slice(&other.data);
+        self.data_mut().copy_from_slice(other.data());
     }
 
     /// Makes this blob's values those of `other` without copying them (Split).
+    /// With CUDA the device copy and head are taken over too (the device side
+    /// copies on write, as the host side does through the shared `Arc`).
     pub fn share_data(&mut self, other: &Blob) {
         debug_assert_eq!(self.count(), other.count());
         self.data = Arc::clone(&other.data);
+        #[cfg(feature = "cuda")]
+        {
+            self.data_device = other.data_device.clone();
+        }
     }
 
     /// Drops a shared view of another blob's values (taken by [`Blob::share_data`]),
@@ -115,16 +194,92 @@ impl Blob {
     pub fn release_shared_data(&mut self) {
         if Arc::strong_count(&self.data) > 1 {
             self.data = Arc::new(Vec::new());
+            #[cfg(feature = "cuda")]
+            {
+                self.data_device = Mirror::default();
+            }
         }
     }
 
     /// Σ x² of the data, accumulated in f64.
     pub fn sumsq_data(&self) -> f64 {
-        self.data.iter().map(|&v| (v as f64) * (v as f64)).sum()
+        self.data().iter().map(|&v| (v as f64) * (v as f64)).sum()
     }
 
     /// Σ x² of the diff, accumulated in f64.
     pub fn sumsq_diff(&self) -> f64 {
-        self.diff.iter().map(|&v| (v as f64) * (v as f64)).sum()
+        self.diff().iter().map(|&v| (v as f64) * (v as f64)).sum()
+    }
+
+    /// Brings data and diff to the host where only the device copy is current
+    /// (before a layer without a device path runs). Nothing to do without CUDA.
+    #[inline(always)]
+    pub fn sync_to_host(&mut self) {
+        self.sync_data_to_host();
+        #[cfg(feature = "cuda")]
+        self.diff_device.to_host(&mut self.diff);
+    }
+
+    #[inline(always)]
+    fn sync_data_to_host(&mut self) {
+        #[cfg(feature = "cuda")]
+        if self.data_device.head() == Head::Device {
+            let data = Arc::make_mut(&mut self.data);
+            self.data_device.to_host(data);
+        }
+    }
+
+    #[inline(always)]
+    fn host_data_for_write(&mut self) {
+        self.sync_data_to_host();
+        self.host_data_written();
+    }
+
+    #[inline(always)]
+    fn host_diff_for_write(&mut self) {
+        #[cfg(feature = "cuda")]
+        self.diff_device.to_host(&mut self.diff);
+        self.host_diff_written();
+    }
+
+    #[inline(always)]
+    fn host_data_written(&mut self) {
+        #[cfg(feature = "cuda")]
+        self.data_device.host_written();
+    }
+
+    #[inline(always)]
+    fn host_diff_written(&mut self) {
+        #[cfg(feature = "cuda")]
+        self.diff_device.host_written();
+    }
+}
+
+/// The device half of a blob (`--features cuda`).
+#[cfg(feature = "cuda")]
+impl Blob {
+    /// Where the newest data are.
+    pub fn data_head(&self) -> Head {
+        self.data_device.head()
+    }
+    /// Where the newest diff is.
+    pub fn diff_head(&self) -> Head {
+        self.diff_device.head()
+    }
+    /// The data on the device, copied up when only the host copy is current.
+    pub fn device_data(&mut self) -> &[f32] {
+        self.data_device.to_device(&self.data)
+    }
+    /// The data on the device for writing: the host copy becomes stale.
+    pub fn device_data_mut(&mut self) -> &mut [f32] {
+        self.data_device.device_mut(&self.data)
+    }
+    /// The diff on the device, copied up when only the host copy is current.
+    pub fn device_diff(&mut self) -> &[f32] {
+        self.diff_device.to_device(&self.diff)
+    }
+    /// The diff on the device for writing: the host copy becomes stale.
+    pub fn device_diff_mut(&mut self) -> &mut [f32] {
+        self.diff_device.device_mut(&self.diff)
     }
 }

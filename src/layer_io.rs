@@ -28,6 +28,16 @@ pub struct LayerIo<'a> {
 }
 
 impl<'a> LayerIo<'a> {
+    /// Brings every blob of the call to the host (a layer's CPU path in GPU
+    /// mode); nothing to do in a build without CUDA.
+    #[inline]
+    pub fn sync_to_host(&mut self) {
+        if cfg!(feature = "cuda") {
+            self.blobs.iter_mut().for_each(|b| b.sync_to_host());
+            self.params.iter_mut().for_each(|b| b.sync_to_host());
+        }
+    }
+
     /// Borrows bottoms and tops from the net's blob store by id; bottom ids
     /// are distinct (splits guarantee it), a top id may repeat its bottom's.
     pub fn from_store(

@@ -17,6 +17,7 @@ pub mod layer_io;
 pub mod layers;
 pub mod net;
 pub mod netdef;
+pub mod philox;
 pub mod pictures;
 pub mod proto;
 pub mod shape;

@@ -34,6 +34,15 @@ pub struct Net {
 }
 
 impl Net {
+    /// The layers (node indices) without a device path: in GPU mode they run
+    /// their CPU path on host copies of their blobs (`netrun time --gpu` marks them).
+    pub fn cpu_fallback_layers(&self) -> Vec<usize> {
+        (self.graph.nodes.iter().enumerate())
+            .filter(|(_, n)| !n.layer.has_gpu_path())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Allocates blobs and fills learnable blobs deterministically from `seed`.
     pub fn new(mut graph: Graph, seed: u64) -> Result<Net> {
         let mut rng = Rng::seed_from_u64(seed);

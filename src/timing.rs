@@ -18,6 +18,9 @@ pub struct Timings {
     pub forward_ms: f64,
     pub backward_ms: f64,
     pub iterations: usize,
+    /// Per layer, in GPU mode: whether it ran its CPU path (no device path).
+    /// Empty on the CPU, and the report then has no device column.
+    pub fallback: Vec<bool>,
 }
 
 /// Fills data-layer tops: top 0 uniform in [−1, 1), other tops (labels) zero.
@@ -96,6 +99,7 @@ pub fn time(net: &mut Net, iterations: usize, backward: bool) -> Result<Timings>
         forward_ms: fwd.iter().sum::<f64>() / k,
         backward_ms: bwd.iter().sum::<f64>() / k,
         iterations,
+        fallback: Vec::new(),
     })
 }
 
@@ -105,21 +109,27 @@ pub fn render(t: &Timings, peak_rss: Option<u64>) -> String {
     let width = t.layers.iter().map(|l| l.0.len()).max().unwrap_or(5).max(5);
     let total = t.forward_ms + t.backward_ms;
     let _ = writeln!(out, "Average time per layer ({} iterations):", t.iterations);
-    let _ = writeln!(
+    let device = t.fallback.iter().any(|&f| f);
+    let _ = write!(
         out,
         "{:<width$}  {:<16} {:>12} {:>12} {:>7}",
         "layer", "type", "forward ms", "backward ms", "share"
     );
-    for (name, ty, f, b) in &t.layers {
+    out.push_str(if device { "  device\n" } else { "\n" });
+    for (i, (name, ty, f, b)) in t.layers.iter().enumerate() {
         let share = if total > 0.0 {
             100.0 * (f + b) / total
         } else {
             0.0
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{name:<width$}  {ty:<16} {f:>12.3} {b:>12.3} {share:>6.1}%"
         );
+        if device && t.fallback.get(i).copied().unwrap_or(false) {
+            out.push_str("  CPU fallback");
+        }
+        out.push('\n');
     }
     let _ = writeln!(out, "Average Forward pass: {:.4} ms.", t.forward_ms);
     let _ = writeln!(out, "Average Backward pass: {:.4} ms.", t.backward_ms);

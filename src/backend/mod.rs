@@ -26,6 +26,8 @@
 //! 1.8× of its own in the quiet rounds but halved in the busy ones.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
 // The layers' paths to the CPU helpers they call directly.
@@ -89,6 +91,22 @@ pub fn winograd() -> WinogradPolicy {
         0 => WinogradPolicy::Never,
         1 => WinogradPolicy::Always,
         _ => WinogradPolicy::Auto,
+    }
+}
+
+/// Why a device run (`what`: `--gpu 0`, `solver_mode: GPU`) cannot start in
+/// this build, and what to do instead.
+pub fn no_gpu_message(what: &str) -> String {
+    if cfg!(feature = "cuda") {
+        format!(
+            "{what}: this build has the `cuda` feature, but the CUDA backend is not \
+             implemented yet; run on the CPU"
+        )
+    } else {
+        format!(
+            "{what}: this netrun was built without CUDA; build it with \
+             `cargo build --release --features cuda`, or run on the CPU"
+        )
     }
 }
 

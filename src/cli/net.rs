@@ -44,6 +44,9 @@ pub struct TimeArgs {
     /// Time the forward pass only.
     #[arg(long)]
     forward_only: bool,
+    /// Run on GPU N (layers without a device path are marked as CPU fallbacks).
+    #[arg(long, value_name = "N")]
+    gpu: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -162,6 +165,11 @@ fn build_solver_net(
 }
 
 pub fn time(a: &TimeArgs, env: &Env) -> netrun::Result<()> {
+    if let Some(n) = a.gpu {
+        return Err(Error::Other(netrun::backend::no_gpu_message(&format!(
+            "--gpu {n}"
+        ))));
+    }
     let net = netdef::read_net_file(&a.file)?;
     let graph = Graph::build(&net, &build_options(&a.net, &a.file, env))?;
     let mut net = netrun::net::Net::new(graph, 1)?;

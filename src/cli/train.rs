@@ -42,6 +42,9 @@ pub struct TrainArgs {
     /// Replaces the batch size of data and input layers.
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
+    /// Train on the CPU even when the solver says `solver_mode: GPU`.
+    #[arg(long)]
+    cpu: bool,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +72,7 @@ pub fn train(a: &TrainArgs, env: &Env) -> netrun::Result<()> {
             sighup_effect: a.sighup_effect.into(),
             batch: a.batch,
             extra_data_dirs: env.extra_data_dirs(),
+            cpu: a.cpu,
             ..Default::default()
         },
     )

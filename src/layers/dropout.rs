@@ -1,15 +1,20 @@
 //! Dropout: TRAIN y = x·m/(1 − r) with m ~ Bernoulli(1 − r) per element (y = x·m when
 //! `scale_train` is false); TEST y = x (or x·(1 − r) when `scale_train` is false).
 //! Legend: r = dropout_ratio. Backward: dx = dy·(the factor forward applied). Works in place.
-//! The mask is drawn per chunk from a seed taken from the net's stream, so it does not
-//! depend on the thread count.
+//! The mask comes from a counter-based generator ([`crate::philox`]) keyed by the
+//! build seed and the layer's name; the stream's iteration word is one draw from the
+//! net's generator per TRAIN pass (seeded by the solver's `random_seed`, saved in
+//! snapshots). Element i's draw is then a function of (seed, layer, pass, i) alone:
+//! it depends neither on the thread count nor on the device, and a resumed run, or
+//! the gradient checker's repeated passes from one generator state, get the same masks.
 
 use super::rows::{self, CHUNK};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
-use rand::{Rng as _, SeedableRng};
+use crate::philox::{key_for, Stream};
+use rand::Rng as _;
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -37,6 +42,8 @@ pub struct DropoutLayer {
     mask: Vec<f32>,
     /// Whether the last forward ran in TRAIN (masked) mode.
     masked: bool,
+    /// The generator's key: the build seed and the layer's name.
+    key: [u32; 2],
 }
 
 impl DropoutLayer {
@@ -50,7 +57,7 @@ impl DropoutLayer {
     }
 }
 
-pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: DropoutParams = def.params("dropout_param")?;
     // 1/(1 − r) must be finite; the comparison also rejects NaN.
     if !(0.0..1.0).contains(&p.dropout_ratio) {
@@ -69,6 +76,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         params: p,
         mask: Vec::new(),
         masked: false,
+        key: key_for(ctx.seed, &def.name),
     }))
 }
 
@@ -112,18 +120,19 @@ impl Layer for DropoutLayer {
         } else {
             1.0
         };
-        let seeds: Vec<u64> = (0..y.len().div_ceil(CHUNK))
-            .map(|_| ctx.rng.gen())
-            .collect();
+        let stream = Stream {
+            key: self.key,
+            iteration: ctx.rng.gen(),
+        };
         self.mask.resize(y.len(), 0.0);
         // u ~ U[0, 1) per element; kept (m = 1) when u ≥ r, i.e. with probability 1 − r.
         y.par_chunks_mut(CHUNK)
             .zip(self.mask.par_chunks_mut(CHUNK))
-            .zip(seeds)
-            .for_each(|((ys, ms), seed)| {
-                let mut rng = Rng::seed_from_u64(seed);
+            .enumerate()
+            .for_each(|(c, (ys, ms))| {
+                stream.fill(c * CHUNK, ms);
                 for (v, m) in ys.iter_mut().zip(ms) {
-                    *m = if rng.gen::<f32>() >= ratio { keep } else { 0.0 };
+                    *m = if *m >= ratio { keep } else { 0.0 };
                     *v *= *m;
                 }
             });

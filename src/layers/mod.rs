@@ -243,6 +243,33 @@ pub trait Layer: Send {
         ))
     }
 
+    /// Whether the layer has its own device (GPU) path. One without runs
+    /// [`Layer::forward`] / [`Layer::backward`] on host copies of its blobs in
+    /// GPU mode (the default [`Layer::forward_gpu`] / [`Layer::backward_gpu`]),
+    /// so every net runs on a device, and the net and `netrun time --gpu` name
+    /// the layers that fell back.
+    fn has_gpu_path(&self) -> bool {
+        false
+    }
+
+    /// The device forward. The default brings the blobs to the host (a no-op in
+    /// a build without CUDA) and runs the CPU path.
+    fn forward_gpu(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
+        io.sync_to_host();
+        self.forward(io, ctx)
+    }
+
+    /// The device backward; the default falls back as [`Layer::forward_gpu`] does.
+    fn backward_gpu(
+        &mut self,
+        io: &mut LayerIo,
+        propagate_down: &[bool],
+        ctx: &mut RunCtx,
+    ) -> Result<(), String> {
+        io.sync_to_host();
+        self.backward(io, propagate_down, ctx)
+    }
+
     /// A note on the last forward when its result is technically valid but
     /// means training has gone wrong (SoftmaxWithLoss: every sample hit the
     /// FLT_MIN clamp, so the loss sits at 87.3365 and says nothing), for the

@@ -11,8 +11,9 @@
 //! base); [`ResolvedPath`] records which one matched.
 //!
 //! Accepted but not acted on today: `snapshot_format` (netrun writes
-//! safetensors whichever format is named), `solver_mode: GPU` (netrun runs on
-//! the CPU), `device_id`, `layer_wise_reduce`.
+//! safetensors whichever format is named), `device_id`, `layer_wise_reduce`.
+//! An explicit `solver_mode: GPU` is refused by `netrun train` until the
+//! device backend exists (`--cpu` trains on the CPU).
 
 use crate::error::{did_you_mean, Diagnostic, Error, Result};
 use crate::netdef::{self, NetDef, NetState, Phase};

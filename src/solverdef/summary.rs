@@ -65,7 +65,7 @@ pub fn summary(s: &SolverDef) -> String {
     if p.solver_mode == SolverMode::Gpu {
         rows.push((
             "solver_mode".into(),
-            "GPU (accepted; netrun runs on the CPU)".into(),
+            "GPU (no device backend in this build: `netrun train` refuses it; `--cpu` trains on the CPU)".into(),
         ));
     }
     rows.push(("train net".into(), s.train_net.describe(&s.source)));

@@ -5,11 +5,31 @@ use super::{
     load_weights, loss_note, output_values, Feed, Feeder, Role, Signals, TestScores, TrainOptions,
     Trainer, DEFAULT_SEED,
 };
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, Error, Result};
 use crate::graph::{BuildOptions, Graph};
 use crate::net::Net;
 use crate::netdef::Phase;
+use crate::solverdef::{SolverDef, SolverMode};
 use std::path::{Path, PathBuf};
+
+/// An explicit `solver_mode: GPU` cannot run in this build (no device backend
+/// yet): an error at the field unless `--cpu` asks for the CPU. A solver that
+/// does not name the mode runs on the CPU (Caffe's default would be GPU).
+pub fn refuse_gpu_mode(def: &SolverDef, opts: &TrainOptions) -> Result<()> {
+    let Some(field) = def.block.get("solver_mode") else {
+        return Ok(());
+    };
+    if def.params.solver_mode != SolverMode::Gpu || opts.cpu {
+        return Ok(());
+    }
+    Err(Error::Config(vec![Diagnostic::new(
+        crate::backend::no_gpu_message("solver_mode: GPU"),
+    )
+    .at(&def.source, field.value_span)
+    .with_help(
+        "pass --cpu to train on the CPU, or write `solver_mode: CPU`",
+    )]))
+}
 
 /// `netrun train SOLVER`: trains from scratch, from `--weights` (and the
 /// solver's `weights`), or resumes from `--snapshot`, with signal handlers installed.
@@ -25,6 +45,7 @@ pub fn train_command(
         ));
     }
     let def = crate::solverdef::read_solver_file(solver)?;
+    refuse_gpu_mode(&def, &opts)?;
     let mut files: Vec<PathBuf> = def.params.weights.iter().map(PathBuf::from).collect();
     files.extend(weights.iter().cloned());
     let log = Log::stdout(def.params.max_iter.max(0) as u64);

@@ -125,6 +125,9 @@ pub struct TrainOptions {
     /// Folders searched for relative data paths after the net's folder and the
     /// working directory (the command line passes `NETRUN_DATA_DIR`).
     pub extra_data_dirs: Vec<PathBuf>,
+    /// `--cpu`: train on the CPU even when the solver says `solver_mode: GPU`
+    /// (which [`train_command`] otherwise refuses while there is no device backend).
+    pub cpu: bool,
 }
 
 impl Default for TrainOptions {
@@ -136,6 +139,7 @@ impl Default for TrainOptions {
             batch: None,
             input_shapes: HashMap::new(),
             extra_data_dirs: Vec::new(),
+            cpu: false,
         }
     }
 }

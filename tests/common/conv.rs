@@ -19,38 +19,32 @@ pub fn naive_conv(
     dil: [usize; 2],
     out: [usize; 2],
 ) -> Vec<f64> {
-    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    use ndarray::Ix4;
+    let (n, h, wd) = (x.dim(0), x.dim(2), x.dim(3));
     let (o, cg, kh, kw) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    let xv = x.data_view().into_dimensionality::<Ix4>().unwrap();
+    let wv = w.data_view().into_dimensionality::<Ix4>().unwrap();
     let og = o / group;
-    let mut y = vec![0.0; n * o * out[0] * out[1]];
-    for ni in 0..n {
-        for oi in 0..o {
-            let g = oi / og;
-            for i in 0..out[0] {
-                for j in 0..out[1] {
-                    let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
-                    for ci in 0..cg {
-                        let cin = g * cg + ci;
-                        for a in 0..kh {
-                            for bb in 0..kw {
-                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
-                                    continue;
-                                }
-                                let xv = x.data()
-                                    [((ni * c + cin) * h + yy as usize) * wd + xx as usize]
-                                    as f64;
-                                acc += w.data()[((oi * cg + ci) * kh + a) * kw + bb] as f64 * xv;
-                            }
-                        }
+    let mut y = ndarray::Array4::<f64>::zeros((n, o, out[0], out[1]));
+    for ((ni, oi, i, j), yv) in y.indexed_iter_mut() {
+        let g = oi / og;
+        let mut acc = b.map_or(0.0, |b| b.data()[oi] as f64);
+        for ci in 0..cg {
+            for a in 0..kh {
+                for bb in 0..kw {
+                    let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
+                    let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
+                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                        continue;
                     }
-                    y[((ni * o + oi) * out[0] + i) * out[1] + j] = acc;
+                    let xval = xv[[ni, g * cg + ci, yy as usize, xx as usize]] as f64;
+                    acc += wv[[oi, ci, a, bb]] as f64 * xval;
                 }
             }
         }
+        *yv = acc;
     }
-    y
+    y.into_raw_vec_and_offset().0
 }
 
 /// A convolution layer from `spec` with Gaussian weights and uniform bias, run

@@ -274,10 +274,20 @@ fn verify_cli(
     layout: &[&str],
     tag: &str,
 ) -> (String, serde_json::Value) {
+    verify_net(dir, "faces_deploy.prototxt", threads, layout, tag)
+}
+
+fn verify_net(
+    dir: &Path,
+    net: &str,
+    threads: &str,
+    layout: &[&str],
+    tag: &str,
+) -> (String, serde_json::Value) {
     let json = dir.join(format!("{tag}.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
         .args(["--threads", threads, "verify"])
-        .arg(dir.join("faces_deploy.prototxt"))
+        .arg(dir.join(net))
         .arg("--weights")
         .arg(dir.join("faces_demo.weights.safetensors"))
         .arg("--pairs")
@@ -368,6 +378,17 @@ fn verify_on_dlib_faces_with_the_faces_demo_net() {
     assert!(one["auc"].as_f64().unwrap() > 0.8);
     assert!(text1.contains("preprocessing: SphereFace's default (x - 127.5) / 128"));
     assert!(text1.contains("resized from 150x150"));
+    // The train/test net: its TEST ImageData layer stands for the input and
+    // its transform_param (mean 127.5, scale 0.0078125 = 1/128) is used.
+    let args: Vec<&str> = listed.iter().map(String::as_str).collect();
+    let (text3, three) = verify_net(dir, "faces_train_test.prototxt", "2", &args, "t3");
+    assert!(
+        text3.contains("preprocessing: the net's transform_param (mean_value 127.5,127.5,127.5, scale 0.0078125)"),
+        "{text3}"
+    );
+    for key in ["accuracy_mean", "folds", "auc", "tar_at_far"] {
+        assert_eq!(one[key], three[key], "{key}");
+    }
     let png = image::open(dir.join("t1.png")).unwrap();
     assert_eq!((png.width(), png.height()), (800, 700));
 }

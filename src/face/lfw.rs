@@ -174,10 +174,16 @@ impl Layout {
                 continue;
             }
             let err = |m: &str| Error::Other(format!("{}:{}: {m}", path.display(), i + 1));
-            let mut f = line.splitn(3, char::is_whitespace);
-            let (Some(name), Some(n), Some(p)) = (f.next(), f.next(), f.next()) else {
+            // NAME and NUMBER are single words; PATH is the rest of the line (it may hold spaces).
+            let mut f = line.split_whitespace();
+            let (Some(name), Some(n)) = (f.next(), f.next()) else {
                 return Err(err(&format!("expected `NAME NUMBER PATH`, found `{line}`")));
             };
+            let after_n = line[line.find(name).unwrap_or(0) + name.len()..].trim_start();
+            let p = after_n[n.len()..].trim();
+            if p.is_empty() {
+                return Err(err(&format!("expected `NAME NUMBER PATH`, found `{line}`")));
+            }
             let number = n
                 .parse::<u32>()
                 .map_err(|_| err(&format!("`{n}` is not an image number")))?;
@@ -185,7 +191,7 @@ impl Layout {
                 name: name.to_string(),
                 number,
             };
-            if map.insert(key, root.join(p.trim())).is_some() {
+            if map.insert(key, root.join(p)).is_some() {
                 return Err(err(&format!("image {number} of `{name}` is listed twice")));
             }
         }

@@ -138,3 +138,26 @@ fn blob_heads_follow_the_last_writer() {
     assert_eq!(top.data()[0], 0.0);
     assert_eq!(b.data()[0], 9.0);
 }
+
+#[test]
+fn device_lists_gpus_or_says_why_it_cannot() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .arg("device")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cuda") {
+        // A CUDA build lists devices where a driver is found and names the
+        // missing driver elsewhere.
+        let out_text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && out_text.contains("GPU 0:")
+                || !out.status.success() && err.contains("no CUDA driver found"),
+            "{out_text}{err}"
+        );
+    } else {
+        assert!(!out.status.success());
+        assert!(err.contains("netrun device"), "{err}");
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

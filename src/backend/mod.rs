@@ -100,7 +100,8 @@ pub fn no_gpu_message(what: &str) -> String {
     if cfg!(feature = "cuda") {
         format!(
             "{what}: this build has the `cuda` feature, but the CUDA backend is not \
-             implemented yet; run on the CPU"
+             implemented yet: layers do not run on the GPU (`netrun device` lists the \
+             GPUs); run on the CPU"
         )
     } else {
         format!(

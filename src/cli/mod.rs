@@ -10,6 +10,7 @@
 //!   `convert mnist`'s IDX files.
 
 mod convert;
+mod device;
 mod face;
 mod generate;
 mod net;
@@ -96,6 +97,8 @@ enum Command {
     Verify(face::VerifyArgs),
     /// Detect faces and five landmarks (MTCNN) and warp each onto a template (112x96).
     Align(face::AlignArgs),
+    /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
+    Device,
 }
 
 /// What the environment says, read once at start.
@@ -161,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
         Command::Verify(a) => face::verify(a),
         Command::Align(a) => face::align(a),
+        Command::Device => device::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

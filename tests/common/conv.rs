@@ -7,6 +7,12 @@ use netrun::testing::{
     assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
 };
 
+/// The input row (column) that output row (column) `i` reads at tap `a`:
+/// i·s + a·d − p, when inside 0..len.
+fn input_at(i: usize, a: usize, s: usize, d: usize, p: usize, len: usize) -> Option<usize> {
+    (i * s + a * d).checked_sub(p).filter(|&v| v < len)
+}
+
 /// Direct convolution: y[n,o,i,j] = b[o] + Σ_{c∈group(o),a,b} W[o,c,a,b]·x[n,c,i·s−p+a·d, j·s−p+b·d].
 #[allow(clippy::too_many_arguments)]
 pub fn naive_conv(
@@ -32,12 +38,13 @@ pub fn naive_conv(
         for ci in 0..cg {
             for a in 0..kh {
                 for bb in 0..kw {
-                    let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                    let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                    let (Some(yy), Some(xx)) = (
+                        input_at(i, a, stride[0], dil[0], pad[0], h),
+                        input_at(j, bb, stride[1], dil[1], pad[1], wd),
+                    ) else {
                         continue;
-                    }
-                    let xval = xv[[ni, g * cg + ci, yy as usize, xx as usize]] as f64;
+                    };
+                    let xval = xv[[ni, g * cg + ci, yy, xx]] as f64;
                     acc += wv[[oi, ci, a, bb]] as f64 * xval;
                 }
             }
@@ -116,12 +123,13 @@ pub fn naive_conv_backward(x: &Blob, w: &Blob, dy: &Blob, geo: Geometry) -> (Vec
                         let cin = g * cg + ci;
                         for a in 0..kh {
                             for bb in 0..kw {
-                                let yy = (i * stride[0] + a * dil[0]) as isize - pad[0] as isize;
-                                let xx = (j * stride[1] + bb * dil[1]) as isize - pad[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                let (Some(yy), Some(xx)) = (
+                                    input_at(i, a, stride[0], dil[0], pad[0], h),
+                                    input_at(j, bb, stride[1], dil[1], pad[1], wd),
+                                ) else {
                                     continue;
-                                }
-                                let xi = ((ni * c + cin) * h + yy as usize) * wd + xx as usize;
+                                };
+                                let xi = ((ni * c + cin) * h + yy) * wd + xx;
                                 let wi = ((oi * cg + ci) * kh + a) * kw + bb;
                                 dx[xi] += w.data()[wi] as f64 * d;
                                 dw[wi] += x.data()[xi] as f64 * d;

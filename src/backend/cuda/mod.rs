@@ -1,60 +1,18 @@
-//! The CUDA side of the backend (`--features cuda`). This first part holds
-//! the device half of a blob's storage and its head protocol (Caffe's
-//! SyncedMemory); contexts, streams, cuBLAS, cuDNN and the kernels come with
-//! the cudarc backend. Until then the "device" buffer is host memory standing
-//! in for it, so the protocol is exercised by `cargo test --features cuda`.
+//! The GPU backend (`--features cuda`). Everything that touches cudarc is in
+//! this folder; the rest of netrun sees [`Gpu`], [`DeviceInfo`], [`GpuError`]
+//! and the blob's device half, [`Mirror`].
+//!
+//! CUDA libraries are loaded at run time, so a CUDA build runs on machines
+//! without a GPU: only opening a device needs the driver, and [`Gpu::open`]
+//! checks every library before it initialises anything.
 
-/// Where the newest values of one array (a blob's data or diff) are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Head {
-    /// Only the host copy is current (or nothing was ever written: all zero).
-    #[default]
-    Host,
-    /// Only the device copy is current.
-    Device,
-    /// Both copies hold the same values.
-    Synced,
-}
+mod device;
+mod error;
+pub mod kernels;
+mod libs;
+mod mirror;
 
-/// The device copy of one array and its head.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Mirror {
-    head: Head,
-    device: Vec<f32>,
-}
-
-impl Mirror {
-    pub fn head(&self) -> Head {
-        self.head
-    }
-
-    /// Before reading on the host: copies device values down when only they are current.
-    pub fn to_host(&mut self, host: &mut [f32]) {
-        if self.head == Head::Device {
-            host.copy_from_slice(&self.device);
-            self.head = Head::Synced;
-        }
-    }
-
-    /// Before reading on the device: copies host values up when only they are current.
-    pub fn to_device(&mut self, host: &[f32]) -> &[f32] {
-        if self.head == Head::Host {
-            self.device.clear();
-            self.device.extend_from_slice(host);
-            self.head = Head::Synced;
-        }
-        &self.device
-    }
-
-    /// The device values for writing (synced up first); the host copy becomes stale.
-    pub fn device_mut(&mut self, host: &[f32]) -> &mut [f32] {
-        self.to_device(host);
-        self.head = Head::Device;
-        &mut self.device
-    }
-
-    /// The host copy was written: the device copy is stale.
-    pub fn host_written(&mut self) {
-        self.head = Head::Host;
-    }
-}
+pub use device::{devices, DeviceInfo, Gpu};
+pub use error::GpuError;
+pub use libs::Library;
+pub use mirror::{Head, Mirror};

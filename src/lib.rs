@@ -9,6 +9,7 @@ pub mod blob;
 pub mod caffe;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod face;
 pub mod forward;
 pub mod generate;

@@ -11,6 +11,7 @@
 
 mod convert;
 mod device;
+mod export;
 mod face;
 mod generate;
 mod net;
@@ -75,6 +76,11 @@ enum Command {
     Convert {
         #[command(subcommand)]
         what: convert::ConvertCommand,
+    },
+    /// Write a trained deploy net in another runtime's format (ONNX).
+    Export {
+        #[command(subcommand)]
+        what: export::ExportCommand,
     },
     /// Write generated net and solver files (SphereFace-4/10/20/36/64).
     Generate {
@@ -151,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Time(a) => net::time(a, &env),
         Command::Forward(a) => net::forward(a, &env),
         Command::Convert { what } => convert::run(what, &env),
+        Command::Export { what } => export::run(what, &env),
         Command::Generate { what } => generate::run(what),
         Command::Train(a) => train::train(a, &env),
         Command::Test(a) => train::test(a, &env),

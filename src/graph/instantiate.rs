@@ -42,6 +42,11 @@ pub fn instantiate(
 fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let mut shapes = Vec::new();
     for i in &net.inputs {
+        // `netrun forward --inputs`: the given tensor decides, as for Input layers.
+        if let Some(shape) = ctx.input_tops.get(&i.name) {
+            shapes.push(shape.clone());
+            continue;
+        }
         let shape = input::to_shape(&i.shape, ctx.batch).map_err(|m| {
             let at = i
                 .shape

@@ -48,7 +48,7 @@ pub struct DropoutLayer {
 
 impl DropoutLayer {
     /// The factor TEST applies to every element.
-    fn test_scale(&self) -> f32 {
+    pub fn test_scale(&self) -> f32 {
         if self.params.scale_train {
             1.0
         } else {

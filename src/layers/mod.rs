@@ -152,13 +152,25 @@ impl Default for BuildContext {
     }
 }
 
+/// Access to a layer's concrete type, for code that reads a layer's settings
+/// after the graph is built (the ONNX exporter): `as_any(&*node.layer).downcast_ref()`.
+pub trait AsAny {
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// The contract every layer type fulfils (Caffe's `Layer`).
 ///
 /// The net calls [`Layer::reshape`] in layer order with the bottoms' shapes;
 /// the first call also fixes the shapes of the learnable blobs, as Caffe's
 /// `LayerSetUp`. Bottom and top counts are checked by the net against
 /// [`Layer::bottoms`] / [`Layer::tops`] before any reshape.
-pub trait Layer: Send {
+pub trait Layer: Send + AsAny {
     /// The Caffe type name (`"Convolution"`).
     fn type_name(&self) -> &'static str;
 

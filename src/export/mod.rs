@@ -1,0 +1,3 @@
+//! Writing trained nets for other runtimes: [`onnx`].
+
+pub mod onnx;

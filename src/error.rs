@@ -26,6 +26,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// For an unknown field: every name the block accepts (see `proto::de::DeError`).
     pub expected: Option<&'static [&'static str]>,
+    /// A warning (rendered `warning:`): the file is read, but not as written.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -35,7 +37,14 @@ impl Diagnostic {
             location: None,
             help: None,
             expected: None,
+            warning: false,
         }
+    }
+
+    /// Marks the diagnostic as a warning.
+    pub fn as_warning(mut self) -> Diagnostic {
+        self.warning = true;
+        self
     }
 
     pub fn with_expected(mut self, expected: Option<&'static [&'static str]>) -> Diagnostic {
@@ -63,7 +72,8 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        let level = if self.warning { "warning" } else { "error" };
+        writeln!(f, "{level}: {}", self.message)?;
         if let Some((file, span)) = &self.location {
             let (line, col) = file.line_col(span.start);
             let text = file.line_text(line);
@@ -141,6 +151,34 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Warnings rendered as the error list is, with a count line.
+pub fn render_warnings(diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    let n = diags.len();
+    out.push_str(&format!("{n} warning{}", if n == 1 { "" } else { "s" }));
+    out
+}
+
+/// Prints warnings to stderr, each text once per process (a file built as
+/// both the train and the test net warns once).
+pub fn print_warnings(diags: &[Diagnostic]) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static PRINTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut printed = PRINTED.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = printed.get_or_insert_with(HashSet::new);
+    for d in diags {
+        let text = d.to_string();
+        if seen.insert(text.clone()) {
+            eprint!("{text}");
+        }
+    }
+}
 
 /// "did you mean `x`?" for the closest candidate, when one is close enough:
 /// Jaro-Winkler similarity ≥ 0.85, or (for words of 3+ letters) at most one

@@ -305,7 +305,8 @@ fn unknown_field_errors_carry_the_full_field_list_and_others_none() {
             "mean",
             "std",
             "sparse",
-            "variance_norm"
+            "variance_norm",
+            "alpha"
         ]
     );
     assert!(e.message.contains("unknown field `netrun_probe`"), "{e}");

@@ -236,7 +236,7 @@ fn caffe_defaults() {
     assert!(p.test_initialization);
     assert!(!p.test_compute_loss);
     assert_eq!(p.clip_gradients, -1.0);
-    assert_eq!(p.snapshot_format, SnapshotFormat::BinaryProto);
+    assert_eq!(p.snapshot_format, None);
     assert_eq!(p.solver_mode, SolverMode::Gpu);
     assert_eq!((p.delta, p.momentum2, p.rms_decay), (1e-8, 0.999, 0.99));
     assert!(p.snapshot_after_train && p.layer_wise_reduce);
@@ -268,7 +268,7 @@ fn non_default_values_are_read() {
     assert_eq!((p.iter_size, p.average_loss), (4, 20));
     assert_eq!(p.clip_gradients, 35.0);
     assert_eq!(p.random_seed, 1701);
-    assert_eq!(p.snapshot_format, SnapshotFormat::Hdf5);
+    assert_eq!(p.snapshot_format, Some(SnapshotFormat::Hdf5));
     assert_eq!((p.solver_mode, p.device_id), (SolverMode::Cpu, 2));
     assert_eq!(p.regularization_type, "L1");
     assert!(p.debug_info && p.snapshot_diff && p.test_compute_loss);
@@ -280,7 +280,7 @@ fn non_default_values_are_read() {
 #[test]
 fn numeric_enums_are_accepted() {
     let s = solver(&format!("{BASE}snapshot_format: 0\nsolver_mode: 0\n"));
-    assert_eq!(s.params.snapshot_format, SnapshotFormat::Hdf5);
+    assert_eq!(s.params.snapshot_format, Some(SnapshotFormat::Hdf5));
     assert_eq!(s.params.solver_mode, SolverMode::Cpu);
 }
 

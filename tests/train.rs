@@ -398,6 +398,27 @@ fn snapshot_files_split_weights_centres_and_history() {
 }
 
 #[test]
+fn binaryproto_snapshot_format_also_writes_the_weights_as_a_caffemodel() {
+    let dir = tempfile::tempdir().unwrap();
+    let solver = format!("{}snapshot_format: BINARYPROTO\n", resume_solver(3));
+    let (mut t, _) = trainer(dir.path(), RESUME_NET, &solver, "b");
+    t.set_feeder(label_feeder());
+    t.solve().unwrap();
+    let base = dir.path().join("b_iter_3");
+    let model = netrun::caffe::CaffeModel::read(&snapshot::file(&base, ".caffemodel")).unwrap();
+    let weights = snapshot::read(&snapshot::file(&base, snapshot::WEIGHTS)).unwrap();
+    let ip1 = model.layers.iter().find(|l| l.name == "ip1").unwrap();
+    assert_eq!(ip1.type_name, "InnerProduct");
+    assert_eq!(ip1.blobs[0].data, weights.tensors["ip1.0"].data);
+    assert_eq!(ip1.blobs[1].shape, [8]);
+    // Without the option (netrun's default), no caffemodel.
+    let (mut t, _) = trainer(dir.path(), RESUME_NET, &resume_solver(3), "s");
+    t.set_feeder(label_feeder());
+    t.solve().unwrap();
+    assert!(!snapshot::file(&dir.path().join("s_iter_3"), ".caffemodel").exists());
+}
+
+#[test]
 fn same_seed_same_run_other_seed_other_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -10,10 +10,6 @@ use std::path::PathBuf;
 /// The `netrun convert` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ConvertCommand {
-    /// A Caffe `.caffemodel` → netrun weights (safetensors, `<layer>.<index>`).
-    Caffemodel(netrun::caffe::convert::CaffemodelArgs),
-    /// netrun weights → a Caffe `.caffemodel` for a net (`--net DEPLOY`).
-    Safetensors(netrun::caffe::convert::SafetensorsArgs),
     /// MNIST IDX files (plain or .gz; downloaded when missing) → `<OUT>/mnist_{train,test}_lmdb`.
     Mnist {
         /// Folder holding (or receiving) the four IDX files.
@@ -86,6 +82,29 @@ pub enum ConvertCommand {
         #[arg(long)]
         force: bool,
     },
+    /// A Caffe `.caffemodel` → netrun weights (safetensors, `<layer>.<index>`).
+    Caffemodel {
+        /// The `.caffemodel` to read (`layer` or V1 `layers` encoding).
+        input: PathBuf,
+        /// The safetensors file to write.
+        #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
+        output: PathBuf,
+        /// Check the blobs against this net (Caffe's matching rules) and write
+        /// only the blobs it uses, in its shapes.
+        #[arg(long, value_name = "NET")]
+        net: Option<PathBuf>,
+    },
+    /// netrun weights → a Caffe `.caffemodel` for a net (`--net DEPLOY`).
+    Safetensors {
+        /// The weights to read (`<layer>.<index>`; a `.caffemodel` works too).
+        input: PathBuf,
+        /// The net whose layers the caffemodel describes (its TEST phase).
+        #[arg(long, value_name = "NET")]
+        net: PathBuf,
+        /// The `.caffemodel` to write.
+        #[arg(short = 'o', long = "output", value_name = "OUT.caffemodel")]
+        output: PathBuf,
+    },
 }
 
 fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
@@ -104,8 +123,24 @@ pub fn run(cmd: &ConvertCommand, env: &Env) -> Result<()> {
         progress: true,
     };
     match cmd {
-        ConvertCommand::Caffemodel(a) => println!("{}", netrun::caffe::convert::caffemodel(a)?),
-        ConvertCommand::Safetensors(a) => println!("{}", netrun::caffe::convert::safetensors(a)?),
+        ConvertCommand::Caffemodel { input, output, net } => println!(
+            "{}",
+            netrun::caffe::convert::caffemodel_to_safetensors(
+                input,
+                output,
+                net.as_deref(),
+                &env.extra_data_dirs()
+            )?
+        ),
+        ConvertCommand::Safetensors { input, net, output } => println!(
+            "{}",
+            netrun::caffe::convert::safetensors_to_caffemodel(
+                input,
+                net,
+                output,
+                &env.extra_data_dirs()
+            )?
+        ),
         ConvertCommand::Mnist {
             idx_dir,
             out_dir,

@@ -82,6 +82,14 @@ enum Command {
         #[command(subcommand)]
         what: export::ExportCommand,
     },
+    /// Write a net in today's text format: V1 `layers` upgraded, legacy inputs as an Input layer.
+    Upgrade {
+        /// The net file to read.
+        file: PathBuf,
+        /// Where to write it (default: print it).
+        #[arg(short = 'o', long = "output", value_name = "NEW")]
+        output: Option<PathBuf>,
+    },
     /// Write generated net and solver files (SphereFace-4/10/20/36/64).
     Generate {
         #[command(subcommand)]
@@ -158,6 +166,18 @@ pub fn main() -> ExitCode {
         Command::Forward(a) => net::forward(a, &env),
         Command::Convert { what } => convert::run(what, &env),
         Command::Export { what } => export::run(what, &env),
+        Command::Upgrade { file, output } => {
+            netrun::caffe::upgrade::upgrade_file(file).and_then(|text| match output {
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Some(o) => std::fs::write(o, text).map_err(|e| netrun::Error::Io {
+                    path: o.clone(),
+                    message: e.to_string(),
+                }),
+            })
+        }
         Command::Generate { what } => generate::run(what),
         Command::Train(a) => train::train(a, &env),
         Command::Test(a) => train::test(a, &env),

@@ -15,7 +15,9 @@ pub fn instantiate(
     let mut nodes = Vec::new();
     for def in defs {
         let built: Result<Box<dyn Layer>, Vec<Diagnostic>> =
-            if def.block.fields.is_empty() && def.type_name == "Input" {
+            if def.name.ends_with(super::filter::FREE_INPUT_SUFFIX) {
+                Ok(free_input(&def, ctx))
+            } else if def.block.fields.is_empty() && def.type_name == "Input" {
                 legacy_input(net, ctx).map_err(|d| vec![d])
             } else {
                 layers::build(&def, ctx)
@@ -39,10 +41,17 @@ pub fn instantiate(
     }
 }
 
+/// The Input layer of a bottom given with `--input-shape` that no layer produces.
+fn free_input(def: &LayerDef, ctx: &BuildContext) -> Box<dyn Layer> {
+    let mut shape = vec![ctx.batch.unwrap_or(1)];
+    shape.extend(ctx.input_shapes.get(&def.top[0]).into_iter().flatten());
+    Box::new(input::InputLayer::with_shapes(vec![shape]))
+}
+
 fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let mut shapes = Vec::new();
     for i in &net.inputs {
-        // `netrun forward --inputs`: the given tensor decides, as for Input layers.
+        // `netrun forward --inputs` decides the shapes, as for an Input layer.
         if let Some(shape) = ctx.input_tops.get(&i.name) {
             shapes.push(shape.clone());
             continue;

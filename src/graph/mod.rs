@@ -122,6 +122,7 @@ impl Graph {
     /// The state is the file's `state { }` with the options' phase, their
     /// level where non-zero, and their stages added (Caffe merges the same way).
     pub fn build(net: &NetDef, opts: &BuildOptions) -> Result<Graph> {
+        crate::error::print_warnings(&net.warnings);
         let mut state = net.state.clone();
         state.phase = opts.state.phase;
         if opts.state.level != 0 {
@@ -134,7 +135,7 @@ impl Graph {
         }
         let mut ctx = opts.context.clone();
         ctx.phase = state.phase;
-        let defs = filter::filter(net, &state);
+        let defs = filter::with_free_inputs(filter::filter(net, &state), net, &ctx);
         let nodes = instantiate::instantiate(defs, net, &ctx).map_err(Error::Config)?;
         let nodes = splits::insert_splits(nodes).map_err(Error::Config)?;
         let mut graph = names::resolve(net, state.phase, nodes).map_err(Error::Config)?;

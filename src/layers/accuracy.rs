@@ -6,7 +6,9 @@
 //!   top 0 = Σ hit / n  (0 when n = 0).
 //! Optional top 1 (shape `[C]`): per class c, Σ hit / (positions labelled c), 0 for classes
 //! absent from the batch. Not a loss (loss_weight 0) and no gradient to any bottom:
-//! backward does nothing. Labels are read as in SoftmaxWithLoss (truncated; out of
+//! backward does nothing. `min_is_better: true` (happynear/caffe-windows, for
+//! distance outputs such as InnerDistance) ranks the lowest scores first: a hit when
+//! fewer than top_k classes c ≠ l have x_c ≤ x_l. Labels are read as in SoftmaxWithLoss (truncated; out of
 //! range is an error). A NaN label score counts as a miss (Caffe's comparisons
 //! would count it a hit, reporting a diverged net as accurate).
 
@@ -25,6 +27,8 @@ pub struct AccuracyParams {
     pub axis: i32,
     /// Positions with this label are not counted.
     pub ignore_label: Option<i32>,
+    /// Lower scores rank first (distances; fork field).
+    pub min_is_better: bool,
 }
 
 impl Default for AccuracyParams {
@@ -33,6 +37,7 @@ impl Default for AccuracyParams {
             top_k: 1,
             axis: 1,
             ignore_label: None,
+            min_is_better: false,
         }
     }
 }
@@ -121,7 +126,9 @@ impl Layer for AccuracyLayer {
             let score = |ch: usize| x[(n * c + ch) * inner + j];
             let own = score(l);
             // Ties rank ahead of the label, as in Caffe.
-            let better = (0..c).filter(|&ch| ch != l && score(ch) >= own).count();
+            let min = self.params.min_is_better;
+            let ahead = |v: f32| if min { v <= own } else { v >= own };
+            let better = (0..c).filter(|&ch| ch != l && ahead(score(ch))).count();
             counted[l] += 1;
             if better < top_k && !own.is_nan() {
                 hits[l] += 1;

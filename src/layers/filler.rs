@@ -10,6 +10,7 @@ pub const FILLER_TYPES: &[&str] = &[
     "uniform",
     "gaussian",
     "positive_unitball",
+    "gaussian_unitball",
     "xavier",
     "msra",
     "bilinear",
@@ -38,6 +39,9 @@ pub struct FillerParams {
     /// Expected non-zeros per output for sparse gaussian; -1 = dense.
     pub sparse: i32,
     pub variance_norm: VarianceNorm,
+    /// msra's negative slope a (He et al., eq. 15): std = √(2/((1 + a²)·n)). A field of
+    /// the margin-loss forks (happynear/caffe-windows).
+    pub alpha: f32,
 }
 
 impl Default for FillerParams {
@@ -51,6 +55,7 @@ impl Default for FillerParams {
             std: 1.0,
             sparse: -1,
             variance_norm: VarianceNorm::FanIn,
+            alpha: 0.0,
         }
     }
 }
@@ -91,7 +96,7 @@ impl FillerParams {
 
 /// Fills `blob` as Caffe's fillers do; deterministic for a given generator state.
 ///
-/// xavier: U(−√(3/n), √(3/n)); msra: N(0, √(2/n)); n = fan_in (count/shape[0]),
+/// xavier: U(−√(3/n), √(3/n)); msra: N(0, √(2/((1 + alpha²)·n))); n = fan_in (count/shape[0]),
 /// fan_out (count/shape[1]) or their mean, per `variance_norm`.
 pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::layer_io::Rng) {
     use rand::Rng as _;
@@ -146,7 +151,24 @@ pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::lay
             data.iter_mut()
                 .for_each(|v| *v = uniform(rng, -scale, scale));
         }
-        "msra" => gaussian(0.0, (2.0 / n).sqrt(), data, rng),
+        "msra" => gaussian(
+            0.0,
+            (2.0 / ((1.0 + p.alpha * p.alpha) * n)).sqrt(),
+            data,
+            rng,
+        ),
+        "gaussian_unitball" => {
+            // NormFace's filler: N(mean, std) values, then every row (count/shape[0]
+            // values) scaled to unit L2 norm.
+            gaussian(p.mean, p.std, data, rng);
+            let dim = (count / num).max(1);
+            for row in data.chunks_mut(dim) {
+                let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+                if norm > 0.0 {
+                    row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
+                }
+            }
+        }
         "bilinear" => {
             let shape = blob.shape().to_vec();
             let (h, w) = (shape[shape.len().saturating_sub(2)], shape[shape.len() - 1]);

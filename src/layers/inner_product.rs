@@ -1,8 +1,15 @@
 //! InnerProduct (fully connected): y = x·Wᵀ + b, x flattened from `axis` to M×K.
 //! W is N×K (K×N with `transpose: true`), b is N.
 //! Backward: dW += dyᵀ·x (N×K), db += Σ_rows dy, dx = dy·W.
+//!
+//! `normalize: true` (happynear/caffe-windows, the AM-Softmax and NormFace fork):
+//! every forward first replaces each row of W IN PLACE by w_j/‖w_j‖, so y = x·Ŵᵀ + b
+//! is a cosine when x is unit-length too (a Normalize layer in front). Backward is
+//! the fork's: the plain gradients above, taken w.r.t. the normalised Ŵ (dW is not
+//! projected through the normalisation, as in MarginInnerProduct), dx = dy·Ŵ exact.
 
 use super::filler::{fill, FillerParams};
+use super::margin_inner_product::normalize_rows;
 use super::{canonical_axis, count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::backend::gemm;
 use crate::blob::Blob;
@@ -20,6 +27,8 @@ pub struct InnerProductParams {
     pub bias_filler: FillerParams,
     pub axis: i32,
     pub transpose: bool,
+    /// Rows of W scaled to unit length at every forward (fork field).
+    pub normalize: bool,
 }
 
 impl Default for InnerProductParams {
@@ -31,6 +40,7 @@ impl Default for InnerProductParams {
             bias_filler: FillerParams::default(),
             axis: 1,
             transpose: false,
+            normalize: false,
         }
     }
 }
@@ -49,6 +59,17 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         .validate(def, "inner_product_param", "weight_filler")?;
     p.bias_filler
         .validate(def, "inner_product_param", "bias_filler")?;
+    if p.normalize && p.transpose {
+        return Err(def.error(
+            def.block
+                .get("inner_product_param")
+                .map_or(def.name_span(), |f| f.name_span),
+            format!(
+                "{}: `normalize: true` normalises the rows of W, which `transpose: true` stores as columns",
+                def.describe()
+            ),
+        ));
+    }
     Ok(Box::new(InnerProductLayer {
         params: p,
         num_output,
@@ -116,9 +137,16 @@ impl Layer for InnerProductLayer {
         }
     }
 
+    fn param_diff_is_gradient(&self, index: usize) -> bool {
+        index != 0 || !self.params.normalize
+    }
+
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
         let (k, n) = (self.k, self.num_output);
+        if self.params.normalize {
+            normalize_rows(params[0].data_mut(), k);
+        }
         let m = bottoms[0].count() / k;
         let y = tops[0].data_mut();
         gemm(

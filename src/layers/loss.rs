@@ -45,6 +45,18 @@ impl LossParams {
         }
     }
 
+    /// The divisor D = max(1, n) of a summed loss over outer × inner positions of
+    /// which `valid` were counted.
+    pub fn normalizer(&self, outer: usize, inner: usize, valid: usize) -> f64 {
+        let n = match self.mode() {
+            NormalizationMode::Full => outer * inner,
+            NormalizationMode::Valid => valid,
+            NormalizationMode::BatchSize => outer,
+            NormalizationMode::None => 1,
+        };
+        n.max(1) as f64
+    }
+
     /// For loss layers whose normaliser is fixed: reads `loss_param` (so typos are
     /// still reported) and rejects any setting, which Caffe would ignore silently.
     pub fn reject_settings(def: &LayerDef) -> Result<(), Diagnostic> {

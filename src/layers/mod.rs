@@ -9,42 +9,70 @@ use crate::netdef::{LayerDef, ParamSpec, Phase};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod abs_val;
 pub mod accuracy;
+pub mod axpy;
 pub mod batch_norm;
 pub mod bias;
+pub mod bnll;
+pub mod bn;
 pub mod center_loss;
+pub mod checks;
+pub mod clip;
 pub mod combined_margin_inner_product;
 pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
+pub mod cosin_add_m;
 pub mod data;
+pub mod deconvolution;
+pub mod depthwise_convolution;
 pub mod dropout;
 pub mod dummy_data;
 pub mod eltwise;
+pub mod elu;
 pub mod euclidean_loss;
+pub mod exp;
 pub mod filler;
 pub mod flatten;
+pub mod flip;
+pub mod focal_loss;
+pub mod general_contrastive_loss;
 pub mod image_data;
+pub mod inner_distance;
 pub mod inner_product;
 pub mod input;
+pub mod log;
+pub mod insanity;
+pub mod label_specific_add;
+pub mod largemargin_inner_product;
 pub mod loss;
+pub mod lrn;
 pub mod margin_inner_product;
 pub mod normalize;
 pub mod pooling;
+pub mod power;
 pub mod prelu;
+pub mod reduction;
 pub mod relu;
 pub mod reshape;
 pub mod rows;
 pub mod scale;
 pub mod sigmoid;
+pub mod sigmoid_cross_entropy_loss;
 pub mod silence;
 pub mod slice;
 pub mod softmax;
 pub mod softmax_with_loss;
 pub mod split;
+pub mod swish;
 pub mod tanh;
+pub mod threshold;
+pub mod tile;
 pub mod transform;
 pub mod triplet_loss;
+pub mod unary;
+pub mod unsupported;
 
 // Layer files import the shape helpers from here (`use super::{count, Shape}`);
 // they are defined in the core, beside `Blob`.
@@ -321,37 +349,62 @@ pub struct LayerType {
 /// Every layer type netrun knows, by Caffe type name.
 #[rustfmt::skip]
 pub static REGISTRY: &[LayerType] = &[
+    LayerType { name: "AbsVal", params: &[], build: abs_val::build },
     LayerType { name: "Accuracy", params: &["accuracy_param"], build: accuracy::build },
+    LayerType { name: "Axpy", params: &[], build: axpy::build },
+    LayerType { name: "BN", params: &["bn_param"], build: bn::build },
     LayerType { name: "BatchNorm", params: &["batch_norm_param"], build: batch_norm::build },
     LayerType { name: "Bias", params: &["bias_param"], build: bias::build },
+    LayerType { name: "BNLL", params: &[], build: bnll::build },
     LayerType { name: "CenterLoss", params: &["center_loss_param", "loss_param"], build: center_loss::build },
+    LayerType { name: "Clip", params: &["clip_param"], build: clip::build },
     LayerType { name: "CombinedMarginInnerProduct", params: &["combined_margin_inner_product_param"], build: combined_margin_inner_product::build },
     LayerType { name: "Concat", params: &["concat_param"], build: concat::build },
     LayerType { name: "ContrastiveLoss", params: &["contrastive_loss_param", "loss_param"], build: contrastive_loss::build },
     LayerType { name: "Convolution", params: &["convolution_param"], build: convolution::build },
+    LayerType { name: "CosinAddm", params: &["cosin_add_m_param"], build: cosin_add_m::build },
     LayerType { name: "Data", params: &["data_param", "transform_param"], build: data::build },
+    LayerType { name: "Deconvolution", params: &["convolution_param"], build: deconvolution::build },
+    LayerType { name: "DepthwiseConvolution", params: &["convolution_param"], build: depthwise_convolution::build },
     LayerType { name: "Dropout", params: &["dropout_param"], build: dropout::build },
     LayerType { name: "DummyData", params: &["dummy_data_param"], build: dummy_data::build },
     LayerType { name: "Eltwise", params: &["eltwise_param"], build: eltwise::build },
+    LayerType { name: "ELU", params: &["elu_param"], build: elu::build },
     LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
+    LayerType { name: "Exp", params: &["exp_param"], build: exp::build },
     LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
+    LayerType { name: "Flip", params: &["flip_param"], build: flip::build },
+    LayerType { name: "FocalLoss", params: &["focal_loss_param", "softmax_param", "loss_param"], build: focal_loss::build },
+    LayerType { name: "GeneralContrastiveLoss", params: &["general_contrastive_loss_param"], build: general_contrastive_loss::build },
     LayerType { name: "ImageData", params: &["image_data_param", "transform_param"], build: image_data::build },
+    LayerType { name: "InnerDistance", params: &["inner_distance_param"], build: inner_distance::build },
     LayerType { name: "InnerProduct", params: &["inner_product_param"], build: inner_product::build },
     LayerType { name: "Input", params: &["input_param"], build: input::build },
+    LayerType { name: "Log", params: &["log_param"], build: log::build },
+    LayerType { name: "LRN", params: &["lrn_param"], build: lrn::build },
+    LayerType { name: "Insanity", params: &["insanity_param"], build: insanity::build },
+    LayerType { name: "LabelSpecificAdd", params: &["label_specific_add_param"], build: label_specific_add::build },
+    LayerType { name: "LargeMarginInnerProduct", params: &["largemargin_inner_product_param"], build: largemargin_inner_product::build },
     LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },
     LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },
-    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
     LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },
+    LayerType { name: "Power", params: &["power_param"], build: power::build },
+    LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
+    LayerType { name: "Reduction", params: &["reduction_param"], build: reduction::build },
     LayerType { name: "ReLU", params: &["relu_param"], build: relu::build },
     LayerType { name: "Reshape", params: &["reshape_param"], build: reshape::build },
     LayerType { name: "Scale", params: &["scale_param"], build: scale::build },
     LayerType { name: "Sigmoid", params: &["sigmoid_param"], build: sigmoid::build },
+    LayerType { name: "SigmoidCrossEntropyLoss", params: &["loss_param"], build: sigmoid_cross_entropy_loss::build },
     LayerType { name: "Silence", params: &[], build: silence::build },
     LayerType { name: "Slice", params: &["slice_param"], build: slice::build },
     LayerType { name: "Softmax", params: &["softmax_param"], build: softmax::build },
     LayerType { name: "SoftmaxWithLoss", params: &["softmax_param", "loss_param"], build: softmax_with_loss::build },
     LayerType { name: "Split", params: &[], build: split::build },
+    LayerType { name: "Swish", params: &["swish_param"], build: swish::build },
     LayerType { name: "TanH", params: &["tanh_param"], build: tanh::build },
+    LayerType { name: "Threshold", params: &["threshold_param"], build: threshold::build },
+    LayerType { name: "Tile", params: &["tile_param"], build: tile::build },
     LayerType { name: "TripletLoss", params: &["triplet_loss_param", "loss_param"], build: triplet_loss::build },
 ];
 
@@ -407,6 +460,12 @@ pub fn param_fields(type_name: &str) -> Option<Vec<BlockFields>> {
 /// the type does not read, then runs the type's constructor.
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<Diagnostic>> {
     let Some(ty) = find(&def.type_name) else {
+        if let Some((why, instead)) = unsupported::reason(&def.type_name) {
+            let message = format!("layer `{}`: {why}", def.name);
+            return Err(vec![def
+                .error(def.field_span("type", 0), message)
+                .with_help(instead)]);
+        }
         let names: Vec<&str> = REGISTRY.iter().map(|t| t.name).collect();
         // The full list only when no known type is close: it grows with every layer.
         let hint = did_you_mean(&def.type_name, names.iter().copied())
@@ -422,37 +481,68 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Vec<D
             .with_help(hint)]);
     };
     let mut diags = Vec::new();
+    let known = all_param_blocks();
     for f in def
         .block
         .fields
         .iter()
         .filter(|f| f.name.ends_with("_param"))
     {
-        if !ty.params.contains(&f.name.as_str()) {
-            let known = all_param_blocks();
-            let message = if known.contains(&f.name.as_str()) {
-                format!("{} does not take `{}`", def.describe(), f.name)
-            } else {
-                format!("unknown field `{}` in {}", f.name, def.describe())
-            };
-            let help = did_you_mean(&f.name, ty.params.iter().copied()).unwrap_or_else(|| {
-                if ty.params.is_empty() {
-                    format!("{} layers take no `*_param` block", ty.name)
-                } else {
-                    format!(
-                        "{} layers take {}",
-                        ty.name,
-                        crate::proto::de::quote_list(ty.params)
-                    )
-                }
-            });
-            diags.push(def.error(f.name_span, message).with_help(help));
+        // A block some other type reads is ignored with a warning (`misplaced_blocks`).
+        if !ty.params.contains(&f.name.as_str()) && !known.contains(&f.name.as_str()) {
+            let message = format!("unknown field `{}` in {}", f.name, def.describe());
+            diags.push(
+                def.error(f.name_span, message)
+                    .with_help(blocks_help(ty, &f.name)),
+            );
         }
     }
     if !diags.is_empty() {
         return Err(diags);
     }
     (ty.build)(def, ctx).map_err(|d| vec![d])
+}
+
+/// What a layer type's `*_param` blocks are, for a message about `block`.
+fn blocks_help(ty: &LayerType, block: &str) -> String {
+    did_you_mean(block, ty.params.iter().copied()).unwrap_or_else(|| {
+        if ty.params.is_empty() {
+            format!("{} layers take no `*_param` block", ty.name)
+        } else {
+            format!(
+                "{} layers take {}",
+                ty.name,
+                crate::proto::de::quote_list(ty.params)
+            )
+        }
+    })
+}
+
+/// Warnings for `*_param` blocks that some layer type reads but this layer's
+/// type does not: Caffe ignores them (real face configs carry `softmax_param`
+/// on Normalize, `concat_param` on Eltwise), and so does netrun, saying so.
+pub fn misplaced_blocks(def: &LayerDef) -> Vec<Diagnostic> {
+    let Some(ty) = find(&def.type_name) else {
+        return Vec::new();
+    };
+    let known = all_param_blocks();
+    def.block
+        .fields
+        .iter()
+        .filter(|f| known.contains(&f.name.as_str()) && !ty.params.contains(&f.name.as_str()))
+        .map(|f| {
+            def.error(
+                f.name_span,
+                format!(
+                    "{} does not use `{}`; it is ignored, as Caffe ignores it",
+                    def.describe(),
+                    f.name
+                ),
+            )
+            .with_help(format!("remove the block ({})", blocks_help(ty, &f.name)))
+            .as_warning()
+        })
+        .collect()
 }
 
 /// Reads a required positive count such as `num_output`, naming the block when missing.

@@ -4,6 +4,11 @@
 //! Viewing x as outer × D × inner (D = count(γ)): y[o,d,i] = γ[d]·x[o,d,i] + β[d];
 //! dx = γ[d]·dy, dγ[d] = Σ_{o,i} dy·x (added to a learned γ, written to bottom 1),
 //! dβ[d] += Σ_{o,i} dy. In place, x is gone after forward, so forward keeps a copy of it.
+//!
+//! `min_value` / `max_value` (happynear/caffe-windows, NormFace's learned scale s):
+//! every forward first clamps γ into [min_value, max_value] — a learned γ IN PLACE, so
+//! the solver's next update starts from the clamped value — then runs as above; the
+//! gradients are unchanged (taken at the clamped γ).
 
 use super::bias::{broadcast_dims, check_num_axes, operand_shape};
 use super::filler::{fill, FillerParams};
@@ -27,6 +32,10 @@ pub struct ScaleParams {
     pub bias_term: bool,
     /// Initial β (default constant 0).
     pub bias_filler: FillerParams,
+    /// Lower bound on γ, applied before each forward (fork field).
+    pub min_value: Option<f32>,
+    /// Upper bound on γ, applied before each forward (fork field).
+    pub max_value: Option<f32>,
 }
 
 impl Default for ScaleParams {
@@ -40,6 +49,8 @@ impl Default for ScaleParams {
             },
             bias_term: false,
             bias_filler: FillerParams::default(),
+            min_value: None,
+            max_value: None,
         }
     }
 }
@@ -136,10 +147,20 @@ impl Layer for ScaleLayer {
             self.saved_input.clear();
             self.saved_input.extend_from_slice(io.bottom(0).data());
         }
+        let (lo, hi) = (self.params.min_value, self.params.max_value);
+        let clamp = |g: &mut [f32]| {
+            g.iter_mut().for_each(|v| {
+                *v = lo.map_or(*v, |l| v.max(l));
+                *v = hi.map_or(*v, |h| v.min(h));
+            })
+        };
         let gamma = if self.learned {
+            clamp(io.param_mut(0).data_mut());
             io.param(0).data().to_vec()
         } else {
-            io.bottom(1).data().to_vec()
+            let mut g = io.bottom(1).data().to_vec();
+            clamp(&mut g);
+            g
         };
         let beta = match self.params.bias_term {
             true => io.param(self.bias_index()).data().to_vec(),

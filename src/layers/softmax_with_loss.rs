@@ -17,9 +17,7 @@
 //! reports a forward where every counted label hit the FLT_MIN clamp (a diverged
 //! net: the loss is stuck at 87.3365 per sample and carries no signal) or the loss is NaN.
 
-use super::loss::{
-    axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams, NormalizationMode,
-};
+use super::loss::{axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams};
 use super::softmax::{softmax_flops, softmax_forward, split_axis, SoftmaxParams};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
@@ -118,13 +116,7 @@ impl Layer for SoftmaxWithLossLayer {
                 valid += 1;
             }
         }
-        let n = match self.loss.mode() {
-            NormalizationMode::Full => outer * inner,
-            NormalizationMode::Valid => valid,
-            NormalizationMode::BatchSize => outer,
-            NormalizationMode::None => 1,
-        };
-        self.normalizer = n.max(1) as f64;
+        self.normalizer = self.loss.normalizer(outer, inner, valid);
         (self.valid, self.clamped) = (valid, clamped);
         self.last_loss = (sum / self.normalizer) as f32;
         tops[0].data_mut()[0] = self.last_loss;

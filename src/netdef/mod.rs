@@ -285,6 +285,9 @@ pub struct NetDef {
     pub force_backward: bool,
     pub state: NetState,
     pub source: Arc<SourceFile>,
+    /// Notes on how the file was read (a V1 net upgraded, an ignored
+    /// `*_param` block); `Graph::build` prints them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone)]

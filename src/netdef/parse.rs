@@ -21,12 +21,19 @@ pub fn parse_net(doc: &Document) -> Result<NetDef> {
 
 /// Builds a net from a block (a whole file, or a solver's `net_param { ... }`).
 pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef> {
-    let mut diags = Vec::new();
+    // V1 `layers` and old data-transform fields are read upgraded, as Caffe does.
+    let upgraded = crate::caffe::upgrade::upgrade(root, source);
+    let root = &upgraded.block;
+    let mut diags = upgraded.errors;
+    let mut warnings = upgraded.notes;
     let mut layers = Vec::new();
     for field in &root.fields {
         match (field.name.as_str(), &field.value) {
             ("layer", Value::Block(b)) => match parse_layer(b, source) {
-                Ok(l) => layers.push(l),
+                Ok(l) => {
+                    warnings.extend(crate::layers::misplaced_blocks(&l));
+                    layers.push(l)
+                }
                 Err(mut d) => diags.append(&mut d),
             },
             ("layer", _) => diags.push(
@@ -34,9 +41,10 @@ pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef>
                     .at(source, field.value_span),
             ),
             ("layers", _) => diags.push(
-                Diagnostic::new("V1 `layers { ... }` blocks (upper-case enum types) are not supported")
-                    .at(source, field.name_span)
-                    .with_help("write `layer { type: \"Convolution\" ... }`; Caffe's `upgrade_net_proto_text` converts old files"),
+                Diagnostic::new(
+                    "V1 `layers` must be a block: `layers { name: ... type: CONVOLUTION }`",
+                )
+                .at(source, field.value_span),
             ),
             _ => {}
         }
@@ -68,6 +76,7 @@ pub fn parse_net_block(root: &Block, source: &Arc<SourceFile>) -> Result<NetDef>
         force_backward: common.force_backward,
         state: common.state.unwrap_or_default(),
         source: source.clone(),
+        warnings,
     })
 }
 

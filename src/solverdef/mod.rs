@@ -10,8 +10,10 @@
 //! solver file's folder first, then to the working directory (Caffe's only
 //! base); [`ResolvedPath`] records which one matched.
 //!
-//! Accepted but not acted on today: `snapshot_format` (netrun writes
-//! safetensors whichever format is named), `device_id`, `layer_wise_reduce`.
+//! `snapshot_format: BINARYPROTO` also writes each snapshot's weights as
+//! `<prefix>_iter_N.caffemodel` (Caffe's default format; netrun's own files
+//! are safetensors and are always written); `HDF5` is accepted, not written.
+//! Accepted but not acted on today: `device_id`, `layer_wise_reduce`.
 //! An explicit `solver_mode: GPU` is refused by `netrun train` until the
 //! device backend exists (`--cpu` trains on the CPU).
 

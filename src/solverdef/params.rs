@@ -124,8 +124,9 @@ pub struct SolverParams {
     pub snapshot: i32,
     pub snapshot_prefix: String,
     pub snapshot_diff: bool,
-    /// Accepted for Caffe compatibility; netrun writes safetensors either way.
-    pub snapshot_format: SnapshotFormat,
+    /// None (not in the file): safetensors only. BINARYPROTO: also the
+    /// weights as a `.caffemodel`. HDF5: accepted, not written.
+    pub snapshot_format: Option<SnapshotFormat>,
     /// Accepted for Caffe compatibility; netrun runs on the CPU today.
     pub solver_mode: SolverMode,
     pub device_id: i32,
@@ -178,7 +179,7 @@ impl Default for SolverParams {
             snapshot: 0,
             snapshot_prefix: String::new(),
             snapshot_diff: false,
-            snapshot_format: SnapshotFormat::BinaryProto,
+            snapshot_format: None,
             solver_mode: SolverMode::Gpu,
             device_id: 0,
             random_seed: -1,

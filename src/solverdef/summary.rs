@@ -52,8 +52,11 @@ pub fn summary(s: &SolverDef) -> String {
         "off".to_string()
     } else {
         let note = match p.snapshot_format {
-            SnapshotFormat::BinaryProto => "safetensors",
-            SnapshotFormat::Hdf5 => "safetensors; snapshot_format HDF5 is accepted but not written",
+            None => "safetensors",
+            Some(SnapshotFormat::BinaryProto) => "safetensors, and the weights as .caffemodel",
+            Some(SnapshotFormat::Hdf5) => {
+                "safetensors; snapshot_format HDF5 is accepted but not written"
+            }
         };
         format!(
             "{} to {}_iter_N ({note})",

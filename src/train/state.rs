@@ -52,6 +52,14 @@ impl Trainer {
                 .collect();
             snapshot::write(&path, &refs, &meta)?;
         }
+        if self.def.params.snapshot_format == Some(crate::solverdef::SnapshotFormat::BinaryProto) {
+            let path = snapshot::file(&base, ".caffemodel");
+            self.log.line(&format!(
+                "Snapshotting to binary proto file {}",
+                path.display()
+            ));
+            crate::caffe::write::write(&self.net, &path)?;
+        }
         meta.insert("type".to_string(), self.solver.rule.name().to_string());
         for (label, net) in self.labelled_nets() {
             meta.insert(format!("rng.{label}"), snapshot::rng_to_string(&net.rng));

@@ -29,6 +29,11 @@ pub struct ConvolutionLayer {
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    Ok(Box::new(new_layer(def)?))
+}
+
+/// Reads and checks `convolution_param` (Convolution and Deconvolution read it alike).
+pub fn new_layer(def: &LayerDef) -> Result<ConvolutionLayer, Diagnostic> {
     let p: ConvolutionParams = def.params("convolution_param")?;
     let num_output = required(def, p.num_output, "convolution_param", "num_output")? as usize;
     let geometry = geometry(def, &p)?;
@@ -50,16 +55,43 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             format!("{}: only axis 1 (channels) is supported", def.describe()),
         ));
     }
-    Ok(Box::new(ConvolutionLayer {
+    Ok(ConvolutionLayer {
         params: p,
         geometry,
         num_output,
         group,
         channels: 0,
-    }))
+    })
 }
 
 impl ConvolutionLayer {
+    /// Bottoms are N×C×H×W, alike after the first, C divisible by `group`; records C.
+    pub fn check_bottoms(&mut self, bottom: &[Shape]) -> Result<(), ShapeError> {
+        for (i, b) in bottom.iter().enumerate() {
+            if b.len() != 4 {
+                return Err(ShapeError::at_bottom(
+                    i,
+                    format!("needs an NxCxHxW bottom, got {}", super::fmt_shape(b)),
+                ));
+            }
+            if i == 0 {
+                self.channels = b[1];
+            } else if b[1..] != bottom[0][1..] {
+                return Err(ShapeError::mismatch(i, b, 0, &bottom[0]));
+            }
+            if !b[1].is_multiple_of(self.group) {
+                return Err(ShapeError::at_bottom(
+                    i,
+                    format!(
+                        "{} channels are not divisible by group {}",
+                        b[1], self.group
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn plan(&self, bottom: &[usize], top: &[usize]) -> Plan {
         Plan {
             window: self.window(bottom, top),
@@ -98,27 +130,8 @@ impl Layer for ConvolutionLayer {
 
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         let mut tops = Vec::new();
+        self.check_bottoms(bottom)?;
         for (i, b) in bottom.iter().enumerate() {
-            if b.len() != 4 {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!("needs an NxCxHxW bottom, got {}", super::fmt_shape(b)),
-                ));
-            }
-            if i == 0 {
-                self.channels = b[1];
-            } else if b[1..] != bottom[0][1..] {
-                return Err(ShapeError::mismatch(i, b, 0, &bottom[0]));
-            }
-            if !b[1].is_multiple_of(self.group) {
-                return Err(ShapeError::at_bottom(
-                    i,
-                    format!(
-                        "{} channels are not divisible by group {}",
-                        b[1], self.group
-                    ),
-                ));
-            }
             let g = &self.geometry;
             let (Some(h), Some(w)) = (g.out_len(0, b[2]), g.out_len(1, b[3])) else {
                 let (k, d, p) = (g.kernel, g.dilation, g.pad);

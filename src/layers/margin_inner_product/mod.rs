@@ -118,6 +118,23 @@ pub struct MarginInnerProductLayer {
     raw_norms: Vec<f64>,
 }
 
+/// Restores an annealing counter saved as the state `iteration` (MarginInnerProduct,
+/// LargeMarginInnerProduct, LabelSpecificAdd); an error names anything else.
+pub fn set_counter(iter: &mut i64, state: &[(String, f64)], layer: &str) -> Result<(), String> {
+    for (name, v) in state {
+        if name != "iteration" {
+            return Err(format!(
+                "unknown state `{name}` ({layer} keeps `iteration`)"
+            ));
+        }
+        if !v.is_finite() || v.fract() != 0.0 {
+            return Err(format!("state `iteration` must be a whole number, got {v}"));
+        }
+        *iter = *v as i64;
+    }
+    Ok(())
+}
+
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: MarginInnerProductParams = def.params("margin_inner_product_param")?;
     let num_output = required(
@@ -184,18 +201,7 @@ impl Layer for MarginInnerProductLayer {
     }
 
     fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        for (name, v) in state {
-            if name != "iteration" {
-                return Err(format!(
-                    "unknown state `{name}` (MarginInnerProduct keeps `iteration`)"
-                ));
-            }
-            if !v.is_finite() || v.fract() != 0.0 {
-                return Err(format!("state `iteration` must be a whole number, got {v}"));
-            }
-            self.iter = *v as i64;
-        }
-        Ok(())
+        set_counter(&mut self.iter, state, "MarginInnerProduct")
     }
 
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {

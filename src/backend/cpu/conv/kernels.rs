@@ -234,8 +234,7 @@ impl Plan {
     ) {
         let (hw, t) = (self.window.col_cols(), self.taps());
         let (cg, og) = self.per_group();
-        let (k, c_all) = (cg * t, self.window.channels);
-        let in_plane = self.window.height * self.window.width;
+        let k = cg * t;
         if self.shifted() {
             return self.backward_shifted(threads, w, x, dy, dw, dx);
         }
@@ -260,38 +259,64 @@ impl Plan {
                     at += r.len();
                 }
             });
-            let Some(dx) = dx else { return };
-            // Each channel range owns its rows of dcol and its planes of dx.
-            split_rows(
-                threads,
-                c_all,
-                dcol,
-                t * hw,
-                dx,
-                in_plane,
-                |chans, dcol, dx| {
-                    let mut at = 0;
-                    for (g, r) in by_group(chans.clone(), cg) {
-                        let a = &w[g * og * k + r.start * t..];
-                        let rows = r.len() * t;
-                        mm(
-                            rows,
-                            hw,
-                            og,
-                            (a, 1, k),
-                            (&dy[g * og * hw..], hw, 1),
-                            0.0,
-                            (&mut dcol[at * t * hw..], hw, 1),
-                        );
-                        at += r.len();
-                    }
-                    let sub = Window {
-                        channels: chans.len(),
-                        ..self.window
-                    };
-                    col2im(&sub, dcol, dx);
-                },
-            );
+            if let Some(dx) = dx {
+                self.data_gradient_into(threads, w, dy, dcol, dx);
+            }
         });
+    }
+
+    /// dx = ∂L/∂x for one sample, without the weight gradient: col2im(Wᵀ · dy)
+    /// (the forward of a Deconvolution).
+    pub fn data_gradient(&self, threads: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let col_len = self.window.col_rows() * self.window.col_cols();
+        with_scratch(&SAMPLE, [0, col_len, 0], |_, dcol, _| {
+            self.data_gradient_into(threads, w, dy, dcol, dx)
+        });
+    }
+
+    /// [`Plan::data_gradient`] with the column buffer given.
+    fn data_gradient_into(
+        &self,
+        threads: usize,
+        w: &[f32],
+        dy: &[f32],
+        dcol: &mut [f32],
+        dx: &mut [f32],
+    ) {
+        let (hw, t) = (self.window.col_cols(), self.taps());
+        let (cg, og) = self.per_group();
+        let (k, c_all) = (cg * t, self.window.channels);
+        let in_plane = self.window.height * self.window.width;
+        // Each channel range owns its rows of dcol and its planes of dx.
+        split_rows(
+            threads,
+            c_all,
+            dcol,
+            t * hw,
+            dx,
+            in_plane,
+            |chans, dcol, dx| {
+                let mut at = 0;
+                for (g, r) in by_group(chans.clone(), cg) {
+                    let a = &w[g * og * k + r.start * t..];
+                    let rows = r.len() * t;
+                    mm(
+                        rows,
+                        hw,
+                        og,
+                        (a, 1, k),
+                        (&dy[g * og * hw..], hw, 1),
+                        0.0,
+                        (&mut dcol[at * t * hw..], hw, 1),
+                    );
+                    at += r.len();
+                }
+                let sub = Window {
+                    channels: chans.len(),
+                    ..self.window
+                };
+                col2im(&sub, dcol, dx);
+            },
+        );
     }
 }

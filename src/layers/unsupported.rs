@@ -1,0 +1,33 @@
+//! Caffe layer types that netrun knows of but does not run: a clear reason and what
+//! to do instead, in place of "unknown layer type".
+
+/// (why it is not supported, what to do instead) for a known but unsupported type.
+pub fn reason(type_name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match type_name {
+        "Python" => (
+            "Python layers run user code inside Caffe's embedded Python interpreter, which netrun does not have",
+            "express the layer with built-in layers, or compute its output outside the net and feed it \
+             through an Input layer (`netrun forward --inputs`, or the library's Net API)",
+        ),
+        "WindowData" => (
+            "WindowData (R-CNN's detection fine-tuning input, deprecated in Caffe) is not supported: its \
+             window files only describe crops whose warping and context padding netrun has not implemented",
+            "cut the windows into image files beforehand and read them with an ImageData layer and a list file",
+        ),
+        "HDF5Data" | "HDF5Output" => (
+            "HDF5 files are not read or written by netrun yet",
+            "convert the datasets to LMDB (`netrun convert`), or feed them as safetensors through an \
+             Input layer with `netrun forward --inputs`",
+        ),
+        "MemoryData" => (
+            "MemoryData is not supported yet",
+            "use an Input layer of the same shape and fill it through the library's Net API or \
+             `netrun forward --inputs`",
+        ),
+        "Recurrent" | "RNN" | "LSTM" => (
+            "recurrent layers are not supported yet",
+            "unroll the recurrence by hand with built-in layers (InnerProduct, Eltwise, Sigmoid, TanH)",
+        ),
+        _ => return None,
+    })
+}

@@ -10,6 +10,7 @@ pub mod caffe;
 pub mod data;
 pub mod error;
 pub mod export;
+pub mod face;
 pub mod forward;
 pub mod generate;
 pub mod graph;

@@ -12,6 +12,7 @@
 mod convert;
 mod device;
 mod export;
+mod face;
 mod generate;
 mod net;
 mod pictures;
@@ -106,6 +107,10 @@ enum Command {
     PlotFeatures(pictures::PlotFeaturesArgs),
     /// Draw the layer graph of a net as Graphviz DOT (or SVG/PNG/PDF through `dot`).
     Draw(pictures::DrawArgs),
+    /// Face verification accuracy on LFW-style pairs (10-fold cross-validation, ROC).
+    Verify(face::VerifyArgs),
+    /// Detect faces and five landmarks (MTCNN) and warp each onto a template (112x96).
+    Align(face::AlignArgs),
     /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
     Device,
 }
@@ -184,6 +189,8 @@ pub fn main() -> ExitCode {
             netrun::pictures::scatter::run(&a.options()).map(|r| println!("{r}"))
         }
         Command::Draw(a) => netrun::pictures::draw::run(&a.options()).map(|r| println!("{r}")),
+        Command::Verify(a) => face::verify(a),
+        Command::Align(a) => face::align(a),
         Command::Device => device::run(),
     };
     match result {

@@ -102,7 +102,7 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
     let y = dir.path().join("y.safetensors");
     forward(&ForwardOptions {
         net: net_file.to_path_buf(),
-        weights: w.clone(),
+        weights: Some(w.clone()),
         inputs: x.clone(),
         top_diff: None,
         backward: false,

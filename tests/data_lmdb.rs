@@ -7,6 +7,7 @@ use data_support::{build_with, error_with, johns_first, png_size, scratch, tops}
 use netrun::data::datum::Datum;
 use netrun::data::lmdb;
 use netrun::layers::data::{Backend, DataParams};
+use netrun::layers::transform::TransformParams;
 use netrun::netdef::parse_net_str;
 use std::path::Path;
 
@@ -66,10 +67,10 @@ fn data_params_parse() {
     let p: DataParams = parsed.layers[0].params("data_param").unwrap();
     assert_eq!(p.backend, Backend::Lmdb);
     assert_eq!((p.batch_size, p.rand_skip, p.prefetch), (Some(5), 2, 8));
-    assert_eq!(
-        (p.scale, p.crop_size, p.mirror),
-        (Some(0.5), Some(3), Some(true))
-    );
+    // Caffe's upgrade moves the legacy transform fields into `transform_param`.
+    assert_eq!((p.scale, p.crop_size, p.mirror), (None, None, None));
+    let t: TransformParams = parsed.layers[0].params("transform_param").unwrap();
+    assert_eq!((t.scale, t.crop_size, t.mirror), (0.5, 3, true));
     assert!(p.force_encoded_color);
     let d = DataParams::default();
     assert_eq!(
@@ -152,10 +153,9 @@ fn legacy_transform_fields_in_data_param() {
     let g = build_with(&lmdb_net(&dir, "crop_size: 24", "mean_value: 1"), |_| {}).unwrap();
     assert_eq!(tops(&g, "mnist")[0], vec![64, 1, 24, 24]);
     let err = error_with(&lmdb_net(&dir, "scale: 0.5", "scale: 0.25"), |_| {});
+    // Upgraded into `transform_param`, the two values collide there.
     assert!(
-        err.contains(
-            "layer `mnist` (Data): `scale` is given in both `data_param` and `transform_param`"
-        ),
+        err.contains("layer `mnist` (Data): field `scale` is given 2 times"),
         "{err}"
     );
 }

@@ -7,7 +7,10 @@
 //!   and `parse_solver_str`);
 //! * `datum`: the LMDB `Datum` decoder and its shape check;
 //! * `idx`: the MNIST IDX reader;
-//! * `safetensors`: the weights/snapshot loader (`weights::load`).
+//! * `safetensors`: the weights/snapshot loader (`weights::load`);
+//! * `caffemodel`: Caffe's binary `NetParameter` through the same loader
+//!   (`weights::load` tells the formats apart by content), seeded with files
+//!   Python's protobuf encoded (`tests/python/caffe_interop.py encode`).
 //!
 //! `replay_corpora` (part of the regular suite) runs every file of
 //! `fuzz/corpus/<target>/`. `fuzz` (ignored by default) mutates the corpus
@@ -30,7 +33,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const TARGETS: &[&str] = &["text", "datum", "idx", "safetensors"];
+const TARGETS: &[&str] = &["text", "datum", "idx", "safetensors", "caffemodel"];
 
 /// Most files a target's corpus keeps (the suite replays them all).
 const MAX_CORPUS: usize = 40;
@@ -70,8 +73,8 @@ fn run(target: &str, bytes: &[u8], scratch: &Path) -> Result<(), String> {
             }
             Ok(())
         }
-        "safetensors" => {
-            let path = scratch.join("fuzz.safetensors");
+        "safetensors" | "caffemodel" => {
+            let path = scratch.join(format!("fuzz.{target}"));
             std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
             netrun::weights::load(&path)
                 .map(|_| ())

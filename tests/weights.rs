@@ -105,8 +105,25 @@ fn checksum_follows_the_documented_definition() {
         h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
-    let want = format!("crc32:{:08x}", h.finalize());
-    assert_eq!(load(&path).unwrap().metadata["checksum"], want);
+    // Then every metadata entry but `checksum`, in key order.
+    let loaded = load(&path).unwrap();
+    let mut meta: Vec<(&String, &String)> = loaded
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != "checksum")
+        .collect();
+    meta.sort();
+    assert!(meta
+        .iter()
+        .any(|(k, v)| *k == "format" && *v == "netrun-v1"));
+    for (k, v) in meta {
+        for s in [k, v] {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+    }
+    let want = format!("crc32m:{:08x}", h.finalize());
+    assert_eq!(loaded.metadata["checksum"], want);
 }
 
 #[test]
@@ -233,7 +250,7 @@ fn flipped_bytes_are_refused() {
         "{e}"
     );
     assert!(
-        e.contains("the header records crc32:") && e.contains("the file is corrupted"),
+        e.contains("the header records crc32m:") && e.contains("the file is corrupted"),
         "{e}"
     );
 

@@ -120,3 +120,42 @@ fn netrun_check_on_a_truncated_database_is_an_error_not_a_bus_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("the file was truncated"), "{err}");
 }
+
+/// The child of `a_file_cut_while_in_use_ends_in_a_message_not_a_bare_bus_error`:
+/// opens the database named by `NETRUN_SIGBUS_DB`, cuts its data.mdb to the
+/// two meta pages while it is mapped, and reads every record.
+#[test]
+#[ignore = "run as a child process by the test below"]
+fn sigbus_child() {
+    let db = PathBuf::from(std::env::var_os("NETRUN_SIGBUS_DB").expect("NETRUN_SIGBUS_DB"));
+    let reader = lmdb::open(&db).unwrap();
+    let data = db.join("data.mdb");
+    let psize = meta(&std::fs::read(&data).unwrap()).0;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(2 * psize as u64)
+        .unwrap();
+    let _ = reader.records(None, 3000);
+    unreachable!("reading past the end of a cut map did not raise SIGBUS");
+}
+
+#[test]
+fn a_file_cut_while_in_use_ends_in_a_message_not_a_bare_bus_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["sigbus_child", "--exact", "--ignored", "--nocapture"])
+        .env("NETRUN_SIGBUS_DB", &db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(
+        err.contains("bus error reading a memory-mapped LMDB database"),
+        "{err}"
+    );
+    let canonical = std::fs::canonicalize(&db).unwrap();
+    assert!(err.contains(&*canonical.to_string_lossy()), "{err}");
+}

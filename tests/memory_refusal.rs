@@ -26,7 +26,7 @@ fn time_refuses_a_net_larger_than_memory_before_allocating() {
             phase.as_ref(),
         ];
         let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
-            .args(&args)
+            .args(args)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

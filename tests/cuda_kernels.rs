@@ -111,3 +111,14 @@ fn a_kernel_that_does_not_compile_is_reported_with_nvrtcs_log() {
     assert!(e.contains("src/layers/broken.cu"), "{e}");
     assert!(e.contains("not_declared"), "{e}");
 }
+
+#[test]
+fn every_kernel_loads_on_the_first_gpu() {
+    if !Library::Driver.is_present() {
+        println!("skipped: no CUDA device (no driver)");
+        return;
+    }
+    let gpu = Gpu::open(0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gpu.load_kernels().unwrap(), SOURCES.len());
+    gpu.synchronize().unwrap();
+}

@@ -60,9 +60,8 @@ fn require(wanted: &[Library]) -> Result<(), GpuError> {
 /// layers' compiled kernels.
 pub struct Gpu {
     pub info: DeviceInfo,
-    pub(crate) ctx: Arc<CudaContext>,
-    pub(crate) stream: Arc<CudaStream>,
-    pub(crate) kernels: KernelCache,
+    stream: Arc<CudaStream>,
+    kernels: KernelCache,
 }
 
 impl Gpu {
@@ -79,13 +78,21 @@ impl Gpu {
         };
         let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::call("cuCtx", e))?;
         let stream = ctx.default_stream();
-        let kernels = KernelCache::new(Arc::clone(&ctx), info.compute_capability);
+        let kernels = KernelCache::new(ctx, info.compute_capability);
         Ok(Gpu {
             info,
-            ctx,
             stream,
             kernels,
         })
+    }
+
+    /// Compiles and loads every kernel source for this device (a run does
+    /// this lazily, source by source), returning how many modules are loaded.
+    pub fn load_kernels(&self) -> Result<usize, GpuError> {
+        for source in super::kernels::SOURCES {
+            self.kernels.module(source.stem)?;
+        }
+        Ok(super::kernels::SOURCES.len())
     }
 
     /// Waits for all queued work; the first asynchronous error surfaces here.

@@ -85,31 +85,31 @@ impl KernelCache {
         }
     }
 
+    /// The module of source `stem`, compiled and loaded on first use.
+    pub fn module(&self, stem: &str) -> Result<Arc<CudaModule>, GpuError> {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = modules.get(stem) {
+            return Ok(Arc::clone(m));
+        }
+        let source = SOURCES
+            .iter()
+            .find(|s| s.stem == stem)
+            .ok_or_else(|| GpuError::Call {
+                call: "kernel lookup",
+                message: format!("no kernel source `{stem}.cu` is registered"),
+            })?;
+        let ptx = compile(source, &self.arch)?;
+        let m = self
+            .ctx
+            .load_module(ptx)
+            .map_err(|e| GpuError::call("cuModuleLoadData", e))?;
+        modules.insert(source.stem, Arc::clone(&m));
+        Ok(m)
+    }
+
     /// Kernel `name` of source `stem`, compiling and loading the source on first use.
     pub fn function(&self, stem: &str, name: &str) -> Result<CudaFunction, GpuError> {
-        let module =
-            {
-                let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-                match modules.get(stem) {
-                    Some(m) => Arc::clone(m),
-                    None => {
-                        let source = SOURCES.iter().find(|s| s.stem == stem).ok_or_else(|| {
-                            GpuError::Call {
-                                call: "kernel lookup",
-                                message: format!("no kernel source `{stem}.cu` is registered"),
-                            }
-                        })?;
-                        let ptx = compile(source, &self.arch)?;
-                        let m = self
-                            .ctx
-                            .load_module(ptx)
-                            .map_err(|e| GpuError::call("cuModuleLoadData", e))?;
-                        modules.insert(source.stem, Arc::clone(&m));
-                        m
-                    }
-                }
-            };
-        module
+        self.module(stem)?
             .load_function(name)
             .map_err(|e| GpuError::call("cuModuleGetFunction", e))
     }

@@ -4,7 +4,10 @@
 //! Files are safetensors of F32 tensors (see [`crate::weights`]):
 //! - inputs X: one tensor per Input-layer top, named like the top. Its shape
 //!   replaces the file's (another batch size, say); every Input top needs
-//!   one, and every tensor must name an Input top.
+//!   one, and every tensor must name an Input top. A MemoryData layer's tops
+//!   are inputs too: its data tensor (N × C × H × W, the sample shape of its
+//!   `memory_data_param`) and label tensor (N values) are handed to the layer,
+//!   whose batch becomes N.
 //! - weights W: every learnable blob as `L.i` ([`weights::apply`] with
 //!   `require_all`; a `.caffemodel` works too); tensors the net does not
 //!   use (a snapshot's solver state) are reported, not refused. Without W
@@ -122,10 +125,15 @@ pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
         }
         None => Vec::new(),
     };
+    let layers = filter::filter(&def, &state);
     for (name, t) in &inputs.tensors {
+        if memory_data_top(&layers, name).is_some() {
+            continue;
+        }
         let blob = net.blob_mut(name).expect("checked to be an Input top");
         blob.data_mut().copy_from_slice(&t.data);
     }
+    feed_memory_data(&mut net, &layers, &inputs)?;
     let loss = net.forward()?;
     if opts.backward {
         net.blobs.iter_mut().for_each(|b| b.zero_diff());
@@ -173,27 +181,54 @@ pub fn run(opts: &ForwardOptions) -> Result<ForwardReport> {
     })
 }
 
-/// Every Input top of the layers in the phase has a tensor in X, and every
-/// tensor of X is such a top (checked before shapes, which X decides).
+/// The MemoryData layer whose top `name` is, with the top's index.
+fn memory_data_top<'a>(layers: &'a [LayerDef], name: &str) -> Option<(&'a LayerDef, usize)> {
+    layers
+        .iter()
+        .filter(|d| d.type_name == "MemoryData")
+        .find_map(|d| d.top.iter().position(|t| t == name).map(|i| (d, i)))
+}
+
+/// Hands each MemoryData layer its tensors: the data top's N samples and the label
+/// top's N labels (zeros when the layer has no label top).
+fn feed_memory_data(net: &mut Net, layers: &[LayerDef], inputs: &Tensors) -> Result<()> {
+    for def in layers.iter().filter(|d| d.type_name == "MemoryData") {
+        let data = &inputs.tensors[&def.top[0]];
+        let n = data.shape.first().copied().unwrap_or(0);
+        let labels = match def.top.get(1) {
+            Some(top) => inputs.tensors[top].data.clone(),
+            None => vec![0.0; n],
+        };
+        net.set_memory_data(&def.name, data.data.clone(), labels)
+            .map_err(|e| Error::Other(format!("`{}`: {e}", inputs.path.display())))?;
+    }
+    Ok(())
+}
+
+/// Every Input or MemoryData top of the layers in the phase has a tensor in X, and
+/// every tensor of X is such a top (checked before shapes, which X decides).
 fn check_inputs(layers: &[LayerDef], inputs: &Tensors) -> Result<()> {
     let file = inputs.path.display();
-    let mut tops: Vec<(&str, &str)> = Vec::new(); // (top, layer)
-    for def in layers.iter().filter(|d| d.type_name == "Input") {
+    let mut tops: Vec<(&str, &str, &str)> = Vec::new(); // (top, layer, type)
+    for def in layers
+        .iter()
+        .filter(|d| d.type_name == "Input" || d.type_name == "MemoryData")
+    {
         for t in &def.top {
-            tops.push((t, &def.name));
+            tops.push((t, &def.name, &def.type_name));
         }
     }
     let mut problems = Vec::new();
-    for &(top, layer) in &tops {
+    for &(top, layer, kind) in &tops {
         if !inputs.tensors.contains_key(top) {
             problems.push(format!(
-                "`{file}` has no tensor `{top}` for the top of Input layer `{layer}`"
+                "`{file}` has no tensor `{top}` for the top of {kind} layer `{layer}`"
             ));
         }
     }
     for name in inputs.tensors.keys() {
-        if !tops.iter().any(|&(t, _)| t == name) {
-            let names: Vec<&str> = tops.iter().map(|&(t, _)| t).collect();
+        if !tops.iter().any(|&(t, _, _)| t == name) {
+            let names: Vec<&str> = tops.iter().map(|&(t, _, _)| t).collect();
             let mut msg = format!(
                 "tensor `{name}` in `{file}` names no Input layer's top (they are: {})",
                 names.join(", ")

@@ -11,6 +11,8 @@ use crate::graph::{Graph, ParamOwner};
 use crate::layer_io::{select_mut, LayerIo, Rng, RunCtx};
 use rand::SeedableRng;
 
+mod feed;
+
 /// A learnable blob as the solver sees it.
 #[derive(Debug, Clone)]
 pub struct Learnable {

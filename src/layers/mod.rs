@@ -10,8 +10,10 @@ use std::path::PathBuf;
 
 pub mod abs_val;
 pub mod accuracy;
+pub mod argmax;
 pub mod axpy;
 pub mod batch_norm;
+pub mod batch_reindex;
 pub mod bias;
 pub mod bn;
 pub mod bnll;
@@ -23,6 +25,7 @@ pub mod concat;
 pub mod contrastive_loss;
 pub mod convolution;
 pub mod cosin_add_m;
+pub mod crop;
 pub mod data;
 pub mod deconvolution;
 pub mod depthwise_convolution;
@@ -30,6 +33,7 @@ pub mod dropout;
 pub mod dummy_data;
 pub mod eltwise;
 pub mod elu;
+pub mod embed;
 pub mod euclidean_loss;
 pub mod exp;
 pub mod filler;
@@ -37,7 +41,12 @@ pub mod flatten;
 pub mod flip;
 pub mod focal_loss;
 pub mod general_contrastive_loss;
+pub mod hinge_loss;
+pub mod im2col;
+pub mod hdf5_data;
+pub mod hdf5_output;
 pub mod image_data;
+pub mod infogain_loss;
 pub mod inner_distance;
 pub mod inner_product;
 pub mod input;
@@ -47,8 +56,12 @@ pub mod largemargin_inner_product;
 pub mod log;
 pub mod loss;
 pub mod lrn;
+pub mod memory_data;
 pub mod margin_inner_product;
+pub mod multinomial_logistic_loss;
+pub mod mvn;
 pub mod normalize;
+pub mod parameter;
 pub mod pooling;
 pub mod power;
 pub mod prelu;
@@ -65,6 +78,7 @@ pub mod slice;
 pub mod softmax;
 pub mod softmax_with_loss;
 pub mod split;
+pub mod spp;
 pub mod swish;
 pub mod tanh;
 pub mod threshold;
@@ -185,10 +199,15 @@ impl Default for BuildContext {
 /// after the graph is built (the ONNX exporter): `as_any(&*node.layer).downcast_ref()`.
 pub trait AsAny {
     fn as_any(&self) -> &dyn std::any::Any;
+    /// For the net's feeding API (`Net::set_memory_data`).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 impl<T: std::any::Any> AsAny for T {
     fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
 }

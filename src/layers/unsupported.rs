@@ -14,15 +14,11 @@ pub fn reason(type_name: &str) -> Option<(&'static str, &'static str)> {
              window files only describe crops whose warping and context padding netrun has not implemented",
             "cut the windows into image files beforehand and read them with an ImageData layer and a list file",
         ),
-        "HDF5Data" | "HDF5Output" => (
-            "HDF5 files are not read or written by netrun yet",
-            "convert the datasets to LMDB (`netrun convert`), or feed them as safetensors through an \
-             Input layer with `netrun forward --inputs`",
-        ),
-        "MemoryData" => (
-            "MemoryData is not supported yet",
-            "use an Input layer of the same shape and fill it through the library's Net API or \
-             `netrun forward --inputs`",
+        "Filter" => (
+            "Filter's top holds as many samples as its selector has non-zero values, so its shape changes \
+             with the data at every forward; netrun fixes every blob's shape when the net is built",
+            "keep the whole batch and zero the unwanted samples' contribution instead: multiply by the \
+             selector (Scale with the selector as second bottom), or give the loss an `ignore_label`",
         ),
         "Recurrent" | "RNN" | "LSTM" => (
             "recurrent layers are not supported yet",

@@ -46,6 +46,7 @@ pub struct InfogainLossLayer {
 
 pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: InfogainLossParams = def.params("infogain_loss_param")?;
+    let loss: LossParams = def.params("loss_param")?;
     let span = super::checks::param_span(def, "infogain_loss_param", "source");
     let err = |m: String| def.error(span, format!("{}: {m}", def.describe()));
     let file_h = match (&p.source, def.bottom.len()) {
@@ -75,7 +76,7 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
     };
     Ok(Box::new(InfogainLossLayer {
         params: p,
-        loss: def.params("loss_param")?,
+        loss,
         file_h,
         axis: 0,
         tops: def.top.len(),

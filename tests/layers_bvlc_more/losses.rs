@@ -132,7 +132,7 @@ fn infogain_loss_reads_h_from_a_blobproto_written_by_python_protobuf() {
     let h: Vec<f32> = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(h.len(), 9);
     let spec = format!(
-        "name: \"i\" type: \"InfogainLoss\" bottom: \"x\" bottom: \"l\" top: \"loss\" top: \"prob\" \
+        "name: \"i\" type: \"InfogainLoss\" bottom: \"x\" bottom: \"l\" top: \"loss\" \
          infogain_loss_param {{ source: \"{}\" }}",
         file.display()
     );
@@ -143,12 +143,25 @@ fn infogain_loss_reads_h_from_a_blobproto_written_by_python_protobuf() {
     let (sum, grad, valid) = infogain(x.data(), &labels, &h, 3, 1, None);
     assert_close(&[loss], &[sum / valid as f64], 1e-5, 1e-6, &spec);
     assert_close(&dx, &grad.iter().map(|g| g / 4.0).collect::<Vec<_>>(), 1e-4, 1e-6, &spec);
+    // The optional second top holds the softmax.
+    let mut l = layer(&spec.replace("top: \"loss\"", "top: \"loss\" top: \"prob\""));
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
+    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+    let prob: Vec<f64> = x
+        .data()
+        .chunks(3)
+        .flat_map(|r| {
+            let z: f64 = r.iter().map(|&v| (v as f64).exp()).sum();
+            r.iter().map(move |&v| (v as f64).exp() / z).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_close(tops[1].data(), &prob, 1e-5, 1e-7, "prob top");
 
     // A matrix of the wrong size, a missing file and a file that is not a BlobProto.
     let e = super::common::build_error(&format!(
         "layer {{ name: \"in\" type: \"Input\" top: \"x\" top: \"l\" input_param {{ shape {{ dim: 4 dim: 5 }} shape {{ dim: 4 }} }} }}\n\
          layer {{ {} }}",
-        spec.replace("top: \"prob\"", "")
+        spec
     ));
     assert!(e.contains("H has 9 values but 5 classes need 5x5 = 25"), "{e}");
     let e = super::common::build_error(

@@ -3,6 +3,7 @@
 use super::layer_error;
 use netrun::testing::{assert_close, forward, layer, setup, uniform_blob, GradientChecker};
 
+
 /// One pyramid level of one H x W plane, Caffe's pooling rules written out:
 /// k = ⌈H/b⌉, stride k, pad ⌈(k·b − H)/2⌉, CEIL output count, windows clipped.
 fn level(x: &[f32], h: usize, w: usize, bins: usize, max: bool) -> Vec<f64> {
@@ -46,7 +47,11 @@ fn spp_concatenates_the_pooled_levels() {
             "name: \"s\" type: \"SPP\" bottom: \"x\" top: \"y\" spp_param {{ pyramid_height: {height} pool: {pool} }}"
         );
         let mut l = layer(&spec);
-        let mut bottoms = vec![uniform_blob(&shape, -1.0, 1.0, 11)];
+        // Distinct values 0.01 apart, in scrambled order: no near-ties for MAX to flip
+        // between under the checker's step.
+        let count: usize = shape.iter().product();
+        let values = (0..count).map(|i| ((i * 7919) % count) as f32 * 0.01 - 1.0).collect();
+        let mut bottoms = vec![netrun::blob::Blob::from_data(&shape, values)];
         let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
         forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
         let [n, c, h, w] = shape;

@@ -147,7 +147,7 @@ fn embed_looks_rows_up_and_accumulates_their_gradients() {
     let (w, b) = (params[0].data().to_vec(), params[1].data().to_vec());
     let want: Vec<f64> = [4, 0, 4, 2]
         .iter()
-        .flat_map(|&k| (0..3).map(move |j| (w[k * 3 + j] + b[j]) as f64).collect::<Vec<_>>())
+        .flat_map(|&k| (0..3).map(|j| (w[k * 3 + j] + b[j]) as f64).collect::<Vec<_>>())
         .collect();
     assert_close(tops[0].data(), &want, 0.0, 1e-7, "embed forward");
     GradientChecker::default()

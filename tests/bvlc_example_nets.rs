@@ -1,6 +1,7 @@
 //! Nets in the style of BVLC Caffe's examples, written here (nothing is fetched): the HDF5
 //! classification example on files h5py wrote, an FCN-style net whose upsampled scores are
-//! cropped back to the input, and a net using the other BVLC layers added with them. Each
+//! cropped back to the input, and a net using the other BVLC layers added with them (its
+//! labels, zeros under `netrun time`, double as BatchReindex's order and Embed's indices). Each
 //! passes `netrun check` and one `netrun time` iteration (forward and backward).
 
 mod common;
@@ -86,13 +87,11 @@ fn net_of_the_other_added_layers_checks_and_runs() {
          layer { name: \"bias\" type: \"Parameter\" top: \"bias\" parameter_param { shape { dim: 2 dim: 20 } } }\n\
          layer { name: \"biased\" type: \"Eltwise\" bottom: \"spp\" bottom: \"bias\" top: \"biased\" }\n\
          layer { name: \"ip\" type: \"InnerProduct\" bottom: \"biased\" top: \"ip\" inner_product_param { num_output: 5 weight_filler { type: \"xavier\" } } }\n\
-         layer { name: \"order\" type: \"DummyData\" top: \"order\" dummy_data_param { shape { dim: 2 } data_filler { type: \"constant\" value: 1 } } }\n\
-         layer { name: \"swap\" type: \"BatchReindex\" bottom: \"ip\" bottom: \"order\" top: \"ip_swapped\" }\n\
+         layer { name: \"swap\" type: \"BatchReindex\" bottom: \"ip\" bottom: \"label\" top: \"ip_swapped\" }\n\
          layer { name: \"hinge\" type: \"HingeLoss\" bottom: \"ip_swapped\" bottom: \"label\" top: \"hinge\" }\n\
          layer { name: \"top2\" type: \"ArgMax\" bottom: \"ip\" top: \"top2\" argmax_param { top_k: 2 } }\n\
          layer { name: \"cols\" type: \"Im2col\" bottom: \"data\" top: \"cols\" convolution_param { kernel_size: 3 stride: 2 } }\n\
-         layer { name: \"ids\" type: \"DummyData\" top: \"ids\" dummy_data_param { shape { dim: 2 dim: 3 } } }\n\
-         layer { name: \"embed\" type: \"Embed\" bottom: \"ids\" top: \"emb\" embed_param { num_output: 4 input_dim: 10 } }\n\
+         layer { name: \"embed\" type: \"Embed\" bottom: \"label\" top: \"emb\" embed_param { num_output: 4 input_dim: 10 } }\n\
          layer { name: \"silence\" type: \"Silence\" bottom: \"cols\" bottom: \"emb\" bottom: \"top2\" }\n",
     )
     .unwrap();

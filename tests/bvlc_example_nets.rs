@@ -11,9 +11,18 @@ use std::path::Path;
 use std::process::Command;
 
 fn netrun(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_netrun")).args(args).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "netrun {args:?} failed:\n{stdout}\n{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "netrun {args:?} failed:\n{stdout}\n{stderr}"
+    );
     format!("{stdout}{stderr}")
 }
 

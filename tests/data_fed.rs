@@ -19,7 +19,11 @@ fn net(text: &str) -> Net {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 const MEMORY: &str = "layer { name: \"mem\" type: \"MemoryData\" top: \"data\" top: \"label\" \
@@ -33,18 +37,41 @@ fn memory_data_serves_handed_samples_batch_by_batch() {
     let e = n.forward().unwrap_err().to_string();
     assert!(e.contains("MemoryData layer `mem` has no data"), "{e}");
     let data: Vec<f32> = (0..16).map(|v| v as f32).collect();
-    n.set_memory_data("mem", data.clone(), vec![10.0, 11.0, 12.0, 13.0]).unwrap();
+    n.set_memory_data("mem", data.clone(), vec![10.0, 11.0, 12.0, 13.0])
+        .unwrap();
     for (batch, first) in [(0, 0), (1, 2), (2, 0)] {
         n.forward().unwrap();
-        assert_eq!(n.blob("data").unwrap().data(), &data[first * 4..first * 4 + 8], "batch {batch}");
-        assert_eq!(n.blob("label").unwrap().data(), &[10.0 + first as f32, 11.0 + first as f32]);
+        assert_eq!(
+            n.blob("data").unwrap().data(),
+            &data[first * 4..first * 4 + 8],
+            "batch {batch}"
+        );
+        assert_eq!(
+            n.blob("label").unwrap().data(),
+            &[10.0 + first as f32, 11.0 + first as f32]
+        );
     }
-    let e = n.set_memory_data("mem", vec![0.0; 12], vec![0.0; 3]).unwrap_err().to_string();
-    assert!(e.contains("3 samples is not a multiple of the batch size 2"), "{e}");
-    let e = n.set_memory_data("mem", vec![0.0; 7], vec![0.0; 2]).unwrap_err().to_string();
+    let e = n
+        .set_memory_data("mem", vec![0.0; 12], vec![0.0; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("3 samples is not a multiple of the batch size 2"),
+        "{e}"
+    );
+    let e = n
+        .set_memory_data("mem", vec![0.0; 7], vec![0.0; 2])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("7 values for 2 labels"), "{e}");
-    let e = n.set_memory_data("nope", vec![], vec![]).unwrap_err().to_string();
-    assert!(e.contains("no layer `nope` (its MemoryData layers: mem)"), "{e}");
+    let e = n
+        .set_memory_data("nope", vec![], vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no layer `nope` (its MemoryData layers: mem)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -60,7 +87,10 @@ fn memory_data_takes_its_tensors_from_forward_inputs() {
     let inputs = dir.path().join("x.safetensors");
     netrun::weights::save_f32(
         &inputs,
-        &[("data", &[3, 1, 2, 2], &x), ("label", &[3], &[4.0, 5.0, 6.0])],
+        &[
+            ("data", &[3, 1, 2, 2], &x),
+            ("label", &[3], &[4.0, 5.0, 6.0]),
+        ],
         &BTreeMap::new(),
     )
     .unwrap();
@@ -82,13 +112,23 @@ fn memory_data_takes_its_tensors_from_forward_inputs() {
     let y: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
     assert_eq!(out.tensors["y"].data, y);
     // A tensor whose sample shape is not the layer's.
-    netrun::weights::save_f32(&inputs, &[("data", &[3, 2, 2, 1], &x), ("label", &[3], &[0.0; 3])], &BTreeMap::new())
-        .unwrap();
+    netrun::weights::save_f32(
+        &inputs,
+        &[("data", &[3, 2, 2, 1], &x), ("label", &[3], &[0.0; 3])],
+        &BTreeMap::new(),
+    )
+    .unwrap();
     let e = run(&opts).unwrap_err().to_string();
-    assert!(e.contains("has shape 3x2x2x1 but memory_data_param gives samples of 1x2x2"), "{e}");
+    assert!(
+        e.contains("has shape 3x2x2x1 but memory_data_param gives samples of 1x2x2"),
+        "{e}"
+    );
     netrun::weights::save_f32(&inputs, &[("data", &[3, 1, 2, 2], &x)], &BTreeMap::new()).unwrap();
     let e = run(&opts).unwrap_err().to_string();
-    assert!(e.contains("has no tensor `label` for the top of MemoryData layer `mem`"), "{e}");
+    assert!(
+        e.contains("has no tensor `label` for the top of MemoryData layer `mem`"),
+        "{e}"
+    );
 }
 
 fn hdf5_net(list: &Path, extra: &str) -> String {
@@ -102,7 +142,11 @@ fn hdf5_net(list: &Path, extra: &str) -> String {
 #[test]
 fn hdf5_data_reads_h5py_files_in_order_across_files() {
     let dir = tempfile::tempdir().unwrap();
-    let written: Value = serde_json::from_str(&run_script("bvlc_files.py", &[Path::new("h5write"), dir.path()])).unwrap();
+    let written: Value = serde_json::from_str(&run_script(
+        "bvlc_files.py",
+        &[Path::new("h5write"), dir.path()],
+    ))
+    .unwrap();
     let list = dir.path().join("list.txt");
     let mut n = net(&hdf5_net(&list, ""));
     assert_eq!(n.blob("data").unwrap().shape(), &[4, 2, 3]);
@@ -119,8 +163,16 @@ fn hdf5_data_reads_h5py_files_in_order_across_files() {
         n.forward().unwrap();
         for i in 0..4 {
             let (d, l) = &rows[(batch * 4 + i) % 8];
-            assert_eq!(&n.blob("data").unwrap().data()[i * 6..(i + 1) * 6], &d[..], "batch {batch} row {i}");
-            assert_eq!(n.blob("label").unwrap().data()[i], *l, "batch {batch} row {i}");
+            assert_eq!(
+                &n.blob("data").unwrap().data()[i * 6..(i + 1) * 6],
+                &d[..],
+                "batch {batch} row {i}"
+            );
+            assert_eq!(
+                n.blob("label").unwrap().data()[i],
+                *l,
+                "batch {batch} row {i}"
+            );
         }
     }
     // Shuffled: one pass (two batches) still gives every row once.
@@ -148,9 +200,13 @@ fn hdf5_output_writes_files_h5py_reads() {
     let mut n = net(&text);
     let x: Vec<f32> = (0..12).map(|v| v as f32 / 3.0 - 1.0).collect();
     n.blob_mut("x").unwrap().data_mut().copy_from_slice(&x);
-    n.blob_mut("l").unwrap().data_mut().copy_from_slice(&[3.0, -1.0]);
+    n.blob_mut("l")
+        .unwrap()
+        .data_mut()
+        .copy_from_slice(&[3.0, -1.0]);
     n.forward().unwrap();
-    let read: Value = serde_json::from_str(&run_script("bvlc_files.py", &[Path::new("h5read"), &out])).unwrap();
+    let read: Value =
+        serde_json::from_str(&run_script("bvlc_files.py", &[Path::new("h5read"), &out])).unwrap();
     assert_eq!(read["data"]["shape"], serde_json::json!([2, 3, 2]));
     assert_eq!(read["data"]["dtype"], "float32");
     assert_eq!(floats(&read["data"]["values"]), x);
@@ -184,14 +240,23 @@ fn bad_hdf5_input_is_an_error_naming_file_and_dataset() {
     let a = dir.path().join("a.h5");
     let tops = "top: \"data\" top: \"label\"";
     let e = list_error(dir.path(), &["a.h5", "missing.h5"], tops);
-    assert!(e.contains("bad_list.txt:2: cannot find HDF5 file `missing.h5`"), "{e}");
+    assert!(
+        e.contains("bad_list.txt:2: cannot find HDF5 file `missing.h5`"),
+        "{e}"
+    );
     let e = list_error(dir.path(), &["a.h5"], "top: \"data\" top: \"labels\"");
-    assert!(e.contains("a.h5`, dataset `labels`: cannot open it") && e.contains("label"), "{e}");
+    assert!(
+        e.contains("a.h5`, dataset `labels`: cannot open it") && e.contains("label"),
+        "{e}"
+    );
     std::fs::write(dir.path().join("junk.h5"), b"not an HDF5 file at all").unwrap();
     let e = list_error(dir.path(), &["junk.h5"], tops);
     assert!(e.contains("junk.h5` is not a readable HDF5 file"), "{e}");
     let e = list_error(dir.path(), &["a.h5"], "top: \"data\" top: \"unused\"");
-    assert!(e.contains("dataset `unused` has 3 rows but `data` has 5"), "{e}");
+    assert!(
+        e.contains("dataset `unused` has 3 rows but `data` has 5"),
+        "{e}"
+    );
     let e = list_error(dir.path(), &[], tops);
     assert!(e.contains("names no file"), "{e}");
     // Truncated and byte-damaged copies: errors or (where the damage missed what is read)
@@ -224,7 +289,11 @@ fn hdf5_data_checks_without_files_through_input_shape() {
         panic!("expected an error without the list");
     };
     let e = e.to_string();
-    assert!(e.contains("cannot open HDF5 file list `/nonexistent/train.txt`") && e.contains("--input-shape data="), "{e}");
+    assert!(
+        e.contains("cannot open HDF5 file list `/nonexistent/train.txt`")
+            && e.contains("--input-shape data="),
+        "{e}"
+    );
     let mut opts = BuildOptions::for_phase(Phase::Train);
     opts.context.input_shapes.insert("data".into(), vec![3, 4]);
     let g = Graph::build(&def, &opts).unwrap();

@@ -165,7 +165,11 @@ fn every_file_under_src_layers_is_a_declared_module() {
     // Private modules (`mod registry;`) count too: they are not layer modules.
     let declared: BTreeSet<String> = read(&root().join("src/layers/mod.rs"))
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod ").or(l.trim().strip_prefix("mod ")))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub mod ")
+                .or(l.trim().strip_prefix("mod "))
+        })
         .map(|m| m.trim_end_matches(';').to_string())
         .collect();
     let mut stray = Vec::new();

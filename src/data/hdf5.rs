@@ -39,31 +39,59 @@ pub fn read(path: &Path, names: &[&str]) -> Result<Vec<Dataset>, String> {
         .map_err(|e| format!("cannot read HDF5 file `{shown}`: {e}"))?
         .len();
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<Dataset>, String> {
-        let file = File::open(path)
-            .map_err(|e| format!("`{shown}` is not a readable HDF5 file: {e}"))?;
+        let file =
+            File::open(path).map_err(|e| format!("`{shown}` is not a readable HDF5 file: {e}"))?;
         names
             .iter()
-            .map(|&name| read_one(&file, name, file_len).map_err(|e| format!("`{shown}`, dataset `{name}`: {e}")))
+            .map(|&name| {
+                read_one(&file, name, file_len)
+                    .map_err(|e| format!("`{shown}`, dataset `{name}`: {e}"))
+            })
             .collect()
     }));
-    result.unwrap_or_else(|_| Err(format!("`{shown}` is a malformed HDF5 file (the reader gave up)")))
+    result.unwrap_or_else(|_| {
+        Err(format!(
+            "`{shown}` is a malformed HDF5 file (the reader gave up)"
+        ))
+    })
 }
 
 fn read_one(file: &File, name: &str, file_len: u64) -> Result<Dataset, String> {
     let ds = file.dataset(name).map_err(|e| {
-        let names = file.root().datasets().map(|d| d.join(", ")).unwrap_or_default();
+        let names = file
+            .root()
+            .datasets()
+            .map(|d| d.join(", "))
+            .unwrap_or_default();
         format!("cannot open it ({e}); the file's datasets: {names}")
     })?;
     let dims = ds.shape().map_err(|e| format!("unreadable shape: {e}"))?;
     if dims.is_empty() {
         return Err("is a scalar; HDF5Data needs at least one axis (rows)".into());
     }
-    match ds.dtype().map_err(|e| format!("unreadable datatype: {e}"))? {
-        DType::F32 | DType::F64 | DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::U8 | DType::U16
-        | DType::U32 | DType::U64 => {}
-        other => return Err(format!("has datatype {other:?}; HDF5Data reads float, double or integer datasets")),
+    match ds
+        .dtype()
+        .map_err(|e| format!("unreadable datatype: {e}"))?
+    {
+        DType::F32
+        | DType::F64
+        | DType::I8
+        | DType::I16
+        | DType::I32
+        | DType::I64
+        | DType::U8
+        | DType::U16
+        | DType::U32
+        | DType::U64 => {}
+        other => {
+            return Err(format!(
+                "has datatype {other:?}; HDF5Data reads float, double or integer datasets"
+            ))
+        }
     }
-    let elem = ds.element_size().map_err(|e| format!("unreadable element size: {e}"))?;
+    let elem = ds
+        .element_size()
+        .map_err(|e| format!("unreadable element size: {e}"))?;
     let count = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let bytes = count.and_then(|c| c.checked_mul(elem));
     match bytes {
@@ -74,7 +102,9 @@ fn read_one(file: &File, name: &str, file_len: u64) -> Result<Dataset, String> {
             ))
         }
     }
-    let data = ds.read_f32().map_err(|e| format!("cannot read its values: {e}"))?;
+    let data = ds
+        .read_f32()
+        .map_err(|e| format!("cannot read its values: {e}"))?;
     let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     if data.len() != shape.iter().product::<usize>() {
         return Err(format!("holds {} values for shape {shape:?}", data.len()));
@@ -87,7 +117,10 @@ pub fn write(path: &Path, datasets: &[(&str, &[usize], &[f32])]) -> Result<(), S
     let mut builder = FileBuilder::new();
     for &(name, shape, data) in datasets {
         let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-        builder.create_dataset(name).with_f32_data(data).with_shape(&dims);
+        builder
+            .create_dataset(name)
+            .with_f32_data(data)
+            .with_shape(&dims);
     }
     builder
         .write(path)

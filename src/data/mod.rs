@@ -5,8 +5,8 @@
 pub mod blob_proto;
 pub mod convert;
 pub mod datum;
-pub mod hdf5;
 pub mod decode;
+pub mod hdf5;
 pub mod image_list;
 pub mod list_builder;
 pub mod lmdb;

@@ -121,8 +121,11 @@ impl Layer for ArgMaxLayer {
                 for (j, &(v, idx)) in ranked[..k].iter().enumerate() {
                     match self.params.axis {
                         Some(_) => {
-                            y[(o * k + j) * inner + i] =
-                                if self.params.out_max_val { v } else { idx as f32 }
+                            y[(o * k + j) * inner + i] = if self.params.out_max_val {
+                                v
+                            } else {
+                                idx as f32
+                            }
                         }
                         None => {
                             let per = if self.params.out_max_val { 2 * k } else { k };

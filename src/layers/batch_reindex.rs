@@ -53,7 +53,10 @@ impl Layer for BatchReindexLayer {
         if k.len() != 1 {
             return Err(ShapeError::at_bottom(
                 1,
-                format!("the indices have shape {}; they must be one axis of K values", fmt_shape(k)),
+                format!(
+                    "the indices have shape {}; they must be one axis of K values",
+                    fmt_shape(k)
+                ),
             ));
         }
         self.num = x[0];

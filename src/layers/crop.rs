@@ -47,7 +47,12 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
 
 /// Calls `f(bottom offset, top offset, run length)` for each contiguous run of the
 /// window: one per index of all axes but the last.
-fn for_runs(bottom: &[usize], top: &[usize], offsets: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+fn for_runs(
+    bottom: &[usize],
+    top: &[usize],
+    offsets: &[usize],
+    mut f: impl FnMut(usize, usize, usize),
+) {
     let n = top.len();
     if n == 0 {
         f(0, 0, 1);
@@ -138,9 +143,14 @@ impl Layer for CropLayer {
         let (bottoms, mut tops, _) = io.forward_split();
         let x = bottoms[0].data();
         let y = tops[0].data_mut();
-        for_runs(&self.bottom_shape, &self.top_shape, &self.offsets, |b, t, n| {
-            y[t..t + n].copy_from_slice(&x[b..b + n]);
-        });
+        for_runs(
+            &self.bottom_shape,
+            &self.top_shape,
+            &self.offsets,
+            |b, t, n| {
+                y[t..t + n].copy_from_slice(&x[b..b + n]);
+            },
+        );
         Ok(())
     }
 
@@ -157,9 +167,14 @@ impl Layer for CropLayer {
         let dy = tops[0].diff();
         let dx = bottoms[0].diff_mut();
         dx.fill(0.0);
-        for_runs(&self.bottom_shape, &self.top_shape, &self.offsets, |b, t, n| {
-            dx[b..b + n].copy_from_slice(&dy[t..t + n]);
-        });
+        for_runs(
+            &self.bottom_shape,
+            &self.top_shape,
+            &self.offsets,
+            |b, t, n| {
+                dx[b..b + n].copy_from_slice(&dy[t..t + n]);
+            },
+        );
         Ok(())
     }
 }

@@ -54,7 +54,8 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             ));
         }
     }
-    p.weight_filler.validate(def, "embed_param", "weight_filler")?;
+    p.weight_filler
+        .validate(def, "embed_param", "weight_filler")?;
     p.bias_filler.validate(def, "embed_param", "bias_filler")?;
     Ok(Box::new(EmbedLayer {
         params: p,

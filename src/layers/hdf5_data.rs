@@ -67,7 +67,10 @@ fn list_files(list: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         files.push(found.path);
     }
     if files.is_empty() {
-        return Err(format!("the HDF5 file list `{}` names no file", list.display()));
+        return Err(format!(
+            "the HDF5 file list `{}` names no file",
+            list.display()
+        ));
     }
     Ok(files)
 }
@@ -87,7 +90,12 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
         ));
     }
     let files = data::resolve(&source, &ctx.data_dirs)
-        .map_err(|tried| format!("cannot open HDF5 file list `{source}` (tried {})", fmt_paths(&tried)))
+        .map_err(|tried| {
+            format!(
+                "cannot open HDF5 file list `{source}` (tried {})",
+                fmt_paths(&tried)
+            )
+        })
         .and_then(|r| list_files(&r.path, &ctx.data_dirs));
     let mut layer = Hdf5DataLayer {
         params: p,
@@ -191,7 +199,11 @@ impl Layer for Hdf5DataLayer {
         Ok(self
             .rows
             .iter()
-            .map(|r| std::iter::once(self.batch).chain(r.iter().copied()).collect())
+            .map(|r| {
+                std::iter::once(self.batch)
+                    .chain(r.iter().copied())
+                    .collect()
+            })
             .collect())
     }
 
@@ -217,7 +229,8 @@ impl Layer for Hdf5DataLayer {
             let r = self.row_order[self.row];
             for (t, d) in self.loaded.iter().enumerate() {
                 let n = d.row_len();
-                io.top_mut(t).data_mut()[i * n..(i + 1) * n].copy_from_slice(&d.data[r * n..(r + 1) * n]);
+                io.top_mut(t).data_mut()[i * n..(i + 1) * n]
+                    .copy_from_slice(&d.data[r * n..(r + 1) * n]);
             }
             self.row += 1;
         }

@@ -23,7 +23,12 @@ pub struct Hdf5OutputLayer {
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: Hdf5OutputParams = def.params("hdf5_output_param")?;
-    let path = PathBuf::from(required(def, p.file_name.as_deref(), "hdf5_output_param", "file_name")?);
+    let path = PathBuf::from(required(
+        def,
+        p.file_name.as_deref(),
+        "hdf5_output_param",
+        "file_name",
+    )?);
     Ok(Box::new(Hdf5OutputLayer { params: p, path }))
 }
 

@@ -45,7 +45,11 @@ impl HingeLossLayer {
         let d = self.dim;
         let mut m = Vec::with_capacity(x.len());
         for (n, (row, &l)) in x.chunks(d).zip(labels).enumerate() {
-            let at = LabelAt { sample: n, position: 0, positions: 1 };
+            let at = LabelAt {
+                sample: n,
+                position: 0,
+                positions: 1,
+            };
             let l = class_of(l, d, None, at)?.unwrap_or(usize::MAX);
             for (j, &v) in row.iter().enumerate() {
                 let delta = if j == l { -1.0 } else { 1.0 };
@@ -108,7 +112,11 @@ impl Layer for HingeLossLayer {
         let m = self.margins(bottoms[0].data(), &labels)?;
         let d = self.dim;
         for (i, (dx, &m)) in bottoms[0].diff_mut().iter_mut().zip(&m).enumerate() {
-            let delta = if labels[i / d] as usize == i % d { -1.0 } else { 1.0 };
+            let delta = if labels[i / d] as usize == i % d {
+                -1.0
+            } else {
+                1.0
+            };
             *dx = match self.params.norm {
                 Norm::L1 => g * delta * if m > 0.0 { 1.0 } else { 0.0 },
                 Norm::L2 => 2.0 * g * delta * m,

@@ -135,7 +135,11 @@ impl Layer for InfogainLossLayer {
         let (mut sum, mut valid) = (0.0f64, 0usize);
         for (pos, &value) in bottoms[1].data().iter().enumerate() {
             let (o, i) = (pos / inner, pos % inner);
-            let at = LabelAt { sample: o, position: i, positions: inner };
+            let at = LabelAt {
+                sample: o,
+                position: i,
+                positions: inner,
+            };
             let Some(l) = class_of(value, c, self.loss.ignore_label, at)? else {
                 continue;
             };
@@ -173,14 +177,22 @@ impl Layer for InfogainLossLayer {
         let dx = bottoms[0].diff_mut();
         for (pos, &value) in labels.iter().enumerate() {
             let (o, i) = (pos / inner, pos % inner);
-            let at = LabelAt { sample: o, position: i, positions: inner };
+            let at = LabelAt {
+                sample: o,
+                position: i,
+                positions: inner,
+            };
             let label = class_of(value, c, self.loss.ignore_label, at)?;
-            let row_sum: f64 = label.map_or(0.0, |l| h[l * c..(l + 1) * c].iter().map(|&v| v as f64).sum());
+            let row_sum: f64 = label.map_or(0.0, |l| {
+                h[l * c..(l + 1) * c].iter().map(|&v| v as f64).sum()
+            });
             for k in 0..c {
                 let at = (o * c + k) * inner + i;
                 dx[at] = match label {
                     None => 0.0,
-                    Some(l) => (scale * (self.prob[at] as f64 * row_sum - h[l * c + k] as f64)) as f32,
+                    Some(l) => {
+                        (scale * (self.prob[at] as f64 * row_sum - h[l * c + k] as f64)) as f32
+                    }
                 };
             }
         }

@@ -105,7 +105,7 @@ impl MemoryDataLayer {
                 n * per
             ));
         }
-        if n % self.batch != 0 {
+        if !n.is_multiple_of(self.batch) {
             return Err(format!(
                 "MemoryData layer `{}`: {n} samples is not a multiple of the batch size {}",
                 self.name, self.batch

@@ -71,7 +71,10 @@ impl Layer for MvnLayer {
         if x.len() < from {
             return Err(ShapeError::at_bottom(
                 0,
-                format!("bottom has shape {}; MVN needs at least {from} axes", fmt_shape(x)),
+                format!(
+                    "bottom has shape {}; MVN needs at least {from} axes",
+                    fmt_shape(x)
+                ),
             ));
         }
         self.group = x[from..].iter().product::<usize>().max(1);
@@ -95,7 +98,8 @@ impl Layer for MvnLayer {
             } else {
                 1.0
             };
-            g.iter_mut().for_each(|v| *v = ((*v as f64 - mu) / s) as f32);
+            g.iter_mut()
+                .for_each(|v| *v = ((*v as f64 - mu) / s) as f32);
             scale.push(s);
         }
         io.top_mut(0).data_mut().copy_from_slice(&values);

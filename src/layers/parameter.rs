@@ -21,9 +21,8 @@ pub struct ParameterLayer {
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: ParameterParams = def.params("parameter_param")?;
-    let shape = to_shape(&p.shape.dim, None).map_err(|m| {
-        super::checks::param_error(def, "parameter_param", "shape", &m)
-    })?;
+    let shape = to_shape(&p.shape.dim, None)
+        .map_err(|m| super::checks::param_error(def, "parameter_param", "shape", &m))?;
     Ok(Box::new(ParameterLayer { shape }))
 }
 

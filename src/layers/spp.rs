@@ -47,7 +47,10 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         PoolMethod::Max => Mode::Max,
         PoolMethod::Ave => Mode::Ave,
         PoolMethod::Stochastic => {
-            return Err(err("pool", "STOCHASTIC pooling is not supported in SPP; use MAX or AVE"))
+            return Err(err(
+                "pool",
+                "STOCHASTIC pooling is not supported in SPP; use MAX or AVE",
+            ))
         }
     };
     Ok(Box::new(SppLayer {
@@ -76,7 +79,10 @@ impl SppLayer {
     }
 
     fn per_sample(&self) -> usize {
-        self.levels.iter().map(|l| self.channels * l.out_len()).sum()
+        self.levels
+            .iter()
+            .map(|l| self.channels * l.out_len())
+            .sum()
     }
 }
 
@@ -96,7 +102,10 @@ impl Layer for SppLayer {
         let [n, c, h, w] = x[..] else {
             return Err(ShapeError::at_bottom(
                 0,
-                format!("SPP needs a 4-axis N x C x H x W bottom, got {}", fmt_shape(x)),
+                format!(
+                    "SPP needs a 4-axis N x C x H x W bottom, got {}",
+                    fmt_shape(x)
+                ),
             ));
         };
         let mut levels = Vec::new();
@@ -109,7 +118,8 @@ impl Layer for SppLayer {
             for (a, len) in [h, w].into_iter().enumerate() {
                 let k = len.div_ceil(bins).max(1);
                 let pad = (k * bins - len).div_ceil(2);
-                let (Some(out), true) = (pooled_len(len, k, k, pad, RoundMode::Ceil), pad < k) else {
+                let (Some(out), true) = (pooled_len(len, k, k, pad, RoundMode::Ceil), pad < k)
+                else {
                     return Err(ShapeError::at_bottom(
                         0,
                         format!(

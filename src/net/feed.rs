@@ -16,7 +16,11 @@ impl Net {
         let Some(node) = self.graph.nodes.iter_mut().find(|n| n.def.name == layer) else {
             return Err(Error::Other(format!(
                 "the net has no layer `{layer}` (its MemoryData layers: {})",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             )));
         };
         let Some(memory) = (*node.layer).as_any_mut().downcast_mut::<MemoryDataLayer>() else {

@@ -3,7 +3,6 @@
 use super::layer_error;
 use netrun::testing::{assert_close, forward, layer, setup, uniform_blob, GradientChecker};
 
-
 /// One pyramid level of one H x W plane, Caffe's pooling rules written out:
 /// k = ⌈H/b⌉, stride k, pad ⌈(k·b − H)/2⌉, CEIL output count, windows clipped.
 fn level(x: &[f32], h: usize, w: usize, bins: usize, max: bool) -> Vec<f64> {
@@ -20,7 +19,10 @@ fn level(x: &[f32], h: usize, w: usize, bins: usize, max: bool) -> Vec<f64> {
     let mut y = Vec::new();
     for i in 0..oh {
         for j in 0..ow {
-            let (h0, w0) = ((i * kh) as isize - ph as isize, (j * kw) as isize - pw as isize);
+            let (h0, w0) = (
+                (i * kh) as isize - ph as isize,
+                (j * kw) as isize - pw as isize,
+            );
             let h1 = (h0 + kh as isize).min((h + ph) as isize);
             let w1 = (w0 + kw as isize).min((w + pw) as isize);
             let size = ((h1 - h0) * (w1 - w0)) as f64;
@@ -42,7 +44,11 @@ fn level(x: &[f32], h: usize, w: usize, bins: usize, max: bool) -> Vec<f64> {
 
 #[test]
 fn spp_concatenates_the_pooled_levels() {
-    for (shape, height, pool) in [([2, 3, 7, 6], 3, "MAX"), ([1, 2, 9, 9], 2, "AVE"), ([2, 2, 5, 6], 1, "MAX")] {
+    for (shape, height, pool) in [
+        ([2, 3, 7, 6], 3, "MAX"),
+        ([1, 2, 9, 9], 2, "AVE"),
+        ([2, 2, 5, 6], 1, "MAX"),
+    ] {
         let spec = format!(
             "name: \"s\" type: \"SPP\" bottom: \"x\" top: \"y\" spp_param {{ pyramid_height: {height} pool: {pool} }}"
         );
@@ -50,7 +56,9 @@ fn spp_concatenates_the_pooled_levels() {
         // Distinct values 0.01 apart, in scrambled order: no near-ties for MAX to flip
         // between under the checker's step.
         let count: usize = shape.iter().product();
-        let values = (0..count).map(|i| ((i * 7919) % count) as f32 * 0.01 - 1.0).collect();
+        let values = (0..count)
+            .map(|i| ((i * 7919) % count) as f32 * 0.01 - 1.0)
+            .collect();
         let mut bottoms = vec![netrun::blob::Blob::from_data(&shape, values)];
         let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
         forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
@@ -60,12 +68,22 @@ fn spp_concatenates_the_pooled_levels() {
             for lv in 0..height {
                 for ch in 0..c {
                     let at = (s * c + ch) * h * w;
-                    want.extend(level(&bottoms[0].data()[at..at + h * w], h, w, 1 << lv, pool == "MAX"));
+                    want.extend(level(
+                        &bottoms[0].data()[at..at + h * w],
+                        h,
+                        w,
+                        1 << lv,
+                        pool == "MAX",
+                    ));
                 }
             }
         }
         let per: usize = want.len() / n;
-        let expect_shape = if height == 1 { vec![n, c, 1, 1] } else { vec![n, per] };
+        let expect_shape = if height == 1 {
+            vec![n, c, 1, 1]
+        } else {
+            vec![n, per]
+        };
         assert_eq!(tops[0].shape(), &expect_shape[..], "{spec}");
         assert_close(tops[0].data(), &want, 1e-6, 1e-6, &spec);
         GradientChecker::new(1e-3, 1e-2)
@@ -73,20 +91,42 @@ fn spp_concatenates_the_pooled_levels() {
             .unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
     // 4 bins across 5 columns: kernel 2 would need pad 2, which Caffe's Pooling refuses too.
-    let e = layer_error("name: \"s\" type: \"SPP\" bottom: \"x\" top: \"y\" spp_param { pyramid_height: 3 }");
-    assert!(e.contains("level 2 (4 bins) does not fit the 4x5 input"), "{e}");
+    let e = layer_error(
+        "name: \"s\" type: \"SPP\" bottom: \"x\" top: \"y\" spp_param { pyramid_height: 3 }",
+    );
+    assert!(
+        e.contains("level 2 (4 bins) does not fit the 4x5 input"),
+        "{e}"
+    );
     let e = layer_error("name: \"s\" type: \"SPP\" bottom: \"x\" top: \"y\" spp_param { pool: STOCHASTIC pyramid_height: 2 }");
-    assert!(e.contains("STOCHASTIC pooling is not supported in SPP"), "{e}");
+    assert!(
+        e.contains("STOCHASTIC pooling is not supported in SPP"),
+        "{e}"
+    );
 }
 
 #[test]
 fn im2col_lays_out_every_window_and_col2im_sums_back() {
     for (conv, k, s, p, d) in [
         ("kernel_size: 3", [3, 3], [1, 1], [0, 0], [1, 1]),
-        ("kernel_h: 2 kernel_w: 3 stride: 2 pad: 1", [2, 3], [2, 2], [1, 1], [1, 1]),
-        ("kernel_size: 2 dilation: 2 pad_h: 1 pad_w: 0 stride_h: 1 stride_w: 2", [2, 2], [1, 2], [1, 0], [2, 2]),
+        (
+            "kernel_h: 2 kernel_w: 3 stride: 2 pad: 1",
+            [2, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+        ),
+        (
+            "kernel_size: 2 dilation: 2 pad_h: 1 pad_w: 0 stride_h: 1 stride_w: 2",
+            [2, 2],
+            [1, 2],
+            [1, 0],
+            [2, 2],
+        ),
     ] {
-        let spec = format!("name: \"i\" type: \"Im2col\" bottom: \"x\" top: \"y\" convolution_param {{ {conv} }}");
+        let spec = format!(
+            "name: \"i\" type: \"Im2col\" bottom: \"x\" top: \"y\" convolution_param {{ {conv} }}"
+        );
         let mut l = layer(&spec);
         let (n, c, h, w) = (2, 2, 5, 6);
         let mut bottoms = vec![uniform_blob(&[n, c, h, w], -1.0, 1.0, 12)];
@@ -105,7 +145,8 @@ fn im2col_lays_out_every_window_and_col2im_sums_back() {
                             for ox in 0..wo {
                                 let r = (oy * s[0] + i * d[0]) as isize - p[0] as isize;
                                 let q = (ox * s[1] + j * d[1]) as isize - p[1] as isize;
-                                let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
+                                let inside =
+                                    r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
                                 want.push(if inside {
                                     x[((b * c + ch) * h + r as usize) * w + q as usize] as f64
                                 } else {
@@ -122,7 +163,9 @@ fn im2col_lays_out_every_window_and_col2im_sums_back() {
             .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
             .unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
-    let e = layer_error("name: \"i\" type: \"Im2col\" bottom: \"x\" top: \"y\" convolution_param { stride: 1 }");
+    let e = layer_error(
+        "name: \"i\" type: \"Im2col\" bottom: \"x\" top: \"y\" convolution_param { stride: 1 }",
+    );
     assert!(e.contains("kernel_size"), "{e}");
     let e = layer_error("name: \"i\" type: \"Im2col\" bottom: \"x\" top: \"y\" convolution_param { kernel_size: 6 }");
     assert!(e.contains("does not fit the 4x5 input"), "{e}");

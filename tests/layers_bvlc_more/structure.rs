@@ -2,7 +2,9 @@
 
 use super::layer_error;
 use netrun::blob::Blob;
-use netrun::testing::{assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker};
+use netrun::testing::{
+    assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
+};
 
 /// Row-major strides of a shape.
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -28,10 +30,20 @@ fn crop_takes_the_window_at_the_offsets_and_routes_gradients_back() {
     let xs = [2, 3, 6, 7];
     let like = [1, 2, 3, 4];
     for (axis, offsets, want_shape, offs) in [
-        ("2", "offset: 1 offset: 2", vec![2, 3, 3, 4], vec![0, 0, 1, 2]),
+        (
+            "2",
+            "offset: 1 offset: 2",
+            vec![2, 3, 3, 4],
+            vec![0, 0, 1, 2],
+        ),
         ("1", "offset: 1", vec![2, 2, 3, 4], vec![0, 1, 1, 1]),
         ("-1", "", vec![2, 3, 6, 4], vec![0, 0, 0, 0]),
-        ("0", "offset: 1 offset: 0 offset: 3 offset: 3", vec![1, 2, 3, 4], vec![1, 0, 3, 3]),
+        (
+            "0",
+            "offset: 1 offset: 0 offset: 3 offset: 3",
+            vec![1, 2, 3, 4],
+            vec![1, 0, 3, 3],
+        ),
     ] {
         let spec = format!(
             "name: \"c\" type: \"Crop\" bottom: \"x\" bottom: \"like\" top: \"y\" crop_param {{ axis: {axis} {offsets} }}"
@@ -51,13 +63,22 @@ fn crop_takes_the_window_at_the_offsets_and_routes_gradients_back() {
             .collect();
         assert_close(tops[0].data(), &want, 0.0, 0.0, &spec);
         GradientChecker::default()
-            .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true, false])
+            .check(
+                l.as_mut(),
+                &mut bottoms,
+                &mut tops,
+                &mut params,
+                &[true, false],
+            )
             .unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
     let e = layer_error(
         "name: \"c\" type: \"Crop\" bottom: \"x\" bottom: \"x\" top: \"y\" crop_param { offset: 1 }",
     );
-    assert!(e.contains("offset 1 + crop size 4 exceeds the extent 4"), "{e}");
+    assert!(
+        e.contains("offset 1 + crop size 4 exceeds the extent 4"),
+        "{e}"
+    );
     let e = layer_error(
         "name: \"c\" type: \"Crop\" bottom: \"x\" bottom: \"x\" top: \"y\" crop_param { offset: 0 offset: 0 offset: 0 }",
     );
@@ -67,7 +88,10 @@ fn crop_takes_the_window_at_the_offsets_and_routes_gradients_back() {
 #[test]
 fn argmax_ranks_like_a_sort_with_and_without_axis() {
     // Ties: the higher index ranks first.
-    let x = Blob::from_data(&[2, 5], vec![0.1, 0.9, 0.3, 0.9, -1.0, 2.0, 1.0, 0.0, 3.0, -2.0]);
+    let x = Blob::from_data(
+        &[2, 5],
+        vec![0.1, 0.9, 0.3, 0.9, -1.0, 2.0, 1.0, 0.0, 3.0, -2.0],
+    );
     let mut l = layer("name: \"a\" type: \"ArgMax\" bottom: \"x\" top: \"y\" argmax_param { top_k: 3 out_max_val: true }");
     let mut bottoms = vec![x.clone()];
     let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
@@ -91,16 +115,23 @@ fn argmax_ranks_like_a_sort_with_and_without_axis() {
         let mut want = vec![0.0; 2 * k * 3];
         for n in 0..2 {
             for w in 0..3 {
-                let mut col: Vec<(f32, usize)> = (0..4).map(|c| (x.data()[(n * 4 + c) * 3 + w], c)).collect();
+                let mut col: Vec<(f32, usize)> =
+                    (0..4).map(|c| (x.data()[(n * 4 + c) * 3 + w], c)).collect();
                 col.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
                 for j in 0..k {
-                    want[(n * k + j) * 3 + w] = if out_max_val { col[j].0 as f64 } else { col[j].1 as f64 };
+                    want[(n * k + j) * 3 + w] = if out_max_val {
+                        col[j].0 as f64
+                    } else {
+                        col[j].1 as f64
+                    };
                 }
             }
         }
         assert_close(tops[0].data(), &want, 0.0, 0.0, &spec);
     }
-    let e = layer_error("name: \"a\" type: \"ArgMax\" bottom: \"x\" top: \"y\" argmax_param { top_k: 61 }");
+    let e = layer_error(
+        "name: \"a\" type: \"ArgMax\" bottom: \"x\" top: \"y\" argmax_param { top_k: 61 }",
+    );
     assert!(e.contains("top_k 61 exceeds the 60 values"), "{e}");
 }
 
@@ -111,7 +142,10 @@ fn mvn_matches_float64_statistics_and_gradient() {
         ("", 2),
         ("mvn_param { across_channels: true }", 1),
         ("mvn_param { normalize_variance: false }", 2),
-        ("mvn_param { across_channels: true normalize_variance: false eps: 0.01 }", 1),
+        (
+            "mvn_param { across_channels: true normalize_variance: false eps: 0.01 }",
+            1,
+        ),
     ] {
         let spec = format!("name: \"m\" type: \"MVN\" bottom: \"x\" top: \"y\" {param}");
         let mut l = layer(&spec);
@@ -147,14 +181,20 @@ fn embed_looks_rows_up_and_accumulates_their_gradients() {
     let (w, b) = (params[0].data().to_vec(), params[1].data().to_vec());
     let want: Vec<f64> = [4, 0, 4, 2]
         .iter()
-        .flat_map(|&k| (0..3).map(|j| (w[k * 3 + j] + b[j]) as f64).collect::<Vec<_>>())
+        .flat_map(|&k| {
+            (0..3)
+                .map(|j| (w[k * 3 + j] + b[j]) as f64)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_close(tops[0].data(), &want, 0.0, 1e-7, "embed forward");
     GradientChecker::default()
         .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[false])
         .unwrap();
     // Row 4 is used twice: its gradient is the sum.
-    tops[0].diff_mut().copy_from_slice(&(0..12).map(|v| v as f32).collect::<Vec<_>>());
+    tops[0]
+        .diff_mut()
+        .copy_from_slice(&(0..12).map(|v| v as f32).collect::<Vec<_>>());
     params.iter_mut().for_each(Blob::zero_diff);
     backward(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[false]);
     assert_eq!(&params[0].diff()[12..15], &[6.0, 8.0, 10.0]);
@@ -168,21 +208,34 @@ fn embed_looks_rows_up_and_accumulates_their_gradients() {
         params.iter_mut().collect(),
     );
     let e = l
-        .forward(&mut io, &mut netrun::layer_io::RunCtx { phase: netrun::netdef::Phase::Train, rng: &mut rng })
+        .forward(
+            &mut io,
+            &mut netrun::layer_io::RunCtx {
+                phase: netrun::netdef::Phase::Train,
+                rng: &mut rng,
+            },
+        )
         .unwrap_err();
     assert!(e.contains("position 3 of the bottom holds 5"), "{e}");
-    let e = layer_error("name: \"e\" type: \"Embed\" bottom: \"x\" top: \"y\" embed_param { num_output: 3 }");
+    let e = layer_error(
+        "name: \"e\" type: \"Embed\" bottom: \"x\" top: \"y\" embed_param { num_output: 3 }",
+    );
     assert!(e.contains("needs `embed_param { input_dim: ... }`"), "{e}");
 }
 
 #[test]
 fn parameter_exposes_its_blob_and_collects_the_gradient() {
-    let mut l = layer("name: \"p\" type: \"Parameter\" top: \"p\" parameter_param { shape { dim: 2 dim: 3 } }");
+    let mut l = layer(
+        "name: \"p\" type: \"Parameter\" top: \"p\" parameter_param { shape { dim: 2 dim: 3 } }",
+    );
     let mut bottoms: Vec<Blob> = vec![];
     let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
     assert_eq!(tops[0].shape(), &[2, 3]);
     assert_eq!(params[0].shape(), &[2, 3]);
-    assert!(params[0].data().iter().all(|&v| v == 0.0), "Caffe starts it at zero");
+    assert!(
+        params[0].data().iter().all(|&v| v == 0.0),
+        "Caffe starts it at zero"
+    );
     params[0] = uniform_blob(&[2, 3], -1.0, 1.0, 4);
     forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
     assert_eq!(tops[0].data(), params[0].data());
@@ -197,7 +250,9 @@ fn parameter_exposes_its_blob_and_collects_the_gradient() {
     let graph = super::common::build(net, netrun::netdef::Phase::Train).unwrap();
     let mut net = netrun::net::Net::new(graph, 1).unwrap();
     assert_eq!(net.learnables.len(), 1);
-    net.params[0].data_mut().copy_from_slice(&[1.0, 2.0, 0.0, -1.0]);
+    net.params[0]
+        .data_mut()
+        .copy_from_slice(&[1.0, 2.0, 0.0, -1.0]);
     let loss = net.forward_backward().unwrap();
     assert!((loss - 3.0).abs() < 1e-6, "½·Σp²/1 = 3, got {loss}");
     assert_eq!(net.params[0].diff(), &[1.0, 2.0, 0.0, -1.0]);
@@ -208,7 +263,10 @@ fn batch_reindex_gathers_samples_and_scatters_gradients() {
     let spec = "name: \"r\" type: \"BatchReindex\" bottom: \"x\" bottom: \"k\" top: \"y\"";
     let mut l = layer(spec);
     let order = [2.0, 0.0, 2.0, 1.0, 2.0];
-    let mut bottoms = vec![uniform_blob(&[3, 2, 2], -1.0, 1.0, 6), Blob::from_data(&[5], order.to_vec())];
+    let mut bottoms = vec![
+        uniform_blob(&[3, 2, 2], -1.0, 1.0, 6),
+        Blob::from_data(&[5], order.to_vec()),
+    ];
     let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
     assert_eq!(tops[0].shape(), &[5, 2, 2]);
     forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
@@ -219,13 +277,32 @@ fn batch_reindex_gathers_samples_and_scatters_gradients() {
         .collect();
     assert_close(tops[0].data(), &want, 0.0, 0.0, spec);
     GradientChecker::default()
-        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true, false])
+        .check(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true, false],
+        )
         .unwrap();
     bottoms[1].data_mut()[4] = 3.0;
     let mut rng = <netrun::layer_io::Rng as rand::SeedableRng>::seed_from_u64(1);
-    let mut io = netrun::layer_io::LayerIo::new(bottoms.iter_mut().collect(), tops.iter_mut().collect(), vec![]);
+    let mut io = netrun::layer_io::LayerIo::new(
+        bottoms.iter_mut().collect(),
+        tops.iter_mut().collect(),
+        vec![],
+    );
     let e = l
-        .forward(&mut io, &mut netrun::layer_io::RunCtx { phase: netrun::netdef::Phase::Train, rng: &mut rng })
+        .forward(
+            &mut io,
+            &mut netrun::layer_io::RunCtx {
+                phase: netrun::netdef::Phase::Train,
+                rng: &mut rng,
+            },
+        )
         .unwrap_err();
-    assert!(e.contains("index 4 of bottom 1 is 3, but bottom 0 has 3 samples"), "{e}");
+    assert!(
+        e.contains("index 4 of bottom 1 is 3, but bottom 0 has 3 samples"),
+        "{e}"
+    );
 }

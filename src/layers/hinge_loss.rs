@@ -5,8 +5,9 @@
 //! Backward (g = loss_weight): L1: dx_nj = g·δ_nj·[m_nj > 0] / N;  L2: dx_nj = 2g·δ_nj·m_nj / N.
 //! (Caffe's L1 uses sign(m), which is 0 at m = 0, as here.)
 
-use super::loss::{check_same_num, class_of, LabelAt, LossParams};
-use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::loss::LossParams;
+use super::multinomial_logistic_loss::{label, one_label_per_sample};
+use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -45,12 +46,7 @@ impl HingeLossLayer {
         let d = self.dim;
         let mut m = Vec::with_capacity(x.len());
         for (n, (row, &l)) in x.chunks(d).zip(labels).enumerate() {
-            let at = LabelAt {
-                sample: n,
-                position: 0,
-                positions: 1,
-            };
-            let l = class_of(l, d, None, at)?.unwrap_or(usize::MAX);
+            let l = label(l, d, n)?;
             for (j, &v) in row.iter().enumerate() {
                 let delta = if j == l { -1.0 } else { 1.0 };
                 m.push((1.0 + delta * v as f64).max(0.0));
@@ -78,9 +74,7 @@ impl Layer for HingeLossLayer {
     }
 
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        check_same_num(bottom, 1)?;
-        check_label_count_n(bottom)?;
-        self.dim = count(&bottom[0][1.min(bottom[0].len())..]).max(1);
+        self.dim = one_label_per_sample(bottom)?.max(1);
         Ok(vec![vec![]])
     }
 
@@ -124,20 +118,4 @@ impl Layer for HingeLossLayer {
         }
         Ok(())
     }
-}
-
-/// One label per sample: the label blob has N values.
-fn check_label_count_n(bottom: &[Shape]) -> Result<(), ShapeError> {
-    let n = bottom[0].first().copied().unwrap_or(1);
-    if count(&bottom[1]) != n {
-        return Err(ShapeError::at_bottom(
-            1,
-            format!(
-                "the labels have shape {} but the scores {}: one label per sample is needed",
-                super::fmt_shape(&bottom[1]),
-                super::fmt_shape(&bottom[0])
-            ),
-        ));
-    }
-    Ok(())
 }

@@ -6,6 +6,26 @@ use netrun::testing::{
     assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
 };
 
+/// The error of one forward of `l` (which must fail).
+fn forward_error(
+    l: &mut dyn netrun::layers::Layer,
+    bottoms: &mut [Blob],
+    tops: &mut [Blob],
+    params: &mut [Blob],
+) -> String {
+    let mut rng = <netrun::layer_io::Rng as rand::SeedableRng>::seed_from_u64(1);
+    let mut io = netrun::layer_io::LayerIo::new(
+        bottoms.iter_mut().collect(),
+        tops.iter_mut().collect(),
+        params.iter_mut().collect(),
+    );
+    let mut ctx = netrun::layer_io::RunCtx {
+        phase: netrun::netdef::Phase::Train,
+        rng: &mut rng,
+    };
+    l.forward(&mut io, &mut ctx).unwrap_err()
+}
+
 /// Row-major strides of a shape.
 fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -201,21 +221,7 @@ fn embed_looks_rows_up_and_accumulates_their_gradients() {
     assert_eq!(params[1].diff(), &[18.0, 22.0, 26.0]);
     // A bad index fails the forward with its position.
     bottoms[0].data_mut()[3] = 5.0;
-    let mut rng = <netrun::layer_io::Rng as rand::SeedableRng>::seed_from_u64(1);
-    let mut io = netrun::layer_io::LayerIo::new(
-        bottoms.iter_mut().collect(),
-        tops.iter_mut().collect(),
-        params.iter_mut().collect(),
-    );
-    let e = l
-        .forward(
-            &mut io,
-            &mut netrun::layer_io::RunCtx {
-                phase: netrun::netdef::Phase::Train,
-                rng: &mut rng,
-            },
-        )
-        .unwrap_err();
+    let e = forward_error(l.as_mut(), &mut bottoms, &mut tops, &mut params);
     assert!(e.contains("position 3 of the bottom holds 5"), "{e}");
     let e = layer_error(
         "name: \"e\" type: \"Embed\" bottom: \"x\" top: \"y\" embed_param { num_output: 3 }",
@@ -286,21 +292,7 @@ fn batch_reindex_gathers_samples_and_scatters_gradients() {
         )
         .unwrap();
     bottoms[1].data_mut()[4] = 3.0;
-    let mut rng = <netrun::layer_io::Rng as rand::SeedableRng>::seed_from_u64(1);
-    let mut io = netrun::layer_io::LayerIo::new(
-        bottoms.iter_mut().collect(),
-        tops.iter_mut().collect(),
-        vec![],
-    );
-    let e = l
-        .forward(
-            &mut io,
-            &mut netrun::layer_io::RunCtx {
-                phase: netrun::netdef::Phase::Train,
-                rng: &mut rng,
-            },
-        )
-        .unwrap_err();
+    let e = forward_error(l.as_mut(), &mut bottoms, &mut tops, &mut params);
     assert!(
         e.contains("index 4 of bottom 1 is 3, but bottom 0 has 3 samples"),
         "{e}"

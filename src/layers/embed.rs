@@ -5,10 +5,10 @@
 //! Backward: dW[k_i, :] += dy[i, :], db += Σ_i dy[i, :]; no gradient to the indices.
 
 use super::filler::{fill, FillerParams};
-use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{required, Arity, BuildContext, Layer, ParamStreams, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use serde::Deserialize;
 
@@ -105,10 +105,10 @@ impl Layer for EmbedLayer {
         v
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
         if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
+            fill(&self.params.bias_filler, b, streams.blob(1));
         }
     }
 

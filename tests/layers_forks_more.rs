@@ -258,12 +258,12 @@ fn label_specific_rescale_matches_float64_for_each_option() {
         "annealed w {w} vs {want_w}"
     );
     let (_, _, w) = rescale_case(
-        "positive_weight_base: 2 gamma: 0.5 power: 2 positive_weight_max: 1.2",
+        "positive_weight_base: 2 gamma: 0.5 power: 2 positive_weight_max: 0.5",
         &x,
         &y,
         Phase::Train,
     );
-    assert!((w - 1.2).abs() < 1e-7, "clamped w {w}");
+    assert!((w - 0.5).abs() < 1e-7, "clamped w {w}");
 }
 
 #[test]
@@ -708,7 +708,7 @@ fn gcl_reference(d: &[f64], y: &[usize], o: Gcl) -> (f64, Vec<f64>) {
 fn general_contrastive_switches_match_float64_and_the_gradient() {
     // Values keep ≥ 0.05 away from the margins (0.2, 1.0) and the threshold (1.5).
     let d = [
-        0.6f32, 0.3, 1.4, 0.75, 0.1, 1.7, 1.2, 0.45, 1.9, 0.55, 0.35, 1.3, 0.8, 0.5, 1.1, 0.4,
+        0.6f32, 0.3, 1.4, 0.75, 0.1, 1.35, 1.2, 0.45, 1.9, 0.55, 0.35, 1.3, 0.8, 0.5, 1.1, 0.4,
     ];
     let y = [0usize, 1, 3, 2];
     let base = Gcl {
@@ -813,5 +813,5 @@ fn general_contrastive_intra_mae_raises_the_negative_margin() {
             "intra_mae top 1",
         );
     }
-    assert!((l.state()[0].1 - mu).abs() < 1e-12);
+    assert!((l.state()[0].1 - mu).abs() < 1e-6);
 }

@@ -21,7 +21,8 @@
 //! Σ max(0, nm − d_ij)/(M·(C − 1)) over the negatives, and μ.
 //! Backward (g = loss weight; the gradient of that loss away from kinks, except the
 //! `normalize_negative` cap and `positive_first`, which force pw on the target):
-//!   dd_iy = g·pw/M where pm < d_iy < T (and the sample is kept);
+//!   dd_iy = g·pw/M where pm < d_iy < T (and the sample is kept; T is compared with
+//!   d itself while the forward saturates at d − pm = T, as in the fork);
 //!   dd_ij = −g·nw/M (−g·nw·e^(−d_ij)/M) where d_ij < nm and the entry is kept.
 //! With `normalize_negative: r` set, let S = Σ of the negative gradients' magnitudes
 //! (before g/M), S' = S/(r·M); when S' > pw the negative entries are divided by S'. With

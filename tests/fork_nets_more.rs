@@ -20,7 +20,7 @@ layer { name: "data" type: "ImageData" top: "data" top: "label" include { phase:
   image_data_param { source: "missing_val_list.txt" batch_size: 2 } }
 "#;
 
-/// A two-convolution residual trunk ending in a 16-value feature `fc5`.
+/// A two-convolution residual trunk ending in the feature map `res2`.
 const TRUNK: &str = r#"
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
   convolution_param { num_output: 8 kernel_size: 3 stride: 2 pad: 1
@@ -33,6 +33,10 @@ layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
 layer { name: "relu2" type: "PReLU" bottom: "conv2" top: "conv2" }
 layer { name: "res2" type: "Eltwise" bottom: "conv1" bottom: "conv2" top: "res2"
   eltwise_param { operation: 1 } }
+"#;
+
+/// The 16-value feature `fc5` the face heads start from.
+const FC5: &str = r#"
 layer { name: "fc5" type: "InnerProduct" bottom: "res2" top: "fc5"
   inner_product_param { num_output: 16 weight_filler { type: "xavier" }
     bias_filler { type: "constant" } } }
@@ -126,14 +130,15 @@ layer { name: "accuracy_t" type: "Accuracy" bottom: "fc6" bottom: "label" top: "
   include { phase: TRAIN } }
 "#;
 
-fn nets() -> Vec<(&'static str, &'static str)> {
+/// Name and head of each net; GNAP pools the feature map, the others start from `fc5`.
+fn nets() -> Vec<(&'static str, String)> {
     vec![
-        ("amsoftmax_auto", AMSOFTMAX_AUTO),
-        ("amsoftmax_wo_fn", AMSOFTMAX_WO_FN),
-        ("amsoftmax_gnap", GNAP),
-        ("normface_nca", NORMFACE_NCA),
-        ("normface_triplet", NORMFACE_TRIPLET),
-        ("arcface_adacos", ARCFACE_ADACOS),
+        ("amsoftmax_auto", format!("{FC5}{AMSOFTMAX_AUTO}")),
+        ("amsoftmax_wo_fn", format!("{FC5}{AMSOFTMAX_WO_FN}")),
+        ("amsoftmax_gnap", GNAP.to_string()),
+        ("normface_nca", format!("{FC5}{NORMFACE_NCA}")),
+        ("normface_triplet", format!("{FC5}{NORMFACE_TRIPLET}")),
+        ("arcface_adacos", format!("{FC5}{ARCFACE_ADACOS}")),
     ]
 }
 
@@ -167,7 +172,7 @@ fn netrun(args: &[&str], net: &Path) -> String {
 fn fork_shaped_nets_check_and_run_forward_and_backward() {
     let dir = tempfile::tempdir().unwrap();
     for (name, head) in nets() {
-        let net = write_net(dir.path(), name, head);
+        let net = write_net(dir.path(), name, &head);
         for phase in ["TRAIN", "TEST"] {
             let text = netrun(&["check", "--phase", phase], &net);
             assert!(text.contains("parameters:"), "{name} {phase}:\n{text}");

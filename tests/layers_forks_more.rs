@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::forks::{close, f64s, forward_in, labels, seed_top_diff};
+use common::forks::{close, f64s, forward_in, grad_check, labels, seed_top_diff};
 use netrun::blob::Blob;
 use netrun::netdef::Phase;
-use netrun::testing::{backward, forward, layer, setup, uniform_blob, GradientChecker};
+use netrun::testing::{backward, forward, layer, setup, uniform_blob};
 
 fn build_error(text: &str) -> String {
     let net = netrun::netdef::parse_net_str("t.net", &format!("layer {{ {text} }}")).unwrap();
@@ -48,9 +48,14 @@ fn norm_l2_matches_float64_and_the_gradient() {
         })
         .collect();
     close(bottoms[0].diff(), &dx, 1e-5, "NormL2 backward");
-    GradientChecker::new(1e-3, 1e-2)
-        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
-        .unwrap();
+    grad_check(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops,
+        &mut params,
+        &[true],
+        Phase::Train,
+    );
 }
 
 // ---------------------------------------------------------------- SoftTruncation
@@ -74,9 +79,14 @@ fn soft_truncation_matches_float64_and_the_gradient() {
         .map(|(v, g)| g * (-v / 0.5).exp() / 0.5)
         .collect();
     close(bottoms[0].diff(), &dx, 1e-5, "SoftTruncation backward");
-    GradientChecker::new(1e-3, 1e-2)
-        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &[true])
-        .unwrap();
+    grad_check(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops,
+        &mut params,
+        &[true],
+        Phase::Train,
+    );
     let err = build_error(
         r#"name: "t" type: "SoftTruncation" bottom: "x" top: "y" soft_truncation_param { c: 0 }"#,
     );
@@ -126,15 +136,14 @@ fn channel_scale_matches_a_loop_and_the_gradient() {
     }
     close(bottoms[0].diff(), &dx, 1e-5, "ChannelScale dx");
     close(bottoms[1].diff(), &da, 1e-5, "ChannelScale da");
-    GradientChecker::new(1e-3, 1e-2)
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, true],
-        )
-        .unwrap();
+    grad_check(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops,
+        &mut params,
+        &[true, true],
+        Phase::Train,
+    );
 
     // The fork's switches: no feature scaling in backward, no scale gradient.
     let mut l = layer(
@@ -278,15 +287,14 @@ fn label_specific_rescale_passes_the_gradient_checker() {
         ));
         let mut bottoms = vec![uniform_blob(&[3, 4], 0.2, 1.0, 9), labels(&[1, 3, 0])];
         let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
-        GradientChecker::new(1e-3, 1e-2)
-            .check(
-                l.as_mut(),
-                &mut bottoms,
-                &mut tops,
-                &mut params,
-                &[true, false],
-            )
-            .unwrap();
+        grad_check(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true, false],
+            Phase::Train,
+        );
     }
 }
 
@@ -414,15 +422,14 @@ fn general_triplet_loss_is_the_gradient_with_one_active_negative_per_row() {
         ));
         let mut bottoms = vec![Blob::from_data(&[3, 4], d.to_vec()), labels(&y)];
         let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 1);
-        GradientChecker::new(1e-3, 1e-2)
-            .check(
-                l.as_mut(),
-                &mut bottoms,
-                &mut tops,
-                &mut params,
-                &[true, false],
-            )
-            .unwrap();
+        grad_check(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true, false],
+            Phase::Train,
+        );
     }
 }
 
@@ -563,18 +570,15 @@ fn global_lse_margin_matches_float64_and_the_gradient() {
         assert!((params[1].data()[0] as f64 - m).abs() < 1e-6);
     }
     // m is fixed in TEST, where the checker compares dc = s·dy and ds = Σ dy·out/s.
-    let mut checker = GradientChecker::new(1e-3, 1e-2);
-    checker.phase = Phase::Test;
     let mut tops1 = tops[..1].to_vec();
-    checker
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops1,
-            &mut params,
-            &[true, false],
-        )
-        .unwrap();
+    grad_check(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops1,
+        &mut params,
+        &[true, false],
+        Phase::Test,
+    );
     // The bounds clamp s in place.
     params[0].data_mut()[0] = 50.0;
     forward_in(
@@ -604,17 +608,14 @@ fn global_lse_margin_with_norms_scales_each_sample() {
         &mut params,
         Phase::Train,
     );
-    let mut checker = GradientChecker::new(1e-3, 1e-2);
-    checker.phase = Phase::Test;
-    checker
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, false, true],
-        )
-        .unwrap();
+    grad_check(
+        l.as_mut(),
+        &mut bottoms,
+        &mut tops,
+        &mut params,
+        &[true, false, true],
+        Phase::Test,
+    );
     assert_eq!(l.default_param_spec(0).lr_mult, 0.0);
 }
 
@@ -769,15 +770,14 @@ fn general_contrastive_switches_match_float64_and_the_gradient() {
             &format!("GCL backward {opts}"),
         );
         if o.pos_first.is_none() {
-            GradientChecker::new(1e-3, 1e-2)
-                .check(
-                    l.as_mut(),
-                    &mut bottoms,
-                    &mut tops,
-                    &mut params,
-                    &[true, false],
-                )
-                .unwrap();
+            grad_check(
+                l.as_mut(),
+                &mut bottoms,
+                &mut tops,
+                &mut params,
+                &[true, false],
+                Phase::Train,
+            );
         }
     }
 }

@@ -29,10 +29,9 @@
 //! bottom 2, each row of the gradient is scaled by v_i/mean(v) (the loss value is not).
 //! No gradient to labels or weights.
 
-use super::general_triplet_loss::check_weight_bottom;
-use super::label_specific_add::per_sample_labels;
+use super::general_triplet_loss::distance_loss_methods;
 use super::margin_inner_product::class_labels;
-use super::{Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{BuildContext, Layer};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -104,6 +103,14 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
 }
 
 impl GeneralContrastiveLossLayer {
+    fn stats_len(&self) -> usize {
+        if self.params.add_intra_mae {
+            3
+        } else {
+            2
+        }
+    }
+
     /// The per-entry terms e_ij of the module comment and the two hinge sums.
     fn terms(&mut self, d: &[f32], labels: &[usize], c: usize) -> (Vec<f64>, f64, f64) {
         let p = &self.params;
@@ -162,28 +169,7 @@ impl Layer for GeneralContrastiveLossLayer {
     fn type_name(&self) -> &'static str {
         "GeneralContrastiveLoss"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::between(2, 3)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn is_loss(&self) -> bool {
-        true
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let x = per_sample_labels(bottom)?;
-        check_weight_bottom(bottom, x[0])?;
-        let mut tops = vec![vec![]];
-        if self.tops == 2 {
-            tops.push(vec![if self.params.add_intra_mae { 3 } else { 2 }]);
-        }
-        Ok(tops)
-    }
+    distance_loss_methods!();
 
     fn state(&self) -> Vec<(String, f64)> {
         match self.params.add_intra_mae {

@@ -22,7 +22,7 @@
 use super::checks::param_error;
 use super::label_specific_add::per_sample_labels;
 use super::margin_inner_product::class_labels;
-use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{count, fmt_shape, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -96,32 +96,63 @@ pub fn check_weight_bottom(bottom: &[Shape], samples: usize) -> Result<(), Shape
     }
 }
 
+/// Shape rule of the distance losses (GeneralContrastiveLoss, GeneralTripletLoss): M × C
+/// distances, M labels, optional M weights; a scalar loss and, as top 1, `stats` values.
+pub fn distance_loss_tops(
+    bottom: &[Shape],
+    tops: usize,
+    stats: usize,
+) -> Result<Vec<Shape>, ShapeError> {
+    let x = per_sample_labels(bottom)?;
+    check_weight_bottom(bottom, x[0])?;
+    let mut shapes = vec![vec![]];
+    if tops == 2 {
+        shapes.push(vec![stats]);
+    }
+    Ok(shapes)
+}
+
+/// The `Layer` methods of the distance losses; the layer has a `tops` count and a
+/// `stats_len()` (the size of top 1).
+macro_rules! distance_loss_methods {
+    () => {
+        fn bottoms(&self) -> $crate::layers::Arity {
+            $crate::layers::Arity::between(2, 3)
+        }
+        fn tops(&self) -> $crate::layers::Arity {
+            $crate::layers::Arity::between(1, 2)
+        }
+        fn is_loss(&self) -> bool {
+            true
+        }
+        fn can_backprop_to(&self, bottom: usize) -> bool {
+            bottom == 0
+        }
+        fn reshape(
+            &mut self,
+            bottom: &[$crate::layers::Shape],
+        ) -> Result<Vec<$crate::layers::Shape>, $crate::layers::ShapeError> {
+            $crate::layers::general_triplet_loss::distance_loss_tops(
+                bottom,
+                self.tops,
+                self.stats_len(),
+            )
+        }
+    };
+}
+pub(crate) use distance_loss_methods;
+
+impl GeneralTripletLossLayer {
+    fn stats_len(&self) -> usize {
+        2
+    }
+}
+
 impl Layer for GeneralTripletLossLayer {
     fn type_name(&self) -> &'static str {
         "GeneralTripletLoss"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::between(2, 3)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn is_loss(&self) -> bool {
-        true
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let x = per_sample_labels(bottom)?;
-        check_weight_bottom(bottom, x[0])?;
-        let mut tops = vec![vec![]];
-        if self.tops == 2 {
-            tops.push(vec![2]);
-        }
-        Ok(tops)
-    }
+    distance_loss_methods!();
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, _) = io.forward_split();

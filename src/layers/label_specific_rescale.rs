@@ -16,9 +16,9 @@
 //! `power_on_positive`) at the rescaled targets and v at the others.
 //! `positive_lower_bound` / `negative_upper_bound` are read and, as in the fork, unused.
 
-use super::label_specific_add::per_sample_labels;
-use super::margin_inner_product::{class_labels, set_counter};
-use super::{Arity, BuildContext, Layer, Shape, ShapeError};
+use super::label_specific_add::label_specific_methods;
+use super::margin_inner_product::class_labels;
+use super::{BuildContext, Layer};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
@@ -93,6 +93,10 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
 }
 
 impl LabelSpecificRescaleLayer {
+    fn annealed(&self) -> bool {
+        self.params.positive_weight_base.is_some()
+    }
+
     /// w for this forward, advancing the counter in TRAIN when annealing.
     fn next_weight(&mut self, train: bool) -> f32 {
         let p = &self.params;
@@ -115,38 +119,7 @@ impl Layer for LabelSpecificRescaleLayer {
     fn type_name(&self) -> &'static str {
         "LabelSpecificRescale"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::exactly(2)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-    fn supports_in_place(&self) -> bool {
-        // The slopes are kept from the forward, so the input is not needed later.
-        true
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let mut tops = vec![per_sample_labels(bottom)?];
-        if self.tops == 2 {
-            tops.push(vec![1]);
-        }
-        Ok(tops)
-    }
-
-    fn state(&self) -> Vec<(String, f64)> {
-        match self.params.positive_weight_base {
-            Some(_) => vec![("iteration".to_string(), self.iter as f64)],
-            None => vec![],
-        }
-    }
-
-    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        set_counter(&mut self.iter, state, "LabelSpecificRescale")
-    }
+    label_specific_methods!("LabelSpecificRescale");
 
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         io.copy_bottom_data_to_top(0);

@@ -16,7 +16,9 @@
 //! r·ρ before dividing; netrun does not (a zero x or w row gives NaN, as sphereface).
 
 use super::filler::FillerParams;
-use super::margin_inner_product::{margin_head_methods, psi, Annealing, MarginHead, MarginType};
+use super::margin_inner_product::{
+    margin_head_from, margin_head_methods, psi, MarginHead, MarginType,
+};
 use super::{BuildContext, Layer};
 use crate::backend::gemm;
 use crate::error::Diagnostic;
@@ -63,21 +65,7 @@ pub struct LargeMarginInnerProductLayer {
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     const BLOCK: &str = "largemargin_inner_product_param";
     let p: LargeMarginParams = def.params(BLOCK)?;
-    let anneal = Annealing {
-        base: p.base,
-        gamma: p.gamma,
-        power: p.power,
-        lambda_min: p.lambda_min,
-        iteration: p.iteration,
-    };
-    let head = MarginHead::new(
-        def,
-        BLOCK,
-        p.num_output,
-        p.margin_type,
-        (&p.weight_filler, p.axis),
-        anneal,
-    )?;
+    let head = margin_head_from!(def, BLOCK, p)?;
     Ok(Box::new(LargeMarginInnerProductLayer { params: p, head }))
 }
 

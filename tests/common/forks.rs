@@ -65,3 +65,19 @@ pub fn seed_top_diff(top: &mut Blob, seed: u64) -> Vec<f64> {
     top.diff_mut().copy_from_slice(r.data());
     f64s(r.data())
 }
+
+/// The shared gradient checker at step 1e-3, threshold 1e-2, in `phase`.
+pub fn grad_check(
+    l: &mut dyn Layer,
+    bottoms: &mut [Blob],
+    tops: &mut [Blob],
+    params: &mut [Blob],
+    check: &[bool],
+    phase: Phase,
+) {
+    let mut checker = netrun::testing::GradientChecker::new(1e-3, 1e-2);
+    checker.phase = phase;
+    checker
+        .check(l, bottoms, tops, params, check)
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -135,3 +135,26 @@ macro_rules! margin_head_methods {
     };
 }
 pub(crate) use margin_head_methods;
+
+/// Builds the [`MarginHead`] of a parameter block with both layers' field names
+/// (`num_output`, `type`, `weight_filler`, `axis`, `base`, `gamma`, `power`,
+/// `lambda_min`, `iteration`).
+macro_rules! margin_head_from {
+    ($def:expr, $block:expr, $p:expr) => {
+        $crate::layers::margin_inner_product::MarginHead::new(
+            $def,
+            $block,
+            $p.num_output,
+            $p.margin_type,
+            (&$p.weight_filler, $p.axis),
+            $crate::layers::margin_inner_product::Annealing {
+                base: $p.base,
+                gamma: $p.gamma,
+                power: $p.power,
+                lambda_min: $p.lambda_min,
+                iteration: $p.iteration,
+            },
+        )
+    };
+}
+pub(crate) use margin_head_from;

@@ -41,7 +41,7 @@ mod head;
 mod psi;
 mod rows;
 
-pub(crate) use head::margin_head_methods;
+pub(crate) use head::{margin_head_from, margin_head_methods};
 pub use head::{Annealing, MarginHead};
 pub use psi::{lambda_at, psi, target_cosine, Psi};
 pub use rows::{class_labels, logits_shape, normalize_rows, project_rows, unit_rows};
@@ -133,21 +133,7 @@ pub fn set_counter(iter: &mut i64, state: &[(String, f64)], layer: &str) -> Resu
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     const BLOCK: &str = "margin_inner_product_param";
     let p: MarginInnerProductParams = def.params(BLOCK)?;
-    let anneal = Annealing {
-        base: p.base,
-        gamma: p.gamma,
-        power: p.power,
-        lambda_min: p.lambda_min,
-        iteration: p.iteration,
-    };
-    let head = MarginHead::new(
-        def,
-        BLOCK,
-        p.num_output,
-        p.margin_type,
-        (&p.weight_filler, p.axis),
-        anneal,
-    )?;
+    let head = margin_head_from!(def, BLOCK, p)?;
     Ok(Box::new(MarginInnerProductLayer {
         params: p,
         head,

@@ -29,7 +29,7 @@
 //! bottom 2, each row of the gradient is scaled by v_i/mean(v) (the loss value is not).
 //! No gradient to labels or weights.
 
-use super::general_triplet_loss::distance_loss_methods;
+use super::general_triplet_loss::{distance_loss_inputs, distance_loss_methods};
 use super::margin_inner_product::class_labels;
 use super::{BuildContext, Layer};
 use crate::error::Diagnostic;
@@ -224,10 +224,7 @@ impl Layer for GeneralContrastiveLossLayer {
             return Ok(());
         }
         let (mut bottoms, tops, _) = io.backward_split();
-        let m = bottoms[0].dim(0).max(1);
-        let c = bottoms[0].count() / m;
-        let labels = class_labels(bottoms[1].data(), c)?;
-        let weights = bottoms.get(2).map(|b| b.data().to_vec());
+        let (m, c, labels, weights) = distance_loss_inputs(&bottoms)?;
         let p = &self.params;
         let (pw, nw) = (p.positive_weight as f64, p.negative_weight as f64);
         let g = tops[0].diff()[0] as f64;

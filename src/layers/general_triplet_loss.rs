@@ -23,6 +23,7 @@ use super::checks::param_error;
 use super::label_specific_add::per_sample_labels;
 use super::margin_inner_product::class_labels;
 use super::{count, fmt_shape, BuildContext, Layer, Shape, ShapeError};
+use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -110,6 +111,16 @@ pub fn distance_loss_tops(
         shapes.push(vec![stats]);
     }
     Ok(shapes)
+}
+
+/// M, C, the labels and the optional per-sample weights of a distance loss's bottoms.
+pub fn distance_loss_inputs(
+    bottoms: &[&mut Blob],
+) -> Result<(usize, usize, Vec<usize>, Option<Vec<f32>>), String> {
+    let m = bottoms[0].dim(0).max(1);
+    let c = bottoms[0].count() / m;
+    let labels = class_labels(bottoms[1].data(), c)?;
+    Ok((m, c, labels, bottoms.get(2).map(|b| b.data().to_vec())))
 }
 
 /// The `Layer` methods of the distance losses; the layer has a `tops` count and a
@@ -210,10 +221,7 @@ impl Layer for GeneralTripletLossLayer {
             return Ok(());
         }
         let (mut bottoms, tops, _) = io.backward_split();
-        let m = bottoms[0].dim(0).max(1);
-        let c = bottoms[0].count() / m;
-        let labels = class_labels(bottoms[1].data(), c)?;
-        let weights = bottoms.get(2).map(|b| b.data().to_vec());
+        let (m, c, labels, weights) = distance_loss_inputs(&bottoms)?;
         let p = &self.params;
         let scale = tops[0].diff()[0] as f64 / m as f64;
         let (d, dd) = bottoms[0].data_and_diff_mut();

@@ -193,14 +193,14 @@ fn gcl_reference(d: &[f64], y: &[usize], o: Gcl) -> (f64, Vec<f64>) {
             keep[i * c + j] = if j == y[i] {
                 !(o.max_pos && i != keep_pos)
             } else {
-                !first && !(o.max_neg && j != best)
+                !(first || o.max_neg && j != best)
             };
         }
     }
     let loss = (0..d.len()).filter(|&k| keep[k]).map(|k| e[k]).sum::<f64>() / m as f64;
     let mut g = vec![0.0; d.len()];
-    for i in 0..m {
-        let t = i * c + y[i];
+    for (i, &yi) in y.iter().enumerate() {
+        let t = i * c + yi;
         if o.pos_first.is_some_and(|b| d[t] > b) {
             g[t] = 1.0;
             continue;
@@ -208,7 +208,7 @@ fn gcl_reference(d: &[f64], y: &[usize], o: Gcl) -> (f64, Vec<f64>) {
         if d[t] > o.pm && d[t] < o.thresh && keep[t] {
             g[t] = 1.0;
         }
-        for j in (0..c).filter(|&j| j != y[i]) {
+        for j in (0..c).filter(|&j| j != yi) {
             let k = i * c + j;
             if d[k] < o.nm && keep[k] {
                 g[k] = if o.exp { -(-d[k]).exp() } else { -1.0 };

@@ -114,9 +114,10 @@ pub fn distance_loss_tops(
 }
 
 /// M, C, the labels and the optional per-sample weights of a distance loss's bottoms.
-pub fn distance_loss_inputs(
-    bottoms: &[&mut Blob],
-) -> Result<(usize, usize, Vec<usize>, Option<Vec<f32>>), String> {
+pub type DistanceInputs = (usize, usize, Vec<usize>, Option<Vec<f32>>);
+
+/// Reads [`DistanceInputs`] from a distance loss's bottoms.
+pub fn distance_loss_inputs(bottoms: &[&mut Blob]) -> Result<DistanceInputs, String> {
     let m = bottoms[0].dim(0).max(1);
     let c = bottoms[0].count() / m;
     let labels = class_labels(bottoms[1].data(), c)?;

@@ -1,9 +1,11 @@
 //! Nets shaped like the public training nets of happynear/AMSoftmax (the auto-scaling
 //! `face_train_test_auto`, `face_train_test_wo_fn`, `GNAP`), happynear/NormFace (the
-//! normalised-Euclidean triplet head, the NCA figure net) and xialuxi/arcface-caffe
+//! normalised-Euclidean triplet head, the combined softmax + contrastive head and the NCA
+//! figure net, on Parameter-held class centres) and xialuxi/arcface-caffe
 //! (`AdaCos/adacos_add_m_scale`), written here with small trunks: the same layer types
 //! and parameters around the layers those nets add (GlobalLSEMargin, ChannelScale,
-//! LabelSpecificRescale, SoftTruncation, GeneralTripletLoss, NormL2, AdaCosAddmScale).
+//! LabelSpecificRescale, SoftTruncation, GeneralTripletLoss, GeneralContrastiveLoss,
+//! Parameter with weight-bottom InnerProduct / InnerDistance, NormL2, AdaCosAddmScale).
 //! Each passes `netrun check` in both phases with `--input-shape` (their data is not
 //! here) and runs one forward and backward through `netrun time`.
 
@@ -85,13 +87,20 @@ layer { name: "fc6" type: "InnerProduct" bottom: "gnap" top: "fc6"
 layer { name: "softmax_loss" type: "SoftmaxWithLoss" bottom: "fc6" bottom: "label" top: "softmax_loss" }
 "#;
 
-/// NormFace's NCA figure net: distances to class centres, rescaled per label, negated by a
-/// fixed Scale into softmax scores; a soft-truncated copy of the distances on the side.
+/// Class centres as a learnable top, normalised to unit rows (NormFace's heads).
+const CENTRES: &str = r#"
+layer { name: "id_weight" type: "Parameter" top: "id_weight" param { lr_mult: 1 decay_mult: 0 }
+  parameter_param { shape { dim: 10 dim: 16 } blob_filler { type: "gaussian_unitball" } } }
+layer { name: "id_weight_normalize" type: "Normalize" bottom: "id_weight" top: "id_weight_normalize" }
+"#;
+
+/// NormFace's NCA figure net: an InnerProduct fed the centres as bottom 1 (carrying an
+/// `inner_distance_param` it ignores), rescaled per label, negated by a fixed Scale into
+/// softmax scores; a soft-truncated copy of the scores on the side.
 const NORMFACE_NCA: &str = r#"
 layer { name: "norm1" type: "Normalize" bottom: "fc5" top: "norm1" }
-layer { name: "ip2" type: "InnerDistance" bottom: "norm1" top: "ip2"
-  inner_distance_param { num_output: 10 bias_term: false distance_type: "L2" normalize: true
-    weight_filler { type: "gaussian_unitball" } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "norm1" bottom: "id_weight_normalize" top: "ip2"
+  inner_product_param { bias_term: false } inner_distance_param { distance_type: "L2" } }
 layer { name: "rescale" type: "LabelSpecificRescale" bottom: "ip2" bottom: "label" top: "ip2_rescale"
   label_specific_rescale_param { positive_weight: 1.2 negative_weight: 1 } }
 layer { name: "scale_ip2" type: "Scale" bottom: "ip2_rescale" top: "ip2_rescale"
@@ -104,18 +113,40 @@ layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "ac
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2_rescale" bottom: "label" top: "loss" }
 "#;
 
-/// NormFace's normalised-Euclidean triplet head (the class centres as the layer's own
-/// normalised weights).
+/// NormFace's normalised-Euclidean triplet head on Parameter-held centres.
 const NORMFACE_TRIPLET: &str = r#"
 layer { name: "normalize1" type: "Normalize" bottom: "fc5" top: "norm1" }
-layer { name: "normalized_Euclidean" type: "InnerDistance" bottom: "norm1" top: "normalized_Euclidean"
-  inner_distance_param { num_output: 10 bias_term: false distance_type: "L2" normalize: true
-    weight_filler { type: "gaussian_unitball" } } }
+layer { name: "normalized_Euclidean" type: "InnerDistance" bottom: "norm1"
+  bottom: "id_weight_normalize" top: "normalized_Euclidean"
+  inner_distance_param { bias_term: false distance_type: "L2" } }
 layer { name: "triplet_loss" type: "GeneralTripletLoss" bottom: "normalized_Euclidean" bottom: "label"
   top: "triplet_loss" top: "mean_distance" loss_weight: 1 loss_weight: 1
   general_triplet_loss_param { margin: 0.8 add_center_loss: true hardest_only: true negative_weight: 1 } }
 layer { name: "accuracy" type: "Accuracy" bottom: "normalized_Euclidean" bottom: "label" top: "accuracy"
   include { phase: TEST } accuracy_param { min_is_better: true } }
+"#;
+
+/// NormFace's combined head: a contrastive loss on distances to one set of centres and a
+/// scaled-cosine softmax on another.
+const NORMFACE_COMBINED: &str = r#"
+layer { name: "normalize1" type: "Normalize" bottom: "fc5" top: "norm1" }
+layer { name: "id_weight_ip" type: "Parameter" top: "id_weight_ip" param { lr_mult: 1 decay_mult: 1 }
+  parameter_param { shape { dim: 10 dim: 16 } blob_filler { type: "gaussian_unitball" } } }
+layer { name: "id_weight_ip_normalize" type: "Normalize" bottom: "id_weight_ip" top: "id_weight_ip_normalize" }
+layer { name: "euclidean" type: "InnerDistance" bottom: "norm1" bottom: "id_weight_normalize"
+  top: "euclidean" inner_distance_param { bias_term: false distance_type: "L2" } }
+layer { name: "cosine" type: "InnerProduct" bottom: "norm1" bottom: "id_weight_ip_normalize"
+  top: "cosine" inner_product_param { bias_term: false } }
+layer { name: "cosine_scale" type: "Scale" bottom: "cosine" top: "cosine"
+  scale_param { num_axes: 0 bias_term: false filler { value: 4 } } }
+layer { name: "softmax_loss" type: "SoftmaxWithLoss" bottom: "cosine" bottom: "label"
+  top: "softmax_loss" softmax_param { normalize_type: "Softmax" } }
+layer { name: "contrastive_loss" type: "GeneralContrastiveLoss" bottom: "euclidean" bottom: "label"
+  top: "contrastive_loss" top: "mean_distance" loss_weight: 0.01 loss_weight: 1
+  general_contrastive_loss_param { positive_margin: 0 negative_margin: 1 negative_weight: 1
+    exp_negative_weight: false } }
+layer { name: "accuracy" type: "Accuracy" bottom: "cosine" bottom: "label" top: "accuracy"
+  include { phase: TEST } accuracy_param { min_is_better: false } }
 "#;
 
 const ARCFACE_ADACOS: &str = r#"
@@ -136,8 +167,15 @@ fn nets() -> Vec<(&'static str, String)> {
         ("amsoftmax_auto", format!("{FC5}{AMSOFTMAX_AUTO}")),
         ("amsoftmax_wo_fn", format!("{FC5}{AMSOFTMAX_WO_FN}")),
         ("amsoftmax_gnap", GNAP.to_string()),
-        ("normface_nca", format!("{FC5}{NORMFACE_NCA}")),
-        ("normface_triplet", format!("{FC5}{NORMFACE_TRIPLET}")),
+        ("normface_nca", format!("{FC5}{CENTRES}{NORMFACE_NCA}")),
+        (
+            "normface_triplet",
+            format!("{FC5}{CENTRES}{NORMFACE_TRIPLET}"),
+        ),
+        (
+            "normface_combined",
+            format!("{FC5}{CENTRES}{NORMFACE_COMBINED}"),
+        ),
         ("arcface_adacos", format!("{FC5}{ARCFACE_ADACOS}")),
     ]
 }

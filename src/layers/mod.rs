@@ -55,6 +55,7 @@ pub mod lrn;
 pub mod margin_inner_product;
 pub mod norm_l2;
 pub mod normalize;
+pub mod parameter;
 pub mod pooling;
 pub mod power;
 pub mod prelu;
@@ -80,6 +81,7 @@ pub mod transform;
 pub mod triplet_loss;
 pub mod unary;
 pub mod unsupported;
+pub mod weight_bottom;
 
 // Layer files import the shape helpers from here (`use super::{count, Shape}`);
 // they are defined in the core, beside `Blob`.

@@ -66,6 +66,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "NormL2", params: &[], build: norm_l2::build },
     LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },
     LayerType { name: "PReLU", params: &["prelu_param"], build: prelu::build },
+    LayerType { name: "Parameter", params: &["parameter_param"], build: parameter::build },
     LayerType { name: "Pooling", params: &["pooling_param"], build: pooling::build },
     LayerType { name: "Power", params: &["power_param"], build: power::build },
     LayerType { name: "ReLU", params: &["relu_param"], build: relu::build },

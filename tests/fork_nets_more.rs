@@ -9,8 +9,9 @@
 //! Each passes `netrun check` in both phases with `--input-shape` (their data is not
 //! here) and runs one forward and backward through `netrun time`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Image data from a list that is not here (`--input-shape` supplies the shape).
 const DATA: &str = r#"
@@ -186,24 +187,12 @@ fn write_net(dir: &Path, name: &str, head: &str) -> PathBuf {
     path
 }
 
+fn shape_args() -> Vec<String> {
+    vec!["--input-shape".into(), "data=3,12,12".into()]
+}
+
 fn netrun(args: &[&str], net: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
-        .args(args)
-        .arg(net)
-        .args(["--input-shape", "data=3,12,12", "--threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "netrun {args:?} {}:\n{text}",
-        net.display()
-    );
-    text
+    common::forks::netrun_ok(args, net, &shape_args())
 }
 
 #[test]

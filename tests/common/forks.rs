@@ -81,3 +81,25 @@ pub fn grad_check(
         .check(l, bottoms, tops, params, check)
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Runs `netrun ARGS NET EXTRA --threads 2`, asserting success; returns stdout + stderr.
+pub fn netrun_ok(args: &[&str], net: &std::path::Path, extra: &[String]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args(args)
+        .arg(net)
+        .args(extra)
+        .args(["--threads", "2"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "netrun {args:?} {}:\n{text}",
+        net.display()
+    );
+    text
+}

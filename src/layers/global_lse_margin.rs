@@ -27,8 +27,9 @@ use super::margin_inner_product::class_labels;
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, ParamSpec, Phase};
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 /// The `scale_param` fields this layer reads (the block is Scale's; only `filler`,
@@ -138,9 +139,9 @@ impl Layer for GlobalLseMarginLayer {
         vec![vec![1], vec![1]]
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
         match &self.params.filler {
-            Some(f) => fill(f, &mut params[0], rng),
+            Some(f) => fill(f, &mut params[0], streams.blob(0)),
             None => params[0].data_mut()[0] = 30.0,
         }
         params[1].data_mut()[0] = 0.0;

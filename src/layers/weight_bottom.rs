@@ -20,8 +20,9 @@ use super::{canonical_axis, count, fmt_shape, Arity, Layer, Shape, ShapeError};
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 
 /// What the layer computes from x and the weight bottom.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,9 +137,9 @@ impl Layer for WeightBottomLayer {
         }
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
         if let Some(b) = params.first_mut() {
-            fill(&self.bias_filler, b, rng);
+            fill(&self.bias_filler, b, streams.blob(0));
         }
     }
 

@@ -123,8 +123,12 @@ macro_rules! margin_head_methods {
         fn flops(&self, _bottom: &[$crate::layers::Shape], top: &[$crate::layers::Shape]) -> u64 {
             2 * self.head.k as u64 * $crate::layers::count(&top[0]) as u64
         }
-        fn fill_params(&self, params: &mut [$crate::blob::Blob], rng: &mut $crate::layer_io::Rng) {
-            $crate::layers::filler::fill(&self.head.weight_filler, &mut params[0], rng);
+        fn fill_params(
+            &self,
+            params: &mut [$crate::blob::Blob],
+            streams: &$crate::philox::ParamStreams,
+        ) {
+            $crate::layers::filler::fill(&self.head.weight_filler, &mut params[0], streams.blob(0));
         }
         fn state(&self) -> Vec<(String, f64)> {
             self.head.state()

@@ -1,0 +1,86 @@
+"""An independent LevelDB writer and reader (plyvel, on Google's C++ LevelDB)
+for netrun's LevelDB tests. Datum records are encoded with Python's protobuf
+from caffe_datum.proto.
+
+  leveldb_interop.py write DB_DIR N
+      Writes N raw Datum records (2x3x4 bytes, byte j of record i is
+      (7*i + j) % 256, label i % 7) under keys "%08d" % i, in a shuffled
+      order, Snappy-compressed, with a small write buffer so that several
+      tables exist; compacts them into tables, then writes the last N // 10
+      records again after the compaction so that they stay in the log only.
+  leveldb_interop.py read DB_DIR OUT.json
+      Reads every record in key order and writes [key, channels, height,
+      width, label, encoded, data as a list of ints] per record.
+"""
+import json
+import os
+import random
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def datum_pb():
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tempfile.mkdtemp()
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    rc = protoc.main(["protoc", f"-I{HERE}", f"-I{include}", f"--python_out={out}",
+                      os.path.join(HERE, "caffe_datum.proto")])
+    if rc != 0:
+        raise SystemExit(f"protoc failed with {rc}")
+    sys.path.insert(0, out)
+    import caffe_datum_pb2
+    return caffe_datum_pb2
+
+
+def record(pb, i):
+    d = pb.Datum(channels=2, height=3, width=4, label=i % 7)
+    d.data = bytes((7 * i + j) % 256 for j in range(24))
+    return b"%08d" % i, d.SerializeToString()
+
+
+def write(db_dir, n):
+    import plyvel
+
+    pb = datum_pb()
+    order = list(range(n))
+    random.Random(5).shuffle(order)
+    late = set(order[-(n // 10):]) if n >= 10 else set()
+    db = plyvel.DB(db_dir, create_if_missing=True, error_if_exists=True,
+                   write_buffer_size=16 * 1024, compression="snappy")
+    for i in order:
+        if i not in late:
+            db.put(*record(pb, i))
+    db.compact_range()
+    for i in sorted(late):
+        db.put(*record(pb, i))
+    db.close()
+
+
+def read(db_dir, out):
+    import plyvel
+
+    pb = datum_pb()
+    db = plyvel.DB(db_dir, create_if_missing=False)
+    rows = []
+    for key, value in db:
+        d = pb.Datum()
+        d.ParseFromString(value)
+        rows.append([key.decode(), d.channels, d.height, d.width, d.label, d.encoded,
+                     list(d.data)])
+    db.close()
+    with open(out, "w") as f:
+        json.dump(rows, f)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "write":
+        write(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "read":
+        read(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(f"unknown command {cmd}")

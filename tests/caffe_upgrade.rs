@@ -210,7 +210,14 @@ fn v0_nets_are_read_upgraded_with_padding_layers_folded() {
     let types: Vec<&str> = net.layers.iter().map(|l| l.type_name.as_str()).collect();
     assert_eq!(
         types,
-        ["Convolution", "ReLU", "Pooling", "Dropout", "InnerProduct", "Softmax"]
+        [
+            "Convolution",
+            "ReLU",
+            "Pooling",
+            "Dropout",
+            "InnerProduct",
+            "Softmax"
+        ]
     );
     let conv = &net.layers[0];
     assert_eq!(conv.bottom, ["data"]);
@@ -260,8 +267,14 @@ fn upgrade_prints_a_v0_net_and_says_which_upgrades_it_applied() {
     );
     assert!(stderr.contains("net inputs"), "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains("padding") && !text.contains("layers {"), "{text}");
-    assert!(text.contains("kernel_size: 3") && text.contains("pad: 2"), "{text}");
+    assert!(
+        !text.contains("padding") && !text.contains("layers {"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kernel_size: 3") && text.contains("pad: 2"),
+        "{text}"
+    );
     let upgraded = parse_net_str("new.prototxt", &text).unwrap();
     assert!(upgraded.warnings.is_empty());
     let original = parse_net_str("v0.prototxt", V0).unwrap();
@@ -287,7 +300,9 @@ layers { layer { name: "pad1" type: "padding" pad: 1 } bottom: "data" top: "p" }
 layers { layer { name: "r" type: "relu" } bottom: "p" top: "r" }"#;
     let e = err(padded_relu);
     assert!(
-        e.contains("layer `r` reads the top of padding layer `pad1`: a `relu` layer cannot read it"),
+        e.contains(
+            "layer `r` reads the top of padding layer `pad1`: a `relu` layer cannot read it"
+        ),
         "{e}"
     );
     assert!(e.contains("bad.prototxt:4:"), "{e}");
@@ -310,8 +325,10 @@ layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "data" top: "r" 
     .unwrap();
     let w: Vec<String> = net.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
-        w.iter().any(|w| w.contains("V0 field `num_output` does not apply to a `relu` layer")
-            && w.contains("w.prototxt:3:")),
+        w.iter().any(
+            |w| w.contains("V0 field `num_output` does not apply to a `relu` layer")
+                && w.contains("w.prototxt:3:")
+        ),
         "{w:?}"
     );
     Graph::build(&net, &BuildOptions::for_phase(Phase::Test)).unwrap();

@@ -18,12 +18,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-const N: usize = 300;
+const N: usize = 6000;
+/// C×H×W of every record.
+const SIZE: usize = 3 * 16 * 16;
 
 /// The bytes and label plyvel's script gives record `i`.
 fn expected(i: usize) -> (Vec<u8>, i32) {
+    let i = i as u64;
     (
-        (0..24).map(|j| ((7 * i + j) % 256) as u8).collect(),
+        (0..SIZE as u64)
+            .map(|j| (((i * 2_654_435_761 + j * 40_503) >> 7) % 256) as u8)
+            .collect(),
         (i % 7) as i32,
     )
 }
@@ -67,7 +72,7 @@ fn reads_what_plyvel_wrote_without_writing_to_the_folder() {
     let mut seen = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let chunk = reader.records(after.as_deref(), 64).unwrap();
+        let chunk = reader.records(after.as_deref(), 256).unwrap();
         let Some(last) = chunk.last() else { break };
         after = Some(last.0.clone());
         seen.extend(chunk);
@@ -77,7 +82,7 @@ fn reads_what_plyvel_wrote_without_writing_to_the_folder() {
         assert_eq!(k, format!("{i:08}").as_bytes());
         let d = Datum::decode(v).unwrap();
         let (data, label) = expected(i);
-        assert_eq!((d.channels, d.height, d.width), (2, 3, 4));
+        assert_eq!((d.channels, d.height, d.width), (3, 16, 16));
         assert_eq!((d.data, d.label), (data, label), "record {i}");
     }
     assert_eq!(
@@ -110,9 +115,9 @@ fn data_net(dir: &Path, batch: usize) -> Net {
 #[test]
 fn the_data_layer_reads_leveldb_by_default_and_wraps_around() {
     let dir = plyvel_db("plyvel_layer");
-    let batch = 128;
+    let batch = 2500;
     let mut net = data_net(&dir, batch);
-    assert_eq!(net.blob("data").unwrap().shape(), &[batch, 2, 3, 4]);
+    assert_eq!(net.blob("data").unwrap().shape(), &[batch, 3, 16, 16]);
     for b in 0..3 {
         net.forward().unwrap();
         let data = net.blob("data").unwrap().data().to_vec();
@@ -121,7 +126,7 @@ fn the_data_layer_reads_leveldb_by_default_and_wraps_around() {
             let i = (b * batch + s) % N;
             let (bytes, label) = expected(i);
             let want: Vec<f32> = bytes.iter().map(|&x| f32::from(x) * 0.5).collect();
-            assert_eq!(&data[s * 24..][..24], &want[..], "batch {b} sample {s}");
+            assert_eq!(&data[s * SIZE..][..SIZE], &want[..], "batch {b} sample {s}");
             assert_eq!(labels[s], label as f32);
         }
     }
@@ -211,10 +216,7 @@ fn convert_writes_a_leveldb_that_plyvel_reads_back() {
         );
     }
     let json = dir.join("read.json");
-    run_script(
-        "leveldb_interop.py",
-        &[Path::new("read"), &level, &json],
-    );
+    run_script("leveldb_interop.py", &[Path::new("read"), &level, &json]);
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // The same records as the LMDB conversion of the same list.

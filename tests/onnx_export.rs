@@ -156,9 +156,18 @@ fn compare(net_file: &Path, batch: usize, random: bool) {
 fn compare_dynamic(net_file: &Path, random: bool) {
     let dir = tempfile::tempdir().unwrap();
     let w = save_weights(&make_net(net_file, 2, random), dir.path());
-    let model = export_model(net_file, &w, dir.path(), &["--batch", "2", "--dynamic-batch"]);
+    let model = export_model(
+        net_file,
+        &w,
+        dir.path(),
+        &["--batch", "2", "--dynamic-batch"],
+    );
     for batch in [1, 3] {
-        let x = save_inputs(&make_net(net_file, batch, random), dir.path(), &format!("x{batch}.safetensors"));
+        let x = save_inputs(
+            &make_net(net_file, batch, random),
+            dir.path(),
+            &format!("x{batch}.safetensors"),
+        );
         let json = run_both(net_file, &w, &model, &x);
         for dims in json["input_dims"].as_object().unwrap().values() {
             assert_eq!(dims[0].as_str(), Some("N"), "{json}");

@@ -76,7 +76,9 @@ pub fn upgrade(root: &Block, source: &Arc<SourceFile>) -> Upgraded {
             source,
             first.name_span,
         ));
-        applied.push(format!("V0 layers (UpgradeV0Net{folded}), then V1 layers (UpgradeV1Net)"));
+        applied.push(format!(
+            "V0 layers (UpgradeV0Net{folded}), then V1 layers (UpgradeV1Net)"
+        ));
     }
     let mut v0_layers = v0.layers.into_iter();
     let mut fields = Vec::with_capacity(root.fields.len());
@@ -279,7 +281,8 @@ fn data_transform(layer: &Block, applied: &mut Vec<String>) -> Block {
     if moved.is_empty() {
         return layer.clone();
     }
-    const WHAT: &str = "data-transform fields into `transform_param` (UpgradeNetDataTransformation)";
+    const WHAT: &str =
+        "data-transform fields into `transform_param` (UpgradeNetDataTransformation)";
     if !applied.iter().any(|a| a == WHAT) {
         applied.push(WHAT.into());
     }
@@ -380,7 +383,8 @@ pub fn upgrade_file(path: &std::path::Path) -> crate::Result<(String, Vec<String
         });
         layer.push(block_field("input_param", shapes.collect()));
         fields.insert(at, block_field("layer", layer));
-        applied.push("net inputs (`input`/`input_dim` into an Input layer, UpgradeNetInput)".into());
+        applied
+            .push("net inputs (`input`/`input_dim` into an Input layer, UpgradeNetInput)".into());
     }
     let text = to_text(&Block {
         fields,

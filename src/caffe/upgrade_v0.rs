@@ -51,7 +51,11 @@ const TYPES: &[(&str, &str)] = &[
 
 /// A V0 field: its V0 name, today's name, and the parameter block it goes to
 /// for each V0 type that uses it.
-type Place = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Place = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 const CONV_IP: &[(&str, &str)] = &[
     ("conv", "convolution_param"),
@@ -81,7 +85,11 @@ const FIELDS: &[Place] = &[
     ("group", "group", &[("conv", "convolution_param")]),
     ("stride", "stride", CONV_POOL),
     ("pool", "pool", &[("pool", "pooling_param")]),
-    ("dropout_ratio", "dropout_ratio", &[("dropout", "dropout_param")]),
+    (
+        "dropout_ratio",
+        "dropout_ratio",
+        &[("dropout", "dropout_param")],
+    ),
     ("local_size", "local_size", LRN),
     ("alpha", "alpha", LRN),
     ("beta", "beta", LRN),
@@ -166,7 +174,9 @@ pub fn upgrade(v0: &[&Field], source: &Arc<SourceFile>) -> V0Net {
     let conns: Vec<Conn> = v0
         .iter()
         .filter_map(|f| {
-            let Value::Block(b) = &f.value else { return None };
+            let Value::Block(b) = &f.value else {
+                return None;
+            };
             let inner = b.all("layer").find_map(|l| match &l.value {
                 Value::Block(i) => Some(i),
                 _ => None,
@@ -187,7 +197,9 @@ pub fn upgrade(v0: &[&Field], source: &Arc<SourceFile>) -> V0Net {
         let mut bottoms: Vec<Field> = c.bottoms.iter().map(|&f| f.clone()).collect();
         let mut pad = None;
         for (j, b) in c.bottoms.iter().enumerate() {
-            let Some(&p) = producer.get(&text(b)) else { continue };
+            let Some(&p) = producer.get(&text(b)) else {
+                continue;
+            };
             let padding = &conns[p];
             if padding.kind != "padding" {
                 continue;
@@ -250,19 +262,26 @@ fn v1_block(
 ) -> Result<Block, Diagnostic> {
     let Some(&(_, v1_type)) = TYPES.iter().find(|t| t.0 == c.kind) else {
         let at = c.inner.get("type").map_or(c.inner.span, |f| f.value_span);
-        return Err(Diagnostic::new(format!("unknown V0 layer type `{}`", c.kind))
-            .at(source, at)
-            .with_help(
-                did_you_mean(&c.kind, TYPES.iter().map(|t| t.0)).unwrap_or_else(|| {
-                    "V0 types are lower-case names such as conv, pool, innerproduct, relu".into()
-                }),
-            ));
+        return Err(
+            Diagnostic::new(format!("unknown V0 layer type `{}`", c.kind))
+                .at(source, at)
+                .with_help(
+                    did_you_mean(&c.kind, TYPES.iter().map(|t| t.0)).unwrap_or_else(|| {
+                        "V0 types are lower-case names such as conv, pool, innerproduct, relu"
+                            .into()
+                    }),
+                ),
+        );
     };
     let mut fields: Vec<Field> = Vec::new();
     // Parameter blocks in order of first use.
     let mut blocks: Vec<(String, Vec<Field>, Span)> = Vec::new();
     // A folded padding layer's `pad` replaces the layer's own.
-    let own = c.inner.fields.iter().filter(|f| pad.is_none() || f.name != "pad");
+    let own = c
+        .inner
+        .fields
+        .iter()
+        .filter(|f| pad.is_none() || f.name != "pad");
     for f in own.chain(pad.as_ref()) {
         match f.name.as_str() {
             "name" => fields.push(f.clone()),
@@ -277,7 +296,11 @@ fn v1_block(
                         .at(source, f.name_span)
                         .with_help_opt(did_you_mean(
                             n,
-                            FIELDS.iter().map(|p| p.0).chain(["name", "type"]).chain(KEPT.iter().copied()),
+                            FIELDS
+                                .iter()
+                                .map(|p| p.0)
+                                .chain(["name", "type"])
+                                .chain(KEPT.iter().copied()),
                         )));
                 };
                 let Some(&(_, block)) = places.iter().find(|p| p.0 == c.kind || p.0.is_empty())
@@ -299,7 +322,8 @@ fn v1_block(
                 if n == "pool" {
                     // V0's PoolMethod numbers are today's: MAX 0, AVE 1, STOCHASTIC 2.
                     if let Value::Scalar(Scalar::Number(num)) = &f.value {
-                        let word = ["MAX", "AVE", "STOCHASTIC"].get(num.parse::<usize>().unwrap_or(9));
+                        let word =
+                            ["MAX", "AVE", "STOCHASTIC"].get(num.parse::<usize>().unwrap_or(9));
                         if let Some(w) = word {
                             moved.value = Value::Scalar(Scalar::Ident((*w).into()));
                         }

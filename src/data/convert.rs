@@ -19,8 +19,8 @@
 //! ([`super::staged`]), so a failed conversion leaves the old one intact.
 
 use super::datum::Datum;
-use super::decode::decode;
 use super::db::{self, Backend};
+use super::decode::decode;
 use super::{image_list, mnist};
 use crate::error::{Error, Result};
 use crate::layer_io::Rng;

@@ -18,7 +18,7 @@ use super::lmdb::Record;
 use rusty_leveldb::env::{Env, FileLock, Logger, RandomAccess};
 use rusty_leveldb::{DBIterator, LdbIterator, MemEnv, Options, Status, StatusCode, DB};
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -177,7 +177,10 @@ impl Env for SnapshotEnv {
             self.disk_file(from)?
                 .read_to_end(&mut bytes)
                 .map_err(|e| io_status(from, e))?;
-            self.mem.open_writable_file(from)?.write_all(&bytes).map_err(|e| io_status(from, e))?;
+            self.mem
+                .open_writable_file(from)?
+                .write_all(&bytes)
+                .map_err(|e| io_status(from, e))?;
         }
         self.mem.rename(from, to)?;
         lock(&self.gone).extend([from.to_path_buf(), to.to_path_buf()]);
@@ -204,8 +207,6 @@ impl Env for SnapshotEnv {
     }
 }
 
-use std::io::Write as _;
-
 /// A database open for reading.
 pub struct DbReader {
     db: Mutex<DB>,
@@ -224,11 +225,8 @@ pub fn open(dir: &Path) -> Result<DbReader, String> {
         create_if_missing: false,
         ..Options::default()
     };
-    let db = DB::open(&dir, opt).map_err(|e| {
-        lock(&damage)
-            .clone()
-            .unwrap_or_else(|| describe(&e))
-    })?;
+    let db =
+        DB::open(&dir, opt).map_err(|e| lock(&damage).clone().unwrap_or_else(|| describe(&e)))?;
     let damaged = lock(&damage).clone();
     match damaged {
         Some(e) => Err(e),
@@ -260,11 +258,9 @@ impl DbReader {
         f: impl FnOnce(&mut DBIterator) -> T,
     ) -> Result<T, String> {
         let mut db = lock(&self.db);
-        let mut it = db.new_iter().map_err(|e| {
-            lock(&self.damage)
-                .clone()
-                .unwrap_or_else(|| describe(&e))
-        })?;
+        let mut it = db
+            .new_iter()
+            .map_err(|e| lock(&self.damage).clone().unwrap_or_else(|| describe(&e)))?;
         match after {
             None => it.seek_to_first(),
             Some(key) => {
@@ -333,13 +329,17 @@ where
     I: IntoIterator<Item = Record>,
 {
     if std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some()) {
-        return Err(format!("`{}` already exists and is not empty", dir.display()));
+        return Err(format!(
+            "`{}` already exists and is not empty",
+            dir.display()
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let opt = Options {
         create_if_missing: true,
         error_if_exists: true,
-        compressor: <rusty_leveldb::compressor::SnappyCompressor as rusty_leveldb::CompressorId>::ID,
+        compressor:
+            <rusty_leveldb::compressor::SnappyCompressor as rusty_leveldb::CompressorId>::ID,
         ..Options::default()
     };
     let mut db = DB::open(dir, opt).map_err(|e| describe(&e))?;

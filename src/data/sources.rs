@@ -12,9 +12,9 @@
 //! it is rebuilt from `epoch` alone.
 
 use super::datum::Datum;
+use super::db::{self, Backend, Reader};
 use super::decode::decode;
 use super::image_list::Entry;
-use super::db::{self, Backend, Reader};
 use super::lmdb::Record;
 use super::prefetch::{read_position, Batch, BatchSource, Position};
 use super::transform::Transformer;
@@ -265,7 +265,11 @@ impl DbSource {
                 chunk = read(None)?;
             }
             if chunk.is_empty() {
-                return Err(format!("{} `{}` is empty", self.backend.name(), self.dir.display()));
+                return Err(format!(
+                    "{} `{}` is empty",
+                    self.backend.name(),
+                    self.dir.display()
+                ));
             }
             self.pending.extend(chunk);
         }
@@ -352,7 +356,11 @@ impl BatchSource for DbSource {
         let cannot = |e: String| self.fail("cannot read", e);
         let n = reader.len().map_err(cannot)?;
         if n == 0 {
-            return Err(format!("{} `{}` is empty", self.backend.name(), self.dir.display()));
+            return Err(format!(
+                "{} `{}` is empty",
+                self.backend.name(),
+                self.dir.display()
+            ));
         }
         let index = (cursor % n as u64) as usize;
         let last_key = match index {

@@ -143,7 +143,15 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
             let transformer = transform.transformer(def, ctx, sample)?;
             let rng = layer_rng(ctx.seed, &def.name);
             let (backend, dir) = (p.backend, dir.clone());
-            let mut s = DbSource::new(backend, dir, first_key, batch, transformer, rng, p.rand_skip);
+            let mut s = DbSource::new(
+                backend,
+                dir,
+                first_key,
+                batch,
+                transformer,
+                rng,
+                p.rand_skip,
+            );
             s.forced = forced_channels(&p, &transform);
             Feed::new(Ok(Box::new(s) as Box<dyn BatchSource>))
         }

@@ -3,11 +3,12 @@ for netrun's LevelDB tests. Datum records are encoded with Python's protobuf
 from caffe_datum.proto.
 
   leveldb_interop.py write DB_DIR N
-      Writes N raw Datum records (2x3x4 bytes, byte j of record i is
-      (7*i + j) % 256, label i % 7) under keys "%08d" % i, in a shuffled
-      order, Snappy-compressed, with a small write buffer so that several
-      tables exist; compacts them into tables, then writes the last N // 10
-      records again after the compaction so that they stay in the log only.
+      Writes N raw Datum records (3x16x16 bytes, byte j of record i is
+      ((i * 2654435761 + j * 40503) >> 7) % 256, little compressible; label
+      i % 7) under keys "%08d" % i, in a shuffled order, Snappy-compressed;
+      holds N // 10 of them back, compacts the rest into tables (several, of
+      LevelDB's 2 MiB at most), then writes the held-back ones, which stay in
+      level-0 tables and the log.
   leveldb_interop.py read DB_DIR OUT.json
       Reads every record in key order and writes [key, channels, height,
       width, label, encoded, data as a list of ints] per record.
@@ -37,8 +38,8 @@ def datum_pb():
 
 
 def record(pb, i):
-    d = pb.Datum(channels=2, height=3, width=4, label=i % 7)
-    d.data = bytes((7 * i + j) % 256 for j in range(24))
+    d = pb.Datum(channels=3, height=16, width=16, label=i % 7)
+    d.data = bytes(((i * 2654435761 + j * 40503) >> 7) % 256 for j in range(768))
     return b"%08d" % i, d.SerializeToString()
 
 
@@ -50,7 +51,7 @@ def write(db_dir, n):
     random.Random(5).shuffle(order)
     late = set(order[-(n // 10):]) if n >= 10 else set()
     db = plyvel.DB(db_dir, create_if_missing=True, error_if_exists=True,
-                   write_buffer_size=16 * 1024, compression="snappy")
+                   write_buffer_size=256 * 1024, compression="snappy")
     for i in order:
         if i not in late:
             db.put(*record(pb, i))

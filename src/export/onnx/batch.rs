@@ -25,9 +25,11 @@ pub fn check(a: &Graph, b: &Graph, batch: usize) -> Result<()> {
                 && sb[0] == batch + 1
                 && sa[1..] == sb[1..];
             if !follows {
-                return Err(Error::Config(vec![node.def.error(
-                    node.def.field_span("type", 0),
-                    format!(
+                return Err(Error::Config(vec![node
+                    .def
+                    .error(
+                        node.def.field_span("type", 0),
+                        format!(
                         "{}: top `{}` is {} at batch {batch} and {} at batch {}, so its axis 0 \
                          is not the batch; the model cannot have a dynamic batch",
                         node.def.describe(),
@@ -36,8 +38,10 @@ pub fn check(a: &Graph, b: &Graph, batch: usize) -> Result<()> {
                         fmt_shape(sb),
                         batch + 1
                     ),
-                )
-                .with_help("export with a fixed batch (`--batch N`, without `--dynamic-batch`)")]));
+                    )
+                    .with_help(
+                        "export with a fixed batch (`--batch N`, without `--dynamic-batch`)",
+                    )]));
             }
         }
     }

@@ -98,18 +98,19 @@ fn reads_what_plyvel_wrote_without_writing_to_the_folder() {
 
 /// A Data layer over `dir` with LevelDB as its (default) backend.
 fn data_net(dir: &Path, batch: usize) -> Net {
+    try_data_net(dir, batch).unwrap()
+}
+
+/// [`data_net`], or the error of building it.
+fn try_data_net(dir: &Path, batch: usize) -> netrun::Result<Net> {
     let text = format!(
         "layer {{ name: \"d\" type: \"Data\" top: \"data\" top: \"label\" \
          transform_param {{ scale: 0.5 }} \
          data_param {{ source: \"{}\" batch_size: {batch} prefetch: 0 }} }}",
         dir.display()
     );
-    let net = parse_net_str("leveldb.net", &text).unwrap();
-    Net::new(
-        Graph::build(&net, &BuildOptions::for_phase(Phase::Test)).unwrap(),
-        1,
-    )
-    .unwrap()
+    let net = parse_net_str("leveldb.net", &text)?;
+    Net::new(Graph::build(&net, &BuildOptions::for_phase(Phase::Test))?, 1)
 }
 
 #[test]
@@ -156,8 +157,12 @@ fn a_damaged_table_is_an_error_naming_the_file() {
         "{err}"
     );
 
-    let mut net = data_net(&dir, N);
-    let err = net.forward().expect_err("damaged").to_string();
+    // At build (the first record opens every level-0 table) or at the first forward.
+    let err = match try_data_net(&dir, N) {
+        Err(e) => e.to_string(),
+        Ok(mut net) => net.forward().expect_err("damaged").to_string(),
+    };
+    assert!(!err.contains("backend: LMDB"), "{err}");
     assert!(err.contains("LevelDB"), "{err}");
     assert!(err.contains(&dir.display().to_string()), "{err}");
     assert!(err.contains(&name), "{err}");
@@ -178,6 +183,10 @@ fn not_a_leveldb_folder_is_a_clear_error() {
     std::fs::write(dir.join("data.mdb"), b"x").unwrap();
     let err = db::open(Backend::Leveldb, &dir).err().unwrap();
     assert!(err.contains("not a LevelDB database"), "{err}");
+    // An LMDB folder read with the default backend: the message says what to set.
+    let err = try_data_net(&dir, 2).err().unwrap().to_string();
+    assert!(err.contains("not a LevelDB database"), "{err}");
+    assert!(err.contains("set `backend: LMDB`"), "{err}");
 }
 
 /// The face crops' list with absolute paths, label = line index, in `dir`.

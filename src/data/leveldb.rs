@@ -336,8 +336,9 @@ where
     }
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let opt = Options {
+        // The folder was checked empty above; the library's own check
+        // refuses any existing folder.
         create_if_missing: true,
-        error_if_exists: true,
         compressor:
             <rusty_leveldb::compressor::SnappyCompressor as rusty_leveldb::CompressorId>::ID,
         ..Options::default()

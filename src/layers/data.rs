@@ -208,9 +208,10 @@ fn first_record(
         Ok(Some(kv)) => kv,
         Ok(None) => return Err(unreadable(format!("{name} `{}` is empty", dir.display()))),
         Err(e) => {
+            let lmdb_folder = dir.join("data.mdb").exists() && !dir.join("CURRENT").exists();
             let help = match p.backend {
-                Backend::Leveldb if !param_given(def, BLOCK, "backend") => {
-                    "; `backend` defaults to LEVELDB: set `backend: LMDB` for an LMDB"
+                Backend::Leveldb if lmdb_folder && !param_given(def, BLOCK, "backend") => {
+                    "; the folder holds an LMDB and `backend` defaults to LEVELDB: set `backend: LMDB`"
                 }
                 _ => "",
             };

@@ -110,7 +110,10 @@ fn try_data_net(dir: &Path, batch: usize) -> netrun::Result<Net> {
         dir.display()
     );
     let net = parse_net_str("leveldb.net", &text)?;
-    Net::new(Graph::build(&net, &BuildOptions::for_phase(Phase::Test))?, 1)
+    Net::new(
+        Graph::build(&net, &BuildOptions::for_phase(Phase::Test))?,
+        1,
+    )
 }
 
 #[test]

@@ -192,7 +192,7 @@ layer { name: "fold" type: "Reshape" bottom: "data" top: "fold" reshape_param { 
         true,
     );
     assert!(
-        err.contains("layer `fold` (Reshape): top `fold` is 6×4 at batch 2 and 9×4 at batch 3"),
+        err.contains("layer `fold` (Reshape): top `fold` is 6x4 at batch 2 and 9x4 at batch 3"),
         "{err}"
     );
     assert!(err.contains("without `--dynamic-batch`"), "{err}");

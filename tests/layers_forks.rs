@@ -233,12 +233,21 @@ fn accuracy_min_is_better_ranks_distances() {
 #[test]
 fn gaussian_unitball_rows_are_unit_and_msra_alpha_shrinks_the_std() {
     use netrun::layers::filler::{fill, FillerParams};
+    use netrun::philox::ParamStreams;
     let p = FillerParams {
         type_name: "gaussian_unitball".into(),
         ..FillerParams::default()
     };
     let mut b = Blob::new(&[6, 10]);
-    fill(&p, &mut b, &mut Rng::seed_from_u64(1));
+    fill(
+        &p,
+        &mut b,
+        ParamStreams {
+            seed: 1,
+            layer: "w",
+        }
+        .blob(0),
+    );
     for r in b.data().chunks(10) {
         assert!((norm(&f64s(r)) - 1.0).abs() < 1e-6);
     }
@@ -248,7 +257,15 @@ fn gaussian_unitball_rows_are_unit_and_msra_alpha_shrinks_the_std() {
         ..FillerParams::default()
     };
     let mut b = Blob::new(&[200, 50]);
-    fill(&p, &mut b, &mut Rng::seed_from_u64(2));
+    fill(
+        &p,
+        &mut b,
+        ParamStreams {
+            seed: 2,
+            layer: "w",
+        }
+        .blob(0),
+    );
     let var = b.data().iter().map(|&v| v as f64 * v as f64).sum::<f64>() / b.count() as f64;
     // std² = 2/((1 + α²)·fan_in) = 1/50.
     assert!((var - 0.02).abs() < 0.002, "msra alpha variance {var}");

@@ -22,8 +22,9 @@ use super::{
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,10 +175,10 @@ impl Layer for InnerDistanceLayer {
         3 * self.k as u64 * count(&top[0]) as u64
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
         if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
+            fill(&self.params.bias_filler, b, streams.blob(1));
         }
     }
 

@@ -21,8 +21,9 @@ use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,8 +123,8 @@ impl Layer for LargeMarginInnerProductLayer {
         2 * self.k as u64 * count(&top[0]) as u64
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
     }
 
     fn state(&self) -> Vec<(String, f64)> {

@@ -3,8 +3,9 @@
 //! to constructors; adding a layer is one file plus one line there.
 
 use crate::blob::Blob;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{ParamSpec, Phase};
+pub use crate::philox::ParamStreams;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -248,7 +249,7 @@ pub trait Layer: Send + AsAny {
     fn set_top_rewritten_later(&mut self, _rewritten: bool) {}
 
     /// Initialises the learnable blobs (shaped as [`Layer::param_shapes`]) with the layer's fillers.
-    fn fill_params(&self, _params: &mut [Blob], _rng: &mut Rng) {}
+    fn fill_params(&self, _params: &mut [Blob], _streams: &ParamStreams) {}
 
     /// Whether learnable blob `i`'s diff is the true gradient of the loss. A
     /// layer whose coded update is deliberately something else (CenterLoss's

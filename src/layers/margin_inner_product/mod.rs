@@ -48,8 +48,9 @@ use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 /// `MarginType`: the A-Softmax m. SINGLE = 0 (m=1) … QUADRUPLE = 3 (m=4).
@@ -188,8 +189,8 @@ impl Layer for MarginInnerProductLayer {
         2 * self.k as u64 * count(&top[0]) as u64
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
     }
 
     fn param_diff_is_gradient(&self, _index: usize) -> bool {

@@ -1,6 +1,6 @@
 """An independent LevelDB writer and reader (plyvel, on Google's C++ LevelDB)
 for netrun's LevelDB tests. Datum records are encoded with Python's protobuf
-from caffe_datum.proto.
+from caffe_weights.proto (compiled as caffe_interop.py does).
 
   leveldb_interop.py write DB_DIR N
       Writes N raw Datum records (3x16x16 bytes, byte j of record i is
@@ -14,27 +14,15 @@ from caffe_datum.proto.
       width, label, encoded, data as a list of ints] per record.
 """
 import json
-import os
 import random
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 def datum_pb():
-    from grpc_tools import protoc
-    import grpc_tools
+    from caffe_interop import compile_proto
 
-    out = tempfile.mkdtemp()
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{HERE}", f"-I{include}", f"--python_out={out}",
-                      os.path.join(HERE, "caffe_datum.proto")])
-    if rc != 0:
-        raise SystemExit(f"protoc failed with {rc}")
-    sys.path.insert(0, out)
-    import caffe_datum_pb2
-    return caffe_datum_pb2
+    return compile_proto(tempfile.mkdtemp())
 
 
 def record(pb, i):

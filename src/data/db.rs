@@ -28,14 +28,14 @@ impl Backend {
 
 /// A database open for reading.
 pub enum Reader {
-    Leveldb(leveldb::DbReader),
+    Leveldb(Box<leveldb::DbReader>),
     Lmdb(lmdb::DbReader),
 }
 
 /// Opens the database of kind `backend` in folder `dir` for reading.
 pub fn open(backend: Backend, dir: &Path) -> Result<Reader, String> {
     Ok(match backend {
-        Backend::Leveldb => Reader::Leveldb(leveldb::open(dir)?),
+        Backend::Leveldb => Reader::Leveldb(Box::new(leveldb::open(dir)?)),
         Backend::Lmdb => Reader::Lmdb(lmdb::open(dir)?),
     })
 }

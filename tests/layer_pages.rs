@@ -345,7 +345,7 @@ fn param_fields_probes_each_block_in_registry_order() {
     let fields = param_fields("SoftmaxWithLoss").unwrap();
     let blocks: Vec<&str> = fields.iter().map(|(b, _)| *b).collect();
     assert_eq!(blocks, ["softmax_param", "loss_param"]);
-    assert_eq!(fields[0].1.unwrap(), ["engine", "axis"]);
+    assert_eq!(fields[0].1.unwrap(), ["engine", "axis", "normalize_type"]);
     assert_eq!(
         fields[1].1.unwrap(),
         ["ignore_label", "normalization", "normalize"]

@@ -438,6 +438,7 @@ fn imageset(resize: Option<[usize; 2]>, gray: bool, encoded: bool) -> ImagesetOp
         encoded,
         force: false,
         seed: 1,
+        backend: netrun::data::db::Backend::Lmdb,
     }
 }
 
@@ -577,6 +578,7 @@ fn a_failed_forced_conversion_keeps_the_old_databases() {
         encoded: false,
         force: true,
         seed: 0,
+        backend: netrun::data::db::Backend::Lmdb,
     };
     let db = out.join("mnist_train_lmdb");
     assert!(convert_imageset(&dir, &list, &db, &opts).is_err());

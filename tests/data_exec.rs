@@ -791,7 +791,7 @@ fn data_prefetch_matches_a_synchronous_read_and_rand_skip_is_seeded() {
 }
 
 #[test]
-fn leveldb_fails_at_forward_when_built_with_an_input_shape() {
+fn a_missing_leveldb_fails_at_forward_when_built_with_an_input_shape() {
     let text = "layer { name: \"d\" type: \"Data\" top: \"data\" \
                 data_param { source: \"x_leveldb\" batch_size: 2 } }";
     let net = parse_net_str("t.net", text).unwrap();
@@ -802,7 +802,7 @@ fn leveldb_fails_at_forward_when_built_with_an_input_shape() {
     let mut net = Net::new(Graph::build(&net, &opts).unwrap(), 1).unwrap();
     let err = forward_error(&mut net);
     assert!(
-        err.contains("layer `d` (Data) forward: LevelDB is not supported; convert to LMDB"),
+        err.contains("layer `d` (Data) forward: cannot open LevelDB `x_leveldb` (tried "),
         "{err}"
     );
 }

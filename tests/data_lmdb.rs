@@ -161,7 +161,7 @@ fn legacy_transform_fields_in_data_param() {
 }
 
 #[test]
-fn leveldb_is_refused_unless_input_shape_is_given() {
+fn a_missing_leveldb_is_refused_unless_input_shape_is_given() {
     let text = net(
         "source: \"pairs_leveldb\" batch_size: 64",
         "scale: 0.00390625",
@@ -169,12 +169,9 @@ fn leveldb_is_refused_unless_input_shape_is_given() {
     );
     let err = error_with(&text, |_| {});
     assert!(
-        err.contains(
-            "layer `mnist` (Data): LevelDB is not supported; convert to LMDB with `netrun convert ...`"
-        ),
+        err.contains("layer `mnist` (Data): cannot open LevelDB `pairs_leveldb` (tried "),
         "{err}"
     );
-    assert!(err.contains("`backend` defaults to LEVELDB"), "{err}");
     assert!(err.contains("`--input-shape pair_data=C,H,W`"), "{err}");
     let g = build_with(&text, |o| {
         o.context

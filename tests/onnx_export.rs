@@ -50,17 +50,19 @@ fn make_net(net: &Path, batch: usize, random: bool) -> Net {
     net
 }
 
-/// Exports `net_file` through the command line and compares ONNX Runtime with
-/// `netrun forward`; returns the largest relative error over the model's outputs.
-fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let net = make_net(net_file, batch, random);
-    let w = dir.path().join("w.safetensors");
-    let params: Vec<(String, &netrun::blob::Blob)> = weights::net_params(&net)
+/// Saves `net`'s learnable blobs as `<dir>/w.safetensors`.
+fn save_weights(net: &Net, dir: &Path) -> PathBuf {
+    let w = dir.join("w.safetensors");
+    let params: Vec<(String, &netrun::blob::Blob)> = weights::net_params(net)
         .into_iter()
         .map(|(name, p)| (name, &net.params[p]))
         .collect();
     weights::save(&w, &params, &BTreeMap::new()).unwrap();
+    w
+}
+
+/// Random values in [−1, 1) for every Input top of `net`, saved as `<dir>/<name>`.
+fn save_inputs(net: &Net, dir: &Path, name: &str) -> PathBuf {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut inputs: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     for node in net
@@ -80,18 +82,22 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
         .iter()
         .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
         .collect();
-    let x = dir.path().join("x.safetensors");
+    let x = dir.join(name);
     weights::save_f32(&x, &views, &BTreeMap::new()).unwrap();
+    x
+}
 
-    let model = dir.path().join("model.onnx");
+/// `netrun export onnx NET --weights W -o <dir>/model.onnx ARGS...`.
+fn export_model(net_file: &Path, w: &Path, dir: &Path, args: &[&str]) -> PathBuf {
+    let model = dir.join("model.onnx");
     let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
         .args(["export", "onnx"])
         .arg(net_file)
         .arg("--weights")
-        .arg(&w)
+        .arg(w)
         .arg("-o")
         .arg(&model)
-        .args(["--batch", &batch.to_string()])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -99,11 +105,17 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
         "export failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let y = dir.path().join("y.safetensors");
+    model
+}
+
+/// Runs `netrun forward` and ONNX Runtime on inputs `x`; asserts every output agrees
+/// within 1e-4 relative and returns onnx_compare.py's report.
+fn run_both(net_file: &Path, w: &Path, model: &Path, x: &Path) -> serde_json::Value {
+    let y = x.with_extension("forward.safetensors");
     forward(&ForwardOptions {
         net: net_file.to_path_buf(),
-        weights: Some(w.clone()),
-        inputs: x.clone(),
+        weights: Some(w.to_path_buf()),
+        inputs: x.to_path_buf(),
         top_diff: None,
         backward: false,
         phase: Phase::Test,
@@ -111,12 +123,11 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
         extra_data_dirs: vec![],
     })
     .unwrap();
-    let report = run_script("onnx_compare.py", &[&model, &x, &y]);
+    let report = run_script("onnx_compare.py", &[model, x, &y]);
     let json: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     println!("{}: {json}", net_file.display());
     let errors = json["outputs"].as_object().unwrap();
     assert!(!errors.is_empty());
-    let mut worst = 0.0f64;
     for (name, e) in errors {
         let e = e.as_f64().unwrap();
         assert!(
@@ -124,10 +135,67 @@ fn compare(net_file: &Path, batch: usize, random: bool) -> f64 {
             "{}: output `{name}` differs by {e:e} (relative)",
             net_file.display()
         );
-        worst = worst.max(e);
     }
     assert_eq!(json["opset"].as_i64(), Some(netrun::export::onnx::OPSET));
-    worst
+    json
+}
+
+/// Exports `net_file` through the command line and compares ONNX Runtime with
+/// `netrun forward` (within 1e-4 relative on every output).
+fn compare(net_file: &Path, batch: usize, random: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let net = make_net(net_file, batch, random);
+    let w = save_weights(&net, dir.path());
+    let x = save_inputs(&net, dir.path(), "x.safetensors");
+    let model = export_model(net_file, &w, dir.path(), &["--batch", &batch.to_string()]);
+    run_both(net_file, &w, &model, &x);
+}
+
+/// With `--dynamic-batch` one model runs at batch 1 and 3 in ONNX Runtime, with
+/// the outputs `netrun forward` gives at each.
+fn compare_dynamic(net_file: &Path, random: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = save_weights(&make_net(net_file, 2, random), dir.path());
+    let model = export_model(
+        net_file,
+        &w,
+        dir.path(),
+        &["--batch", "2", "--dynamic-batch"],
+    );
+    for batch in [1, 3] {
+        let x = save_inputs(
+            &make_net(net_file, batch, random),
+            dir.path(),
+            &format!("x{batch}.safetensors"),
+        );
+        let json = run_both(net_file, &w, &model, &x);
+        for dims in json["input_dims"].as_object().unwrap().values() {
+            assert_eq!(dims[0].as_str(), Some("N"), "{json}");
+        }
+    }
+}
+
+#[test]
+fn a_dynamic_batch_model_runs_at_batch_1_and_3() {
+    compare_dynamic(&repo("nets/caffe-face/mnist_deploy.prototxt"), true);
+    compare_dynamic(&repo("tests/onnx_nets/structure.prototxt"), true);
+    compare_dynamic(&repo("tests/onnx_nets/pointwise.prototxt"), true);
+}
+
+#[test]
+fn a_net_that_folds_the_batch_has_no_dynamic_batch() {
+    let err = export_error_with(
+        r#"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 4 } } }
+layer { name: "fold" type: "Reshape" bottom: "data" top: "fold" reshape_param { shape { dim: -1 dim: 4 } } }
+"#,
+        true,
+    );
+    assert!(
+        err.contains("layer `fold` (Reshape): top `fold` is 6x4 at batch 2 and 9x4 at batch 3"),
+        "{err}"
+    );
+    assert!(err.contains("without `--dynamic-batch`"), "{err}");
 }
 
 #[test]
@@ -161,6 +229,11 @@ fn structure_layers_match_onnx_runtime() {
 
 /// Exports a net from text with its fillers' weights; the error text when refused.
 fn export_error(text: &str) -> String {
+    export_error_with(text, false)
+}
+
+/// [`export_error`], with a dynamic batch when `dynamic`.
+fn export_error_with(text: &str, dynamic: bool) -> String {
     let dir = tempfile::tempdir().unwrap();
     let net_file = dir.path().join("net.prototxt");
     std::fs::write(&net_file, text).unwrap();
@@ -171,6 +244,7 @@ fn export_error(text: &str) -> String {
         weights: w,
         output: dir.path().join("m.onnx"),
         batch: None,
+        dynamic_batch: dynamic,
         extra_data_dirs: vec![],
     })
     .expect_err("expected the export to be refused")

@@ -7,6 +7,7 @@ pub mod load;
 pub mod messages;
 pub mod model;
 pub mod upgrade;
+pub mod upgrade_v0;
 pub mod write;
 
 pub use model::{CaffeBlob, CaffeLayer, CaffeModel};

@@ -10,60 +10,133 @@
 //!   `image_data_param`) move into `transform_param`, as Caffe's
 //!   `UpgradeNetDataTransformation` does.
 //!
+//! - V0 `layers { layer { ... } }` blocks (Caffe's `UpgradeV0Net`, padding
+//!   layers folded) become V1 blocks first: see [`super::upgrade_v0`].
+//! - A BatchNorm layer's three `param` specs are dropped, as Caffe's
+//!   `UpgradeNetBatchNorm` does.
+//!
 //! Spans are kept, so every later error still points into the file.
 //! [`to_text`] prints an upgraded net (`netrun upgrade`).
 
 use super::messages::V1_TYPES;
+use super::upgrade_v0::is_v0;
 use crate::error::{did_you_mean, Diagnostic};
 use crate::proto::{Block, Field, Scalar, Value};
 use crate::source::{SourceFile, Span};
 use std::sync::Arc;
 
-/// An upgraded net block, the errors found and the notes to show.
+/// An upgraded net block, the errors found, the notes to show and the
+/// upgrades applied (for `netrun upgrade`).
 pub struct Upgraded {
     pub block: Block,
     pub errors: Vec<Diagnostic>,
     pub notes: Vec<Diagnostic>,
+    pub applied: Vec<String>,
+}
+
+/// The note that a net is read upgraded, at `span`.
+fn upgrade_note(what: &str, source: &Arc<SourceFile>, span: Span) -> Diagnostic {
+    Diagnostic::new(format!("this net uses {what}"))
+        .at(source, span)
+        .with_help(format!(
+            "write the file in today's format with `netrun upgrade {} -o NEW.prototxt`",
+            source.path.display()
+        ))
+        .as_warning()
 }
 
 /// Upgrades a net's top-level block (module docs).
 pub fn upgrade(root: &Block, source: &Arc<SourceFile>) -> Upgraded {
     let mut errors = Vec::new();
     let mut notes = Vec::new();
+    let mut applied = Vec::new();
+    let v0_fields: Vec<&Field> = root
+        .fields
+        .iter()
+        .filter(|f| f.name == "layers" && matches!(&f.value, Value::Block(b) if is_v0(b)))
+        .collect();
+    let mut v0 = super::upgrade_v0::upgrade(&v0_fields, source);
+    errors.append(&mut v0.errors);
+    notes.append(&mut v0.warnings);
+    if let Some(first) = v0_fields.first() {
+        let folded = v0
+            .folded
+            .iter()
+            .map(|(p, into)| format!("`{p}` into `{into}`"))
+            .collect::<Vec<_>>();
+        let folded = match folded.is_empty() {
+            true => String::new(),
+            false => format!("; padding layers folded: {}", folded.join(", ")),
+        };
+        notes.push(upgrade_note(
+            &format!(
+                "V0 `layers {{ layer {{ ... }} }}` blocks; they are read upgraded, as Caffe's \
+                 UpgradeV0Net and UpgradeV1Net do{folded}"
+            ),
+            source,
+            first.name_span,
+        ));
+        applied.push(format!(
+            "V0 layers (UpgradeV0Net{folded}), then V1 layers (UpgradeV1Net)"
+        ));
+    }
+    let mut v0_layers = v0.layers.into_iter();
     let mut fields = Vec::with_capacity(root.fields.len());
     let mut v1_seen = false;
+    let mut batch_norm = Vec::new();
     for f in &root.fields {
-        match (f.name.as_str(), &f.value) {
+        let is_v0_field = v0_fields.iter().any(|v| std::ptr::eq(*v, f));
+        let v1 = match (f.name.as_str(), &f.value) {
+            ("layers", _) if is_v0_field => match v0_layers.next().flatten() {
+                Some(Field {
+                    value: Value::Block(b),
+                    ..
+                }) => Some(b),
+                _ => continue,
+            },
             ("layers", Value::Block(b)) => {
                 if !v1_seen {
                     v1_seen = true;
-                    notes.push(
-                        Diagnostic::new(
-                            "this net uses V1 `layers { ... }` blocks; they are read upgraded, as Caffe's UpgradeV1Net does",
-                        )
-                        .at(source, f.name_span)
-                        .with_help(format!(
-                            "write the file in today's format with `netrun upgrade {} -o NEW.prototxt`",
-                            source.path.display()
-                        ))
-                        .as_warning(),
-                    );
+                    notes.push(upgrade_note(
+                        "V1 `layers { ... }` blocks; they are read upgraded, as Caffe's UpgradeV1Net does",
+                        source,
+                        f.name_span,
+                    ));
+                    applied.push("V1 layers (UpgradeV1Net)".into());
                 }
-                match v1_layer(b, source) {
-                    Ok(block) => fields.push(Field {
-                        name: "layer".into(),
-                        value: Value::Block(data_transform(&block)),
-                        ..f.clone()
-                    }),
-                    Err(d) => errors.push(d),
-                }
+                Some(b.clone())
             }
-            ("layer", Value::Block(b)) => fields.push(Field {
-                value: Value::Block(data_transform(b)),
-                ..f.clone()
-            }),
-            _ => fields.push(f.clone()),
+            _ => None,
+        };
+        let layer = match (v1, &f.value) {
+            (Some(b), _) => match v1_layer(&b, source) {
+                Ok(block) => block,
+                Err(d) => {
+                    errors.push(d);
+                    continue;
+                }
+            },
+            (None, Value::Block(b)) if f.name == "layer" => b.clone(),
+            _ => {
+                fields.push(f.clone());
+                continue;
+            }
+        };
+        let layer = batch_norm_specs(&data_transform(&layer, &mut applied), source, &mut notes);
+        if let Some(name) = layer.1 {
+            batch_norm.push(name);
         }
+        fields.push(Field {
+            name: "layer".into(),
+            value: Value::Block(layer.0),
+            ..f.clone()
+        });
+    }
+    if !batch_norm.is_empty() {
+        applied.push(format!(
+            "BatchNorm param specs dropped ({})",
+            batch_norm.join(", ")
+        ));
     }
     Upgraded {
         block: Block {
@@ -72,7 +145,40 @@ pub fn upgrade(root: &Block, source: &Arc<SourceFile>) -> Upgraded {
         },
         errors,
         notes,
+        applied,
     }
+}
+
+/// Caffe's BatchNorm upgrade: a BatchNorm layer with exactly three `param`
+/// specs (one per statistics blob, usually `lr_mult: 0`, from the days the
+/// solver updated them) loses them, since the statistics are never learned.
+/// Returns the layer and, when upgraded, its name.
+fn batch_norm_specs(
+    layer: &Block,
+    source: &Arc<SourceFile>,
+    notes: &mut Vec<Diagnostic>,
+) -> (Block, Option<String>) {
+    let is_bn = layer
+        .get("type")
+        .is_some_and(|t| matches!(&t.value, Value::Scalar(Scalar::Str(s)) if s == "BatchNorm"));
+    let specs: Vec<&Field> = layer.all("param").collect();
+    if !is_bn || specs.len() != 3 {
+        return (layer.clone(), None);
+    }
+    let name = match layer.get("name").map(|n| &n.value) {
+        Some(Value::Scalar(Scalar::Str(s))) => s.clone(),
+        _ => String::new(),
+    };
+    notes.push(
+        Diagnostic::new(format!(
+            "layer `{name}` (BatchNorm): its three `param` specs are dropped, as Caffe's \
+             BatchNorm upgrade drops them: the statistics blobs are never learned"
+        ))
+        .at(source, specs[0].name_span)
+        .with_help("leave the `param` blocks out")
+        .as_warning(),
+    );
+    (layer.filtered(|f| f.name != "param"), Some(name))
 }
 
 /// One V1 layer as today's `layer` block.
@@ -126,13 +232,6 @@ fn v1_layer(b: &Block, source: &Arc<SourceFile>) -> Result<Block, Diagnostic> {
                     ..f.clone()
                 });
             }
-            "layer" => {
-                return Err(
-                    Diagnostic::new("a V0 `layer { ... }` inside V1 `layers` is not read")
-                        .at(source, f.name_span)
-                        .with_help("convert the file with Caffe's `upgrade_net_proto_text` first"),
-                )
-            }
             _ => fields.push(f.clone()),
         }
     }
@@ -154,7 +253,7 @@ fn v1_layer(b: &Block, source: &Arc<SourceFile>) -> Result<Block, Diagnostic> {
 }
 
 /// Moves data-transform fields of a data layer's own block into `transform_param`.
-fn data_transform(layer: &Block) -> Block {
+fn data_transform(layer: &Block, applied: &mut Vec<String>) -> Block {
     const MOVED: [&str; 4] = ["scale", "mean_file", "crop_size", "mirror"];
     let mut moved = Vec::new();
     let mut fields: Vec<Field> = layer
@@ -181,6 +280,11 @@ fn data_transform(layer: &Block) -> Block {
         .collect();
     if moved.is_empty() {
         return layer.clone();
+    }
+    const WHAT: &str =
+        "data-transform fields into `transform_param` (UpgradeNetDataTransformation)";
+    if !applied.iter().any(|a| a == WHAT) {
+        applied.push(WHAT.into());
     }
     match fields.iter_mut().find(|f| f.name == "transform_param") {
         Some(Field {
@@ -247,11 +351,14 @@ pub fn scalar_field(name: &str, value: Scalar) -> Field {
 /// transforms upgraded (module docs), legacy `input`/`input_dim`/`input_shape`
 /// turned into an Input layer named `input` first. The net is checked first;
 /// comments are not kept.
-pub fn upgrade_file(path: &std::path::Path) -> crate::Result<String> {
+///
+/// Returns the text and the upgrades applied (empty when the file was already current).
+pub fn upgrade_file(path: &std::path::Path) -> crate::Result<(String, Vec<String>)> {
     let source = SourceFile::read(path)?;
     let doc = crate::proto::parse(&source)?;
     let net = crate::netdef::parse_net(&doc)?;
     let up = upgrade(&doc.root, &source);
+    let mut applied = up.applied;
     let legacy = ["input", "input_dim", "input_shape"];
     let mut fields: Vec<Field> = Vec::new();
     let mut input_at = None;
@@ -276,11 +383,14 @@ pub fn upgrade_file(path: &std::path::Path) -> crate::Result<String> {
         });
         layer.push(block_field("input_param", shapes.collect()));
         fields.insert(at, block_field("layer", layer));
+        applied
+            .push("net inputs (`input`/`input_dim` into an Input layer, UpgradeNetInput)".into());
     }
-    Ok(to_text(&Block {
+    let text = to_text(&Block {
         fields,
         span: Span::default(),
-    }))
+    });
+    Ok((text, applied))
 }
 
 fn block_field(name: &str, fields: Vec<Field>) -> Field {

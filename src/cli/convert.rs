@@ -2,7 +2,8 @@
 //! in `netrun::data`.
 
 use super::Env;
-use netrun::data::convert::{convert_imageset, convert_mnist, ImagesetOptions};
+use netrun::data::convert::{convert_imageset, convert_mnist_to, ImagesetOptions};
+use netrun::data::db::Backend;
 use netrun::data::{list_builder, mnist, pairs};
 use netrun::Result;
 use std::path::PathBuf;
@@ -10,12 +11,16 @@ use std::path::PathBuf;
 /// The `netrun convert` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ConvertCommand {
-    /// MNIST IDX files (plain or .gz; downloaded when missing) → `<OUT>/mnist_{train,test}_lmdb`.
+    /// MNIST IDX files (plain or .gz; downloaded when missing) → `<OUT>/mnist_{train,test}_lmdb`
+    /// (`_leveldb` with `--backend leveldb`).
     Mnist {
         /// Folder holding (or receiving) the four IDX files.
         idx_dir: PathBuf,
         /// Folder in which the two databases are written.
         out_dir: PathBuf,
+        /// The kind of database to write (LMDB is preferred: see the README).
+        #[arg(long, value_enum, default_value_t = DbKind::Lmdb)]
+        backend: DbKind,
         /// Replace existing databases.
         #[arg(long)]
         force: bool,
@@ -58,7 +63,7 @@ pub enum ConvertCommand {
         #[arg(long, value_name = "LIST", requires = "val_per_class")]
         val_output: Option<PathBuf>,
     },
-    /// An ImageData list of images → an LMDB, as Caffe's `convert_imageset`.
+    /// An ImageData list of images → an LMDB (or LevelDB), as Caffe's `convert_imageset`.
     Imageset {
         /// Folder the listed paths are relative to.
         root: PathBuf,
@@ -66,6 +71,9 @@ pub enum ConvertCommand {
         list: PathBuf,
         /// The database folder to create.
         lmdb: PathBuf,
+        /// The kind of database to write (LMDB is preferred: see the README).
+        #[arg(long, value_enum, default_value_t = DbKind::Lmdb)]
+        backend: DbKind,
         /// Resize every image to H×W (bilinear), e.g. `112x96`.
         #[arg(long, value_name = "HxW", value_parser = parse_size)]
         resize: Option<[usize; 2]>,
@@ -107,6 +115,22 @@ pub enum ConvertCommand {
     },
 }
 
+/// `--backend`: the database kinds Caffe's Data layer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbKind {
+    Lmdb,
+    Leveldb,
+}
+
+impl DbKind {
+    fn backend(self) -> Backend {
+        match self {
+            DbKind::Lmdb => Backend::Lmdb,
+            DbKind::Leveldb => Backend::Leveldb,
+        }
+    }
+}
+
 fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
     let parsed = s.split_once(['x', 'X']).and_then(|(h, w)| {
         Some([h.trim().parse().ok()?, w.trim().parse().ok()?]).filter(|[h, w]| *h > 0 && *w > 0)
@@ -144,10 +168,12 @@ pub fn run(cmd: &ConvertCommand, env: &Env) -> Result<()> {
         ConvertCommand::Mnist {
             idx_dir,
             out_dir,
+            backend,
             force,
             no_verify,
         } => {
-            for (dir, n) in convert_mnist(idx_dir, out_dir, &fetch(*no_verify), *force)? {
+            let b = backend.backend();
+            for (dir, n) in convert_mnist_to(b, idx_dir, out_dir, &fetch(*no_verify), *force)? {
                 println!("wrote {n} records to {}", dir.display());
             }
         }
@@ -193,6 +219,7 @@ pub fn run(cmd: &ConvertCommand, env: &Env) -> Result<()> {
             root,
             list,
             lmdb,
+            backend,
             resize,
             gray,
             shuffle,
@@ -206,6 +233,7 @@ pub fn run(cmd: &ConvertCommand, env: &Env) -> Result<()> {
                 encoded: *encoded,
                 force: *force,
                 seed: netrun::shape::DEFAULT_SEED,
+                backend: backend.backend(),
             };
             let n = convert_imageset(root, list, lmdb, &opts)?;
             println!("wrote {n} records to {}", lmdb.display());

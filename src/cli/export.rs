@@ -21,6 +21,9 @@ pub enum ExportCommand {
         /// Replaces the batch size of the Input layers.
         #[arg(long, value_name = "N")]
         batch: Option<usize>,
+        /// A symbolic batch axis `N`: the model runs at any batch size.
+        #[arg(long)]
+        dynamic_batch: bool,
     },
 }
 
@@ -30,12 +33,14 @@ pub fn run(cmd: &ExportCommand, env: &Env) -> Result<()> {
         weights,
         output,
         batch,
+        dynamic_batch,
     } = cmd;
     let report = export_onnx(&ExportOptions {
         net: net.clone(),
         weights: weights.clone(),
         output: output.clone(),
         batch: *batch,
+        dynamic_batch: *dynamic_batch,
         extra_data_dirs: env.extra_data_dirs(),
     })?;
     print!("{report}");

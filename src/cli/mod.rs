@@ -167,15 +167,22 @@ pub fn main() -> ExitCode {
         Command::Convert { what } => convert::run(what, &env),
         Command::Export { what } => export::run(what, &env),
         Command::Upgrade { file, output } => {
-            netrun::caffe::upgrade::upgrade_file(file).and_then(|text| match output {
-                None => {
-                    print!("{text}");
-                    Ok(())
+            netrun::caffe::upgrade::upgrade_file(file).and_then(|(text, applied)| {
+                if applied.is_empty() {
+                    eprintln!("note: `{}` is already in today's format", file.display());
+                } else {
+                    eprintln!("note: upgrades applied: {}", applied.join("; "));
                 }
-                Some(o) => std::fs::write(o, text).map_err(|e| netrun::Error::Io {
-                    path: o.clone(),
-                    message: e.to_string(),
-                }),
+                match output {
+                    None => {
+                        print!("{text}");
+                        Ok(())
+                    }
+                    Some(o) => std::fs::write(o, text).map_err(|e| netrun::Error::Io {
+                        path: o.clone(),
+                        message: e.to_string(),
+                    }),
+                }
             })
         }
         Command::Generate { what } => generate::run(what),

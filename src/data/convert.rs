@@ -1,4 +1,4 @@
-//! `netrun convert`: building Data-layer LMDBs as Caffe's converters do.
+//! `netrun convert`: building Data-layer LMDBs (or LevelDBs) as Caffe's converters do.
 //!
 //! * `mnist`: the four IDX files → `mnist_train_lmdb`, `mnist_test_lmdb`;
 //!   one `Datum` per digit (1×rows×cols bytes, label), keys the zero-padded
@@ -19,8 +19,9 @@
 //! ([`super::staged`]), so a failed conversion leaves the old one intact.
 
 use super::datum::Datum;
+use super::db::{self, Backend};
 use super::decode::decode;
-use super::{image_list, lmdb, mnist};
+use super::{image_list, mnist};
 use crate::error::{Error, Result};
 use crate::layer_io::Rng;
 use rand::seq::SliceRandom;
@@ -28,7 +29,7 @@ use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 /// Makes room for a new database in `dir`: refuses an existing one unless
-/// `force`, then removes only its LMDB files.
+/// `force`, or one holding files no database has.
 pub fn prepare_output(dir: &Path, force: bool) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e
@@ -45,9 +46,10 @@ pub fn prepare_output(dir: &Path, force: bool) -> Result<()> {
             dir.display()
         )));
     }
-    if entries.iter().any(|n| n != "data.mdb" && n != "lock.mdb") {
+    if entries.iter().any(|n| !super::staged::is_db_file(n)) {
         return Err(Error::Other(format!(
-            "`{}` holds files other than an LMDB's `data.mdb` and `lock.mdb`; not replacing it",
+            "`{}` holds files other than an LMDB's (`data.mdb`, `lock.mdb`) or a \
+             LevelDB's; not replacing it",
             dir.display()
         )));
     }
@@ -123,15 +125,34 @@ pub fn convert_mnist(
     fetch: &mnist::Fetch,
     force: bool,
 ) -> Result<Vec<(PathBuf, usize)>> {
-    let dbs = [out.join("mnist_train_lmdb"), out.join("mnist_test_lmdb")];
+    convert_mnist_to(Backend::Lmdb, idx_dir, out, fetch, force)
+}
+
+/// [`convert_mnist`] into databases of kind `backend`, named
+/// `mnist_{train,test}_lmdb` or `mnist_{train,test}_leveldb` as Caffe's.
+pub fn convert_mnist_to(
+    backend: Backend,
+    idx_dir: &Path,
+    out: &Path,
+    fetch: &mnist::Fetch,
+    force: bool,
+) -> Result<Vec<(PathBuf, usize)>> {
+    let suffix = match backend {
+        Backend::Lmdb => "lmdb",
+        Backend::Leveldb => "leveldb",
+    };
+    let dbs = [
+        out.join(format!("mnist_train_{suffix}")),
+        out.join(format!("mnist_test_{suffix}")),
+    ];
     for db in &dbs {
         prepare_output(db, force)?;
     }
     let splits = load_mnist(idx_dir, fetch)?;
     let mut written = Vec::new();
     let mut staged = Vec::new();
-    for (split, db) in splits.iter().zip(dbs) {
-        let stage = super::staged::stage(&db, force)?;
+    for (split, dir) in splits.iter().zip(dbs) {
+        let stage = super::staged::stage(&dir, force)?;
         let (rows, cols) = (split.images.dims[1], split.images.dims[2]);
         let records = (0..split.len()).map(|i| {
             let d = Datum {
@@ -144,9 +165,9 @@ pub fn convert_mnist(
             };
             (format!("{i:08}").into_bytes(), d.encode())
         });
-        let count = lmdb::write_records(stage.path(), records)
-            .map_err(|e| Error::Other(format!("cannot write `{}`: {e}", db.display())))?;
-        written.push((db, count));
+        let count = db::write_records(backend, stage.path(), records)
+            .map_err(|e| Error::Other(format!("cannot write `{}`: {e}", dir.display())))?;
+        written.push((dir, count));
         staged.push(stage);
     }
     // Both databases are written: only now are the old ones replaced.
@@ -166,9 +187,12 @@ pub struct ImagesetOptions {
     pub force: bool,
     /// Seed of the shuffle.
     pub seed: u64,
+    /// The kind of database written.
+    pub backend: Backend,
 }
 
-/// Converts the images of `list` (paths relative to `root`) into an LMDB at `out`; returns the record count.
+/// Converts the images of `list` (paths relative to `root`) into a database
+/// (`opts.backend`) at `out`; returns the record count.
 pub fn convert_imageset(
     root: &Path,
     list: &Path,
@@ -209,7 +233,7 @@ pub fn convert_imageset(
             }
         }
     });
-    let written = lmdb::write_records(stage.path(), records);
+    let written = db::write_records(opts.backend, stage.path(), records);
     bar.finish_and_clear();
     if let Some(m) = failure {
         // Dropping `stage` removes the partial database; `out` is untouched.

@@ -1,13 +1,16 @@
-//! Reading training data from disk: path resolution, image lists, LMDB
-//! databases and Caffe's `Datum` records; decoding, transforming and
+//! Reading training data from disk: path resolution, image lists, LMDB and
+//! LevelDB databases and Caffe's `Datum` records; decoding, transforming and
 //! prefetching batches; dataset converters.
 
 pub mod blob_proto;
 pub mod convert;
 pub mod datum;
+pub mod db;
 pub mod decode;
 pub mod hdf5;
 pub mod image_list;
+pub mod leveldb;
+pub mod leveldb_check;
 pub mod list_builder;
 pub mod lmdb;
 pub mod lmdb_check;

@@ -1,10 +1,10 @@
 //! The batch sources behind ImageData (a list of image files) and Data (an
-//! LMDB of `Datum` records). Each owns generators seeded from the net's seed
+//! LMDB or LevelDB of `Datum` records). Each owns generators seeded from the net's seed
 //! and the layer's name: `rand_skip` and the per-sample transform draws come
 //! from one in a fixed order, a list's shuffles from another, so batches do
 //! not depend on timing.
 //!
-//! Positions ([`BatchSource::position`]) are what a snapshot saves: LMDB
+//! Positions ([`BatchSource::position`]) are what a snapshot saves: database
 //! `cursor` (records to pass from the first, wrapping) and `rng`; list
 //! `epoch`, `cursor` (entry of the epoch's order) and `rng`. `rng` is the
 //! word position of the generator, whose seed the definition gives; a list's
@@ -12,9 +12,10 @@
 //! it is rebuilt from `epoch` alone.
 
 use super::datum::Datum;
+use super::db::{self, Backend, Reader};
 use super::decode::decode;
 use super::image_list::Entry;
-use super::lmdb::{self, DbReader, Record};
+use super::lmdb::Record;
 use super::prefetch::{read_position, Batch, BatchSource, Position};
 use super::transform::Transformer;
 use super::{fmt_paths, resolve};
@@ -177,8 +178,9 @@ impl BatchSource for ListSource {
     }
 }
 
-/// Data's samples: the records of an LMDB in key order, wrapping around.
-pub struct LmdbSource {
+/// Data's samples: the records of an LMDB or LevelDB in key order, wrapping around.
+pub struct DbSource {
+    pub backend: Backend,
     pub dir: PathBuf,
     /// Channels encoded records are decoded to (force_color 3, force_gray 1).
     pub forced: Option<usize>,
@@ -189,32 +191,39 @@ pub struct LmdbSource {
     pub rng: Rng,
     /// Records still to skip before the first batch.
     pub skip: usize,
-    reader: Option<DbReader>,
+    reader: Option<Reader>,
     pending: VecDeque<Record>,
     last_key: Option<Vec<u8>>,
     /// Position in key order of the next record.
     index: usize,
 }
 
+/// "`what` LMDB `dir`: `e`".
+fn fail(backend: Backend, dir: &std::path::Path, what: &str, e: String) -> String {
+    format!("{what} {} `{}`: {e}", backend.name(), dir.display())
+}
+
 /// Records read per transaction.
 const CHUNK: usize = 256;
 
-impl LmdbSource {
+impl DbSource {
     /// A source over `dir` skipping a random number in [0, rand_skip) of records first.
     pub fn new(
+        backend: Backend,
         dir: PathBuf,
         first_key: String,
         batch: usize,
         transformer: Transformer,
         mut rng: Rng,
         rand_skip: u32,
-    ) -> LmdbSource {
+    ) -> DbSource {
         let skip = if rand_skip > 0 {
             rng.gen_range(0..rand_skip) as usize
         } else {
             0
         };
-        LmdbSource {
+        DbSource {
+            backend,
             dir,
             forced: None,
             first_key,
@@ -229,20 +238,26 @@ impl LmdbSource {
         }
     }
 
+    /// "`what` LMDB `dir`: `e`".
+    fn fail(&self, what: &str, e: String) -> String {
+        fail(self.backend, &self.dir, what, e)
+    }
+
     /// The next record and its index, wrapping to the first after the last.
     fn next_record(&mut self) -> Result<(usize, Record), String> {
         if self.pending.is_empty() {
             let reader = match &self.reader {
                 Some(r) => r,
                 None => self.reader.insert(
-                    lmdb::open(&self.dir)
-                        .map_err(|e| format!("cannot open LMDB `{}`: {e}", self.dir.display()))?,
+                    db::open(self.backend, &self.dir)
+                        .map_err(|e| fail(self.backend, &self.dir, "cannot open", e))?,
                 ),
             };
+            let (backend, dir) = (self.backend, &self.dir);
             let read = |after: Option<&[u8]>| {
                 reader
                     .records(after, CHUNK)
-                    .map_err(|e| format!("cannot read LMDB `{}`: {e}", self.dir.display()))
+                    .map_err(|e| fail(backend, dir, "cannot read", e))
             };
             let mut chunk = read(self.last_key.as_deref())?;
             if chunk.is_empty() && self.last_key.is_some() {
@@ -250,7 +265,11 @@ impl LmdbSource {
                 chunk = read(None)?;
             }
             if chunk.is_empty() {
-                return Err(format!("LMDB `{}` is empty", self.dir.display()));
+                return Err(format!(
+                    "{} `{}` is empty",
+                    self.backend.name(),
+                    self.dir.display()
+                ));
             }
             self.pending.extend(chunk);
         }
@@ -265,7 +284,8 @@ impl LmdbSource {
         let key = String::from_utf8_lossy(key);
         let at = || {
             format!(
-                "record {index} (key `{key}`) of LMDB `{}`",
+                "record {index} (key `{key}`) of {} `{}`",
+                self.backend.name(),
                 self.dir.display()
             )
         };
@@ -299,7 +319,7 @@ impl LmdbSource {
     }
 }
 
-impl BatchSource for LmdbSource {
+impl BatchSource for DbSource {
     fn next_batch(&mut self) -> Result<Batch, String> {
         while self.skip > 0 {
             self.next_record()?;
@@ -332,12 +352,15 @@ impl BatchSource for LmdbSource {
         let [cursor, word] = read_position(position, &["cursor", "rng"])?[..] else {
             unreachable!("two keys")
         };
-        let reader = lmdb::open(&self.dir)
-            .map_err(|e| format!("cannot open LMDB `{}`: {e}", self.dir.display()))?;
-        let cannot = |e: String| format!("cannot read LMDB `{}`: {e}", self.dir.display());
+        let reader = db::open(self.backend, &self.dir).map_err(|e| self.fail("cannot open", e))?;
+        let cannot = |e: String| self.fail("cannot read", e);
         let n = reader.len().map_err(cannot)?;
         if n == 0 {
-            return Err(format!("LMDB `{}` is empty", self.dir.display()));
+            return Err(format!(
+                "{} `{}` is empty",
+                self.backend.name(),
+                self.dir.display()
+            ));
         }
         let index = (cursor % n as u64) as usize;
         let last_key = match index {

@@ -17,11 +17,27 @@ pub struct Staged {
     done: bool,
 }
 
-/// Files an LMDB folder holds; a folder with anything else is not replaced.
-const LMDB_FILES: &[&str] = &["data.mdb", "lock.mdb"];
+/// Whether `name` is a file of an LMDB folder (`data.mdb`, `lock.mdb`) or of
+/// a LevelDB folder (`CURRENT`, `LOCK`, `LOG`, `LOG.old`, `MANIFEST-<n>`,
+/// `<n>.ldb|sst|log|dbtmp`); a folder with anything else is not replaced.
+pub fn is_db_file(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match name {
+        "data.mdb" | "lock.mdb" | "CURRENT" | "LOCK" | "LOG" | "LOG.old" => true,
+        _ => {
+            name.strip_prefix("MANIFEST-").is_some_and(number)
+                || name.split_once('.').is_some_and(|(n, ext)| {
+                    number(n) && matches!(ext, "ldb" | "sst" | "log" | "dbtmp")
+                })
+        }
+    }
+}
 
-/// Checks that `dest` may be (re)placed — absent, empty, or with `force` an
-/// LMDB folder — and makes the fresh folder to write into.
+/// Checks that `dest` may be (re)placed — absent, empty, or with `force` a
+/// database folder — and makes the fresh folder to write into.
 pub fn stage(dest: &Path, force: bool) -> Result<Staged> {
     if let Ok(entries) = std::fs::read_dir(dest) {
         let names: Vec<_> = entries
@@ -33,9 +49,10 @@ pub fn stage(dest: &Path, force: bool) -> Result<Staged> {
                 dest.display()
             )));
         }
-        if names.iter().any(|n| !LMDB_FILES.iter().any(|f| n == f)) {
+        if names.iter().any(|n| !is_db_file(n)) {
             return Err(Error::Other(format!(
-                "`{}` holds files other than an LMDB's `data.mdb` and `lock.mdb`; not replacing it",
+                "`{}` holds files other than an LMDB's (`data.mdb`, `lock.mdb`) or a \
+                 LevelDB's; not replacing it",
                 dest.display()
             )));
         }
@@ -59,7 +76,7 @@ pub fn stage(dest: &Path, force: bool) -> Result<Staged> {
         message: e.to_string(),
     })?;
     let temp = parent.join(format!(".{name}.new-{}", std::process::id()));
-    remove_lmdb(&temp);
+    remove_db(&temp);
     std::fs::create_dir(&temp)
         .map_err(|e| Error::Other(format!("cannot create `{}`: {e}", temp.display())))?;
     Ok(Staged {
@@ -87,7 +104,7 @@ impl Staged {
         if self.dest.exists() {
             exchange(&self.temp, &self.dest).map_err(fail)?;
             // `temp` now holds the old database.
-            remove_lmdb(&self.temp);
+            remove_db(&self.temp);
         } else {
             std::fs::rename(&self.temp, &self.dest).map_err(fail)?;
         }
@@ -102,15 +119,17 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.done {
-            remove_lmdb(&self.temp);
+            remove_db(&self.temp);
         }
     }
 }
 
-/// Removes an LMDB folder made here (its two files, then the folder).
-fn remove_lmdb(dir: &Path) {
-    for f in LMDB_FILES {
-        let _ = std::fs::remove_file(dir.join(f));
+/// Removes a database folder made here (its database files, then the folder).
+fn remove_db(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if is_db_file(&e.file_name()) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
     let _ = std::fs::remove_dir(dir);
 }

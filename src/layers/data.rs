@@ -1,5 +1,5 @@
-//! Data: samples stored as Caffe `Datum` records in an LMDB database (LevelDB
-//! is not read), then transformed.
+//! Data: samples stored as Caffe `Datum` records in an LMDB or LevelDB
+//! database (`backend`, LEVELDB by default as in Caffe), then transformed.
 //! Legend: N batch; C×H×W from the first record (an encoded record's image
 //! decides H×W, and C unless forced). Tops: data N×C×H×W (H = W = crop_size
 //! when cropping), optional label N.
@@ -14,7 +14,7 @@ use super::transform::{
 };
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::data::prefetch::{BatchSource, Feed};
-use crate::data::sources::{layer_rng, LmdbSource};
+use crate::data::sources::{layer_rng, DbSource};
 use crate::data::{self, datum::Datum, fmt_paths};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
@@ -24,14 +24,7 @@ use std::path::PathBuf;
 
 const BLOCK: &str = "data_param";
 
-/// `DataParameter.DB`: LEVELDB = 0, LMDB = 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Backend {
-    #[default]
-    Leveldb,
-    Lmdb,
-}
+pub use crate::data::db::Backend;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -126,24 +119,17 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
     let found = data::resolve(&source, &ctx.data_dirs);
     let source_path = found.as_ref().ok().map(|r| r.path.clone());
     let span = param_span(def, BLOCK, "source");
-    let read = match p.backend {
-        Backend::Leveldb => Err(SampleError::Unreadable(Unreadable {
-            message: "LevelDB is not supported; convert to LMDB with `netrun convert ...`".into(),
-            span: param_span(def, BLOCK, "backend"),
-            help: Some(if param_given(def, BLOCK, "backend") {
-                "after converting, set `backend: LMDB`".into()
-            } else {
-                "`backend` defaults to LEVELDB; after converting, set `backend: LMDB`".into()
-            }),
+    let read = match found {
+        Ok(ref r) => first_record(def, &p, &transform, &r.path),
+        Err(tried) => Err(SampleError::Unreadable(Unreadable {
+            message: format!(
+                "cannot open {} `{source}` (tried {})",
+                p.backend.name(),
+                fmt_paths(&tried)
+            ),
+            span,
+            help: None,
         })),
-        Backend::Lmdb => match found {
-            Ok(ref r) => first_record(def, &p, &transform, &r.path),
-            Err(tried) => Err(SampleError::Unreadable(Unreadable {
-                message: format!("cannot open LMDB `{source}` (tried {})", fmt_paths(&tried)),
-                span,
-                help: None,
-            })),
-        },
     };
     let first = read.as_ref().ok().map(|(_, key)| key.clone());
     let missing = match &read {
@@ -156,8 +142,16 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
         (Some(first_key), Some(dir)) => {
             let transformer = transform.transformer(def, ctx, sample)?;
             let rng = layer_rng(ctx.seed, &def.name);
-            let mut s =
-                LmdbSource::new(dir.clone(), first_key, batch, transformer, rng, p.rand_skip);
+            let (backend, dir) = (p.backend, dir.clone());
+            let mut s = DbSource::new(
+                backend,
+                dir,
+                first_key,
+                batch,
+                transformer,
+                rng,
+                p.rand_skip,
+            );
             s.forced = forced_channels(&p, &transform);
             Feed::new(Ok(Box::new(s) as Box<dyn BatchSource>))
         }
@@ -209,14 +203,22 @@ fn first_record(
             ),
         ))
     };
-    let (key, value) = match data::lmdb::read_first(dir) {
+    let name = p.backend.name();
+    let (key, value) = match data::db::read_first(p.backend, dir) {
         Ok(Some(kv)) => kv,
-        Ok(None) => return Err(unreadable(format!("LMDB `{}` is empty", dir.display()))),
+        Ok(None) => return Err(unreadable(format!("{name} `{}` is empty", dir.display()))),
         Err(e) => {
+            let lmdb_folder = dir.join("data.mdb").exists() && !dir.join("CURRENT").exists();
+            let help = match p.backend {
+                Backend::Leveldb if lmdb_folder && !param_given(def, BLOCK, "backend") => {
+                    "; the folder holds an LMDB and `backend` defaults to LEVELDB: set `backend: LMDB`"
+                }
+                _ => "",
+            };
             return Err(unreadable(format!(
-                "cannot open LMDB `{}`: {e}",
+                "cannot open {name} `{}`: {e}{help}",
                 dir.display()
-            )))
+            )));
         }
     };
     let key = String::from_utf8_lossy(&key);

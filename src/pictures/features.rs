@@ -157,11 +157,16 @@ fn find_blob(graph: &Graph, name: &str, net: &Path) -> Result<BlobId> {
     )))
 }
 
-/// R, the records of a Data layer's LMDB or the lines of an ImageData list.
+/// R, the records of a Data layer's LMDB/LevelDB or the lines of an ImageData list.
 fn source_records(graph: &Graph, data: usize, dirs: &[PathBuf]) -> Result<usize> {
     let def = &graph.nodes[data].def;
+    let mut backend = crate::data::db::Backend::Lmdb;
     let source = match def.type_name.as_str() {
-        "Data" => def.params::<DataParams>("data_param")?.source,
+        "Data" => {
+            let p = def.params::<DataParams>("data_param")?;
+            backend = p.backend;
+            p.source
+        }
         "ImageData" => def.params::<ImageDataParams>("image_data_param")?.source,
         _ => {
             return Err(Error::Other(format!(
@@ -183,7 +188,7 @@ fn source_records(graph: &Graph, data: usize, dirs: &[PathBuf]) -> Result<usize>
         .path;
     let fail = |m: String| Error::Other(format!("{}: {m}", def.describe()));
     if def.type_name == "Data" {
-        crate::data::lmdb::count(&path).map_err(|e| {
+        crate::data::db::count(backend, &path).map_err(|e| {
             fail(format!(
                 "cannot count the records of `{}`: {e}",
                 path.display()

@@ -3,7 +3,8 @@ Runtime and compares every model output with the blob of the same name that
 `netrun forward` wrote.
 
 usage: onnx_compare.py MODEL.onnx INPUTS.safetensors FORWARD.safetensors
-Prints one JSON line: {"outputs": {name: max relative error}, "ops": [...]}, where the
+Prints one JSON line: {"outputs": {name: max relative error}, "ops": [...], "opset": n,
+"input_dims": {name: [dims, a symbolic one as its name]}}, where the
 relative error of an output is max|onnx - netrun| / max|netrun|.
 """
 import json
@@ -51,7 +52,14 @@ def main():
         assert scale > 0, f"output {name} is all zeros: the comparison would be empty"
         errors[name] = float(np.max(np.abs(got.astype(np.float64) - want))) / scale
     ops = sorted({n.op_type for n in model.graph.node})
-    print(json.dumps({"outputs": errors, "ops": ops, "opset": model.opset_import[0].version}))
+    # Each model input's declared dims: an int, or the symbolic name of a dynamic axis.
+    input_dims = {
+        i.name: [d.dim_param if d.dim_param else d.dim_value
+                 for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+    }
+    print(json.dumps({"outputs": errors, "ops": ops, "opset": model.opset_import[0].version,
+                      "input_dims": input_dims}))
 
 
 if __name__ == "__main__":

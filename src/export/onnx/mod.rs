@@ -1,7 +1,8 @@
 //! `netrun export onnx`: a deploy net with its weights as an ONNX model.
 //!
 //! The net is built in phase TEST from its Input layers (whose tops become the
-//! model's inputs, with the file's shapes or `--batch`); every blob that no layer
+//! model's inputs, with the file's shapes or `--batch`, or a symbolic batch axis
+//! with `--dynamic-batch`, see `batch.rs`); every blob that no layer
 //! reads becomes a model output under its Caffe name. Each layer maps to standard
 //! operators of the default domain at opset [`OPSET`] (the table in README.md);
 //! learnable blobs become initializers named `<layer>.<index>` as in netrun's
@@ -13,6 +14,7 @@
 //! in-place write gets its own value (`<blob>/<layer>`) and the last write of a
 //! blob carries the blob's name.
 
+mod batch;
 pub mod builder;
 mod pointwise;
 pub mod proto;
@@ -51,6 +53,8 @@ pub struct ExportOptions {
     pub output: PathBuf,
     /// Replaces the batch size of the Input layers.
     pub batch: Option<usize>,
+    /// A symbolic batch axis `N` instead of the fixed one (see `batch.rs`).
+    pub dynamic_batch: bool,
     /// Folders for relative data paths after the net's folder and the working directory.
     pub extra_data_dirs: Vec<PathBuf>,
 }
@@ -101,10 +105,17 @@ pub fn run(opts: &ExportOptions) -> Result<ExportReport> {
     build.context.batch = opts.batch;
     let graph = Graph::build(&def, &build)?;
     check_exportable(&graph)?;
+    if opts.dynamic_batch {
+        let n = batch::input_batch(&graph).ok_or_else(|| {
+            Error::Other("`--dynamic-batch` needs an Input layer to take the batch from".into())
+        })?;
+        build.context.batch = Some(n + 1);
+        batch::check(&graph, &Graph::build(&def, &build)?, n)?;
+    }
     let mut net = Net::new(graph, 1)?;
     let params = weights::load(&opts.weights)?;
     let applied = weights::apply(&mut net, &params, ApplyOptions { require_all: true })?;
-    let model = export(&net)?;
+    let model = export_model(&net, opts.dynamic_batch)?;
     let graph = model.graph.as_ref().expect("export sets the graph");
     let shapes = |v: &[ValueInfoProto]| -> Vec<(String, Shape)> {
         v.iter()
@@ -236,6 +247,8 @@ pub struct Emit<'a> {
     pub bottoms: Vec<Shape>,
     pub tops: Vec<Shape>,
     pub params: Vec<&'a Blob>,
+    /// Axis 0 is the symbolic batch (`--dynamic-batch`).
+    pub dynamic: bool,
 }
 
 impl Emit<'_> {
@@ -281,10 +294,25 @@ impl Emit<'_> {
     pub fn ints(&mut self, what: &str, values: &[i64]) -> String {
         self.b.int64s(&format!("{}/{what}", self.name), values)
     }
+
+    /// The target shape of a Reshape whose axis 0 is the batch: −1 there
+    /// with a dynamic batch (the other axes are fixed, so −1 is the batch).
+    pub fn batch_shape(&mut self, what: &str, dims: &[usize]) -> String {
+        let mut shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        if self.dynamic && !shape.is_empty() {
+            shape[0] = -1;
+        }
+        self.ints(what, &shape)
+    }
 }
 
 /// The model of a built net with its current parameters.
 pub fn export(net: &Net) -> Result<ModelProto> {
+    export_model(net, false)
+}
+
+/// [`export`], with a symbolic batch axis when `dynamic` (checked by the caller).
+fn export_model(net: &Net, dynamic: bool) -> Result<ModelProto> {
     let graph = &net.graph;
     check_exportable(graph)?;
     let mut b = Builder::default();
@@ -307,7 +335,7 @@ pub fn export(net: &Net) -> Result<ModelProto> {
         match kind(&*node.layer) {
             Kind::Input => {
                 for &t in &node.tops {
-                    inputs.push(value_info(&blob_name(t), graph.blob_shape(t)));
+                    inputs.push(value_info(&blob_name(t), graph.blob_shape(t), dynamic));
                     values[t] = Some(blob_name(t));
                 }
             }
@@ -351,6 +379,7 @@ pub fn export(net: &Net) -> Result<ModelProto> {
                         .map(|&i| graph.blob_shape(i).to_vec())
                         .collect(),
                     params: net.param_ids[n].iter().map(|&p| &net.params[p]).collect(),
+                    dynamic,
                 };
                 map(&mut e).map_err(|why| {
                     Error::Config(vec![node.def.error(
@@ -373,7 +402,7 @@ pub fn export(net: &Net) -> Result<ModelProto> {
         if value != name {
             b.node("Identity", &name, &[&value], &[&name], vec![]);
         }
-        outputs.push(value_info(&name, graph.blob_shape(t)));
+        outputs.push(value_info(&name, graph.blob_shape(t), dynamic));
     }
     Ok(ModelProto {
         ir_version: IR_VERSION,
@@ -400,7 +429,8 @@ pub fn export(net: &Net) -> Result<ModelProto> {
     })
 }
 
-fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
+/// A float tensor's name and shape; axis 0 is the symbolic `N` when `dynamic`.
+fn value_info(name: &str, shape: &[usize], dynamic: bool) -> ValueInfoProto {
     ValueInfoProto {
         name: name.to_string(),
         r#type: Some(TypeProto {
@@ -409,8 +439,13 @@ fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
                 shape: Some(TensorShapeProto {
                     dim: shape
                         .iter()
-                        .map(|&d| Dimension {
-                            value: Some(DimValue::DimValue(d as i64)),
+                        .enumerate()
+                        .map(|(i, &d)| Dimension {
+                            value: Some(if dynamic && i == 0 {
+                                DimValue::DimParam("N".into())
+                            } else {
+                                DimValue::DimValue(d as i64)
+                            }),
                         })
                         .collect(),
                 }),

@@ -153,8 +153,13 @@ fn operand(e: &mut Emit, learned: bool, dims: &[usize], what: &str) -> String {
     if learned {
         return e.param(0, dims);
     }
-    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let shape = e.ints(&format!("{what}_shape"), &shape);
+    // From axis 0 (all of the bottom's axes), the operand has the batch axis too.
+    let shape = if dims.len() == e.bottoms[0].len() {
+        e.batch_shape(&format!("{what}_shape"), dims)
+    } else {
+        let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        e.ints(&format!("{what}_shape"), &shape)
+    };
     let bottom = e.inputs[1].clone();
     e.tmp("Reshape", what, &[&bottom, &shape], vec![])
 }

@@ -37,8 +37,8 @@ pub fn slice(e: &mut Emit) -> Result<(), String> {
 
 /// Flatten and Reshape: a Reshape to the top's shape, which the graph has inferred.
 pub fn reshape(e: &mut Emit) -> Result<(), String> {
-    let shape: Vec<i64> = e.tops[0].iter().map(|&d| d as i64).collect();
-    let shape = e.ints("shape", &shape);
+    let top = e.tops[0].clone();
+    let shape = e.batch_shape("shape", &top);
     let x = e.inputs[0].clone();
     e.out(0, "Reshape", &[&x, &shape], vec![]);
     Ok(())

@@ -146,8 +146,8 @@ pub fn inner_product(e: &mut Emit) -> Result<(), String> {
         e.out(0, "Gemm", &inputs, attrs);
     } else {
         let y = e.tmp("Gemm", "gemm", &inputs, attrs);
-        let shape: Vec<i64> = e.tops[0].iter().map(|&d| d as i64).collect();
-        let shape = e.ints("shape", &shape);
+        let top = e.tops[0].clone();
+        let shape = e.batch_shape("shape", &top);
         e.out(0, "Reshape", &[&y, &shape], vec![]);
     }
     Ok(())

@@ -19,12 +19,10 @@ pub struct Totals {
 /// Forward FLOPs of node `n` for the batch.
 pub fn layer_flops(graph: &Graph, n: usize) -> u64 {
     let node = &graph.nodes[n];
-    let shapes = |ids: &[usize]| -> Vec<_> {
-        ids.iter()
-            .map(|&i| graph.blob_shape(i).to_vec())
-            .collect()
-    };
-    node.layer.flops(&shapes(&node.bottoms), &shapes(&node.tops))
+    let shapes =
+        |ids: &[usize]| -> Vec<_> { ids.iter().map(|&i| graph.blob_shape(i).to_vec()).collect() };
+    node.layer
+        .flops(&shapes(&node.bottoms), &shapes(&node.tops))
 }
 
 pub fn totals(graph: &Graph) -> Totals {

@@ -49,7 +49,10 @@ fn row_copies_zeros_and_norms_at_every_level() {
             let mut row = src[..n].to_vec();
             let want: f64 = src[..n].iter().map(|&v| v as f64 * v as f64).sum::<f64>();
             let norm = rows::normalize_row(&mut row);
-            assert!((norm - want.sqrt()).abs() <= 1e-12 * want.sqrt(), "{isa}: norm {n}");
+            assert!(
+                (norm - want.sqrt()).abs() <= 1e-12 * want.sqrt(),
+                "{isa}: norm {n}"
+            );
             let unit: Vec<f64> = src[..n].iter().map(|&v| v as f64 / norm).collect();
             assert_close(&row, &unit, 1e-6, 1e-7, &format!("{isa}: row {n}"));
             bits.extend(row.iter().map(|v| v.to_bits()));
@@ -119,7 +122,12 @@ fn winograd_convolutions_agree_bit_for_bit_across_levels() {
         runs.push(run);
     });
     for (i, r) in runs.iter().enumerate().skip(1) {
-        assert!(r == &runs[0], "level {} of {:?} differs", i, Isa::supported());
+        assert!(
+            r == &runs[0],
+            "level {} of {:?} differs",
+            i,
+            Isa::supported()
+        );
     }
 }
 
@@ -145,7 +153,11 @@ fn time_names_the_dispatch_and_isa_caps_it() {
     let base = ["time", net, "--iterations", "1"];
     let out = netrun(&[&base[..], &["--isa", "scalar"]].concat());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let header = format!("CPU kernels scalar (CPU has {})", Isa::detected());
     assert!(text.lines().next().unwrap().contains(&header), "{text}");
     let out = netrun(&base);

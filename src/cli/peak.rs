@@ -17,7 +17,12 @@ pub fn peak(a: &PeakArgs) -> netrun::Result<()> {
         "f32 FMA peak, GFLOP/s (a multiply-add is 2 FLOPs); CPU has {}",
         Isa::detected()
     );
-    println!("{:<8} {:>10} {:>14}", "isa", "1 thread", format!("{threads} threads"));
+    println!(
+        "{:<8} {:>10} {:>14}",
+        "isa",
+        "1 thread",
+        format!("{threads} threads")
+    );
     for isa in Isa::supported() {
         if isa > backend::isa() {
             continue;

@@ -10,9 +10,9 @@ pub mod conv;
 pub mod copy;
 pub mod im2col;
 pub mod isa;
-pub mod peak;
 #[cfg(feature = "openblas")]
 mod openblas;
+pub mod peak;
 #[cfg(feature = "openblas")]
 pub use openblas::config as openblas_config;
 pub mod rows;

@@ -9,6 +9,7 @@ use crate::blob::Blob;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamOwner};
 use crate::layer_io::{select_mut, LayerIo, Rng, RunCtx};
+use crate::philox::ParamStreams;
 use rand::SeedableRng;
 
 /// A learnable blob as the solver sees it.
@@ -46,7 +47,7 @@ impl Net {
     /// Allocates blobs and fills learnable blobs deterministically from `seed`.
     pub fn new(mut graph: Graph, seed: u64) -> Result<Net> {
         check_memory(&graph)?;
-        let mut rng = Rng::seed_from_u64(seed);
+        let rng = Rng::seed_from_u64(seed);
         let blobs: Vec<Blob> = graph
             .blobs
             .iter()
@@ -58,7 +59,13 @@ impl Net {
         for node in &graph.nodes {
             // Every blob is filled (as Caffe does) before shared ones are dropped for their owner's.
             let mut fresh: Vec<Blob> = node.param_shapes.iter().map(|s| Blob::new(s)).collect();
-            node.layer.fill_params(&mut fresh, &mut rng);
+            node.layer.fill_params(
+                &mut fresh,
+                &ParamStreams {
+                    seed,
+                    layer: &node.def.name,
+                },
+            );
             let mut ids = Vec::new();
             for (i, blob) in fresh.into_iter().enumerate() {
                 match node.param_owners[i] {

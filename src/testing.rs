@@ -3,7 +3,7 @@
 
 use crate::blob::Blob;
 use crate::layer_io::{LayerIo, Rng, RunCtx};
-use crate::layers::Layer;
+use crate::layers::{Layer, ParamStreams};
 use crate::netdef::Phase;
 use rand::{Rng as _, SeedableRng};
 
@@ -239,7 +239,13 @@ pub fn setup(layer: &mut dyn Layer, bottoms: &[Blob], seed: u64) -> (Vec<Blob>, 
         .reshape(&shapes)
         .unwrap_or_else(|e| panic!("reshape: {}", e.message));
     let mut params: Vec<Blob> = layer.param_shapes().iter().map(|s| Blob::new(s)).collect();
-    layer.fill_params(&mut params, &mut Rng::seed_from_u64(seed));
+    layer.fill_params(
+        &mut params,
+        &ParamStreams {
+            seed,
+            layer: "checked",
+        },
+    );
     (tops.iter().map(|s| Blob::new(s)).collect(), params)
 }
 

@@ -3,9 +3,8 @@
 //! and determinism for a seed.
 
 use netrun::blob::Blob;
-use netrun::layer_io::Rng;
 use netrun::layers::filler::{fill, FillerParams, VarianceNorm};
-use rand::SeedableRng;
+use netrun::philox::{ParamStreams, Stream};
 
 fn filler(type_name: &str) -> FillerParams {
     FillerParams {
@@ -14,9 +13,18 @@ fn filler(type_name: &str) -> FillerParams {
     }
 }
 
+/// The stream of a layer's first learnable blob, for `seed`.
+fn stream(seed: u64) -> Stream {
+    ParamStreams {
+        seed,
+        layer: "filled",
+    }
+    .blob(0)
+}
+
 fn filled(p: &FillerParams, shape: &[usize], seed: u64) -> Blob {
     let mut blob = Blob::new(shape);
-    fill(p, &mut blob, &mut Rng::seed_from_u64(seed));
+    fill(p, &mut blob, stream(seed));
     blob
 }
 
@@ -45,11 +53,7 @@ fn constant_fills_the_value_and_defaults_to_zero() {
     };
     assert!(filled(&p, &[3, 5], 1).data().iter().all(|&v| v == 2.5));
     let mut blob = Blob::from_data(&[4], vec![7.0; 4]);
-    fill(
-        &FillerParams::default(),
-        &mut blob,
-        &mut Rng::seed_from_u64(1),
-    );
+    fill(&FillerParams::default(), &mut blob, stream(1));
     assert_eq!(blob.data(), &[0.0; 4], "the default filler is constant 0");
 }
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn configs() -> Vec<PathBuf> {
     let dir = common::shared("configs/forks");
@@ -44,24 +43,7 @@ fn input_shapes(net: &Path) -> Vec<String> {
 }
 
 fn netrun(args: &[&str], net: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_netrun"))
-        .args(args)
-        .arg(net)
-        .args(input_shapes(net))
-        .args(["--threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "netrun {args:?} {}:\n{text}",
-        net.display()
-    );
-    text
+    common::forks::netrun_ok(args, net, &input_shapes(net))
 }
 
 #[test]

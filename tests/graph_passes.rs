@@ -389,6 +389,19 @@ fn an_in_place_top_at_the_wrong_index_is_explained() {
 }
 
 #[test]
+fn duplicate_names_of_layers_that_learn_nothing_are_accepted_as_caffe_does() {
+    // BVLC's mnist_autoencoder names two loss layers `loss`.
+    let text = input("data", &[2, 8])
+        + &ip("fc", "data", "y", 8, "")
+        + "layer { name: \"act\" type: \"Sigmoid\" bottom: \"y\" top: \"a\" }\n"
+        + "layer { name: \"act\" type: \"TanH\" bottom: \"y\" top: \"b\" }\n";
+    let graph = graph(&text);
+    let acts: Vec<_> = graph.nodes.iter().filter(|n| n.def.name == "act").collect();
+    assert_eq!(acts.len(), 2);
+    assert_ne!(acts[0].def.type_name, acts[1].def.type_name);
+}
+
+#[test]
 fn duplicate_layer_names_point_at_the_first() {
     let text =
         input("data", &[1, 8]) + &ip("fc", "data", "a", 2, "") + &ip("fc", "data", "b", 2, "");

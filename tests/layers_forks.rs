@@ -2,72 +2,13 @@
 //! forward and backward against float64 computations written here independently of
 //! the layers (arccos-based angles, explicit sums), and the shared gradient checker.
 
+mod common;
+
+use common::forks::{close, dot, f64s, forward_in, labels, norm, seed_top_diff};
 use netrun::blob::Blob;
-use netrun::layer_io::{LayerIo, Rng, RunCtx};
 use netrun::layers::Layer;
 use netrun::netdef::Phase;
-use netrun::testing::{
-    assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
-};
-use rand::SeedableRng;
-
-/// Asserts closeness (|Δ| ≤ tol·(1 + |expected|)) and prints the largest deviation
-/// (`cargo test --test layers_forks -- --nocapture` lists them).
-fn close(actual: &[f32], expected: &[f64], tol: f64, what: &str) {
-    assert_close(actual, expected, tol, tol, what);
-    let dev = actual
-        .iter()
-        .zip(expected)
-        .map(|(&a, &e)| (a as f64 - e).abs())
-        .fold(0.0, f64::max);
-    eprintln!("{what}: max |netrun − float64| = {dev:.3e}");
-}
-
-fn forward_in(
-    l: &mut dyn Layer,
-    bottoms: &mut [Blob],
-    tops: &mut [Blob],
-    params: &mut [Blob],
-    phase: Phase,
-) {
-    let mut rng = Rng::seed_from_u64(3);
-    let mut io = LayerIo::new(
-        bottoms.iter_mut().collect(),
-        tops.iter_mut().collect(),
-        params.iter_mut().collect(),
-    );
-    l.forward(
-        &mut io,
-        &mut RunCtx {
-            phase,
-            rng: &mut rng,
-        },
-    )
-    .unwrap();
-}
-
-fn labels(v: &[usize]) -> Blob {
-    Blob::from_data(&[v.len()], v.iter().map(|&x| x as f32).collect())
-}
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|a| a * a).sum::<f64>().sqrt()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Sets the tops' diffs to fixed values and returns them.
-fn seed_top_diff(top: &mut Blob, seed: u64) -> Vec<f64> {
-    let r = uniform_blob(top.shape(), -1.0, 1.0, seed);
-    top.diff_mut().copy_from_slice(r.data());
-    f64s(r.data())
-}
+use netrun::testing::{backward, forward, layer, setup, uniform_blob, GradientChecker};
 
 // ---------------------------------------------------------------- InnerProduct normalize
 
@@ -233,12 +174,21 @@ fn accuracy_min_is_better_ranks_distances() {
 #[test]
 fn gaussian_unitball_rows_are_unit_and_msra_alpha_shrinks_the_std() {
     use netrun::layers::filler::{fill, FillerParams};
+    use netrun::philox::ParamStreams;
     let p = FillerParams {
         type_name: "gaussian_unitball".into(),
         ..FillerParams::default()
     };
     let mut b = Blob::new(&[6, 10]);
-    fill(&p, &mut b, &mut Rng::seed_from_u64(1));
+    fill(
+        &p,
+        &mut b,
+        ParamStreams {
+            seed: 1,
+            layer: "w",
+        }
+        .blob(0),
+    );
     for r in b.data().chunks(10) {
         assert!((norm(&f64s(r)) - 1.0).abs() < 1e-6);
     }
@@ -248,7 +198,15 @@ fn gaussian_unitball_rows_are_unit_and_msra_alpha_shrinks_the_std() {
         ..FillerParams::default()
     };
     let mut b = Blob::new(&[200, 50]);
-    fill(&p, &mut b, &mut Rng::seed_from_u64(2));
+    fill(
+        &p,
+        &mut b,
+        ParamStreams {
+            seed: 2,
+            layer: "w",
+        }
+        .blob(0),
+    );
     let var = b.data().iter().map(|&v| v as f64 * v as f64).sum::<f64>() / b.count() as f64;
     // std² = 2/((1 + α²)·fan_in) = 1/50.
     assert!((var - 0.02).abs() < 0.002, "msra alpha variance {var}");

@@ -111,7 +111,21 @@ fn lists(root: &Path, train: &Path, val: Option<&Path>) {
 /// given), testing once at the end with one pass per test net; checks that the
 /// losses stay finite and the first learnable blob moved. Returns the trainer and its log.
 fn train(dir: &Path, solver: &str, iters: i32, batch: Option<usize>) -> (Trainer, String) {
+    train_at(dir, solver, iters, batch, None)
+}
+
+/// [`train`] with the solver's `base_lr` replaced when given.
+fn train_at(
+    dir: &Path,
+    solver: &str,
+    iters: i32,
+    batch: Option<usize>,
+    base_lr: Option<f32>,
+) -> (Trainer, String) {
     let mut def = read_solver_file_in(&dir.join(solver), dir).unwrap();
+    if let Some(lr) = base_lr {
+        def.params.base_lr = lr;
+    }
     def.params.max_iter = iters;
     def.params.display = 1;
     def.params.snapshot = 0;
@@ -136,7 +150,7 @@ fn train(dir: &Path, solver: &str, iters: i32, batch: Option<usize>) -> (Trainer
     assert_eq!(t.iter, iters as u64);
     assert!(
         t.smoothed.value.is_finite() && t.smoothed.value > 0.0,
-        "{solver}: loss {}",
+        "{solver}: loss {}\n{log}",
         t.smoothed.value
     );
     assert_ne!(
@@ -185,7 +199,11 @@ fn caffe_face_face_resnet_trains_on_face_crops() {
         &data.join("casia_train.txt"),
         Some(&data.join("casia_val.txt")),
     );
-    let (t, _) = train(dir.path(), "face_solver.prototxt", 2, Some(2));
+    // The published base_lr 0.1 is for batch 256 (the caffe-face schedule); at
+    // batch 2 a step that large can blow this net (no BatchNorm) up within two
+    // iterations, depending on the initial weights: a tenth of it keeps the
+    // check about the net, not about the schedule.
+    let (t, _) = train_at(dir.path(), "face_solver.prototxt", 2, Some(2), Some(0.01));
     accuracy(&t);
     let scores = t.last_tests[0].as_ref().unwrap();
     assert!(scores.get("center_loss").is_some_and(f64::is_finite));

@@ -324,7 +324,7 @@ fn resumed_run_continues_bit_identically() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 20 iterations straight.
-    let (mut a, _) = trainer(d, RESUME_NET, &resume_solver(20), "a");
+    let (mut a, a_log) = trainer(d, RESUME_NET, &resume_solver(20), "a");
     a.set_feeder(label_feeder());
     a.solve().unwrap();
     // 10 iterations, then a new process-like trainer resumes to 20.
@@ -340,6 +340,21 @@ fn resumed_run_continues_bit_identically() {
     assert!(log.text().contains("Resuming from"));
     c.solve().unwrap();
     assert_same_snapshot(&d.join("a_iter_20"), &d.join("b_iter_20"));
+    // The displayed loss (smoothed over `average_loss: 3`) after the resume
+    // is the uninterrupted run's: the window travelled in the solver state.
+    let shown = |text: &str| -> Vec<(u32, String)> {
+        (text.lines())
+            .filter_map(|l| {
+                let rest = l.split("Iteration ").nth(1)?;
+                let iter: u32 = rest.split([' ', ',']).next()?.parse().ok()?;
+                let loss = rest.split(", loss = ").nth(1)?;
+                (iter > 10).then(|| (iter, loss.to_string()))
+            })
+            .collect()
+    };
+    let (straight, resumed) = (shown(&a_log.text()), shown(&log.text()));
+    assert!(!straight.is_empty());
+    assert_eq!(straight, resumed);
     // The λ counter and the random streams travelled: the state holds them.
     let (_, meta) = contents(&snapshot::file(&d.join("a_iter_20"), snapshot::SOLVERSTATE));
     let get = |k: &str| meta.iter().find(|m| m.0 == k).map(|m| m.1.clone());

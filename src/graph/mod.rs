@@ -141,6 +141,7 @@ impl Graph {
         let nodes = splits::insert_splits(nodes).map_err(Error::Config)?;
         let mut graph = names::resolve(net, state.phase, nodes).map_err(Error::Config)?;
         shapes::infer(&mut graph).map_err(Error::Config)?;
+        names::check_duplicate_layer_names(&graph.nodes).map_err(Error::Config)?;
         backward::analyse(&mut graph).map_err(Error::Config)?;
         Ok(graph)
     }

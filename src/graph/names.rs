@@ -127,7 +127,6 @@ pub fn resolve(net: &NetDef, phase: Phase, mut nodes: Vec<Node>) -> Result<Graph
         nodes[n].bottoms = bottoms;
         nodes[n].tops = tops;
     }
-    diags.extend(check_duplicate_layer_names(&nodes));
     if !diags.is_empty() {
         return Err(super::sort_diags(diags));
     }
@@ -202,28 +201,62 @@ fn phase_note(net: &NetDef, phase: Phase) -> String {
     }
 }
 
-fn check_duplicate_layer_names(nodes: &[Node]) -> Vec<Diagnostic> {
+/// Layers that share a name. Caffe accepts them (its name index keeps the
+/// last); netrun does too when neither layer learns anything (BVLC's
+/// mnist_autoencoder names two loss layers `loss`), with a warning. Layers
+/// with learnable blobs must be unique: weights are saved and loaded by
+/// layer name, so the second would silently receive the first's. Runs after
+/// the shape pass, which fixes each layer's learnable blobs.
+pub fn check_duplicate_layer_names(nodes: &[Node]) -> Result<(), Vec<Diagnostic>> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut diags = Vec::new();
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     for (n, node) in nodes.iter().enumerate() {
         if node.def.name.is_empty() {
             continue;
         }
-        if let Some(&first) = seen.get(node.def.name.as_str()) {
-            let (line, _) = nodes[first]
-                .def
-                .source
-                .line_col(nodes[first].def.name_span().start);
-            diags.push(
+        let Some(&first) = seen.get(node.def.name.as_str()) else {
+            seen.insert(&node.def.name, n);
+            continue;
+        };
+        let (line, _) = nodes[first]
+            .def
+            .source
+            .line_col(nodes[first].def.name_span().start);
+        let learns = |k: usize| !nodes[k].param_shapes.is_empty();
+        let name = &node.def.name;
+        if learns(first) || learns(n) {
+            errors.push(
                 node.def
-                    .error(node.def.name_span(), format!("layer name `{}` is used twice", node.def.name))
-                    .with_help(format!("the first layer with this name is at line {line}; weights are saved by layer name")),
+                    .error(
+                        node.def.name_span(),
+                        format!("layer name `{name}` is used twice"),
+                    )
+                    .with_help(format!(
+                        "the first layer with this name is at line {line}; weights are saved \
+                         and loaded by layer name, so layers with learnable blobs need unique names"
+                    )),
             );
         } else {
-            seen.insert(&node.def.name, n);
+            warnings.push(
+                node.def
+                    .error(
+                        node.def.name_span(),
+                        format!("layer name `{name}` is used twice (as at line {line})"),
+                    )
+                    .with_help(
+                        "Caffe accepts this and so does netrun, as neither layer learns anything; \
+                         `netrun time` and logs will show both under the same name",
+                    )
+                    .as_warning(),
+            );
         }
     }
-    diags
+    crate::error::print_warnings(&warnings);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(super::sort_diags(errors))
+    }
 }
 
 /// Resolves `param { name: ... }` sharing after the shape pass has fixed

@@ -11,8 +11,9 @@ use super::rows::{channel_sums, for_rows, for_rows_with};
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, ParamSpec, Phase};
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,7 +120,7 @@ impl Layer for BatchNormLayer {
         true
     }
 
-    fn fill_params(&self, params: &mut [Blob], _rng: &mut Rng) {
+    fn fill_params(&self, params: &mut [Blob], _streams: &ParamStreams) {
         params.iter_mut().for_each(|p| p.data_mut().fill(0.0));
     }
 

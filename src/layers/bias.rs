@@ -9,8 +9,9 @@ use super::rows::{channel_sums, for_rows};
 use super::{canonical_axis, count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,9 +167,9 @@ impl Layer for BiasLayer {
         true
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
         if let Some(b) = params.first_mut() {
-            fill(&self.params.filler, b, rng);
+            fill(&self.params.filler, b, streams.blob(0));
         }
     }
 

@@ -18,8 +18,9 @@ use super::rows::{channel_sums, for_rows, for_rows_with};
 use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, ParamSpec, Phase};
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 /// `BNParameter.Engine`: DEFAULT = 0, CAFFE = 1, CUDNN = 2 (all the same here).
@@ -140,9 +141,9 @@ impl Layer for BnLayer {
         index < 2
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.slope_filler, &mut params[0], rng);
-        fill(&self.params.bias_filler, &mut params[1], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.slope_filler, &mut params[0], streams.blob(0));
+        fill(&self.params.bias_filler, &mut params[1], streams.blob(1));
         params[2].data_mut().fill(0.0);
         params[3].data_mut().fill(1.0);
     }

@@ -18,8 +18,9 @@ use super::margin_inner_product::class_labels;
 use super::{count, fmt_shape, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,8 +115,8 @@ impl Layer for CenterLossLayer {
         3 * count(&bottom[0]) as u64
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.center_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.center_filler, &mut params[0], streams.blob(0));
     }
 
     fn param_diff_is_gradient(&self, _index: usize) -> bool {

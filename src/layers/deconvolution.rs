@@ -14,8 +14,9 @@ use crate::backend::cpu::im2col::Window;
 use crate::backend::threads;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use rayon::prelude::*;
 
 /// The convolution's settings and checks; `conv.num_output` is O, `conv.channels` C.
@@ -148,8 +149,8 @@ impl Layer for DeconvolutionLayer {
     }
 
     /// The same fillers as the convolution's.
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        self.conv.fill_params(params, rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        self.conv.fill_params(params, streams);
     }
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {

@@ -8,8 +8,9 @@ use super::convolution::{new_layer, ConvolutionLayer};
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 
 pub struct DepthwiseConvolutionLayer {
     pub conv: ConvolutionLayer,
@@ -53,8 +54,8 @@ impl Layer for DepthwiseConvolutionLayer {
     fn flops(&self, bottom: &[Shape], top: &[Shape]) -> u64 {
         self.conv.flops(bottom, top)
     }
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        self.conv.fill_params(params, rng)
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        self.conv.fill_params(params, streams)
     }
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         self.conv.forward(io, ctx)

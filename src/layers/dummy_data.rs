@@ -4,7 +4,9 @@
 //! `height`/`width` lists (each 1 value shared or one per top) giving
 //! num×channels×height×width. `--batch` replaces dimension 0.
 //! Forward: the first call fills every top; later calls refill only the tops
-//! whose filler is not `constant` (as Caffe), drawing from the net's generator.
+//! whose filler is not `constant` (as Caffe), from a counter-based stream per
+//! top keyed by the build seed and `<layer>.<top>`, its iteration drawn from the
+//! net's generator (so a resumed run repeats the draws).
 
 use super::filler::{fill, FillerParams};
 use super::input::to_shape;
@@ -13,6 +15,8 @@ use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{BlobShape, LayerDef};
+use crate::philox::{key_for, Stream};
+use rand::Rng as _;
 use serde::Deserialize;
 
 const BLOCK: &str = "dummy_data_param";
@@ -36,6 +40,8 @@ pub struct DummyDataLayer {
     pub fillers: Vec<FillerParams>,
     /// Whether a forward has filled the constant tops.
     filled: bool,
+    /// The generator key of each top.
+    keys: Vec<[u32; 2]>,
 }
 
 /// Checks that a repeated field has 1 value or one per top (or none, when `none_ok`).
@@ -123,6 +129,9 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
         shapes,
         fillers,
         filled: false,
+        keys: (0..def.top.len())
+            .map(|i| key_for(ctx.seed, &format!("{}.{i}", def.name)))
+            .collect(),
     }))
 }
 
@@ -145,7 +154,11 @@ impl Layer for DummyDataLayer {
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         for (i, f) in self.fillers.iter().enumerate() {
             if !self.filled || f.type_name != "constant" {
-                fill(f, io.top_mut(i), ctx.rng);
+                let stream = Stream {
+                    key: self.keys[i],
+                    iteration: ctx.rng.gen(),
+                };
+                fill(f, io.top_mut(i), stream);
             }
         }
         self.filled = true;

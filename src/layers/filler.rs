@@ -2,6 +2,7 @@
 
 use crate::error::{did_you_mean, Diagnostic};
 use crate::netdef::LayerDef;
+use crate::philox::Stream;
 use serde::Deserialize;
 
 /// Filler types Caffe knows.
@@ -154,13 +155,12 @@ impl FillerParams {
     }
 }
 
-/// Fills `blob` as Caffe's fillers do; deterministic for a given generator state.
+/// Fills `blob` as Caffe's fillers do, from the counter-based `stream`
+/// (deterministic: the same values on any thread count or device).
 ///
 /// xavier: U(−√(3/n), √(3/n)); msra: N(0, √(2/((1 + alpha²)·n))); n = fan_in (count/shape[0]),
 /// fan_out (count/shape[1]) or their mean, per `variance_norm`.
-pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::layer_io::Rng) {
-    use rand::Rng as _;
-    use rand_distr::{Distribution, Normal};
+pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, stream: Stream) {
     let count = blob.count();
     let num = blob.dim(0).max(1);
     let fan_in = (count / num).max(1) as f32;
@@ -175,31 +175,37 @@ pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::lay
         VarianceNorm::Average => (fan_in + fan_out) / 2.0,
     };
     let data = blob.data_mut();
-    let gaussian = |mean: f32, std: f32, data: &mut [f32], rng: &mut crate::layer_io::Rng| {
+    let gaussian = |mean: f32, std: f32, data: &mut [f32]| {
         // A zero (or invalid) std gives the mean everywhere.
-        match Normal::new(mean, std) {
-            Ok(d) if std > 0.0 => data.iter_mut().for_each(|v| *v = d.sample(rng)),
-            _ => data.fill(mean),
+        if std > 0.0 && std.is_finite() {
+            stream.fill_normal(data, mean, std)
+        } else {
+            data.fill(mean)
         }
     };
     match p.type_name.as_str() {
-        "uniform" => data
-            .iter_mut()
-            .for_each(|v| *v = uniform(rng, p.min, p.max)),
+        "uniform" => stream.fill_uniform(data, p.min, p.max),
         "gaussian" => {
-            gaussian(p.mean, p.std, data, rng);
+            gaussian(p.mean, p.std, data);
             if p.sparse >= 0 {
-                // Keep each weight with probability sparse / num_outputs.
-                let keep = (p.sparse as f64 / num as f64).min(1.0);
-                data.iter_mut().for_each(|v| {
-                    if !rng.gen_bool(keep) {
+                // Keep each weight with probability sparse / num_outputs, from
+                // the next iteration of the same key.
+                let keep = (p.sparse as f64 / num as f64).min(1.0) as f32;
+                let mut u = vec![0.0f32; data.len()];
+                Stream {
+                    iteration: stream.iteration + 1,
+                    ..stream
+                }
+                .fill(0, &mut u);
+                data.iter_mut().zip(&u).for_each(|(v, &u)| {
+                    if u >= keep {
                         *v = 0.0
                     }
                 });
             }
         }
         "positive_unitball" => {
-            data.iter_mut().for_each(|v| *v = uniform(rng, 0.0, 1.0));
+            stream.fill_uniform(data, 0.0, 1.0);
             let dim = count / num;
             for row in data.chunks_mut(dim.max(1)) {
                 let sum: f32 = row.iter().sum();
@@ -208,19 +214,13 @@ pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::lay
         }
         "xavier" => {
             let scale = (3.0 / n).sqrt();
-            data.iter_mut()
-                .for_each(|v| *v = uniform(rng, -scale, scale));
+            stream.fill_uniform(data, -scale, scale);
         }
-        "msra" => gaussian(
-            0.0,
-            (2.0 / ((1.0 + p.alpha * p.alpha) * n)).sqrt(),
-            data,
-            rng,
-        ),
+        "msra" => gaussian(0.0, (2.0 / ((1.0 + p.alpha * p.alpha) * n)).sqrt(), data),
         "gaussian_unitball" => {
             // NormFace's filler: N(mean, std) values, then every row (count/shape[0]
             // values) scaled to unit L2 norm.
-            gaussian(p.mean, p.std, data, rng);
+            gaussian(p.mean, p.std, data);
             let dim = (count / num).max(1);
             for row in data.chunks_mut(dim) {
                 let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
@@ -241,15 +241,5 @@ pub fn fill(p: &FillerParams, blob: &mut crate::blob::Blob, rng: &mut crate::lay
             }
         }
         _ => data.fill(p.value),
-    }
-}
-
-/// U[lo, hi), or `lo` when the range is empty.
-fn uniform(rng: &mut crate::layer_io::Rng, lo: f32, hi: f32) -> f32 {
-    use rand::Rng as _;
-    if hi > lo {
-        rng.gen_range(lo..hi)
-    } else {
-        lo
     }
 }

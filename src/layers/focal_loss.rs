@@ -16,9 +16,9 @@
 //! Difference from caffe-windows: its ORIGIN uses (α − p)^γ (α in place of 1), not
 //! α·(1 − p)^γ; netrun computes the paper's formula.
 
-use super::loss::{axis_of, check_label_count, check_same_num, class_of, LabelAt, LossParams};
-use super::softmax::{softmax_flops, softmax_forward, split_axis, SoftmaxParams};
-use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::softmax::{softmax_flops, split_axis};
+use super::softmax_with_loss::{softmax_loss_methods, SoftmaxLossHead};
+use super::{count, BuildContext, Layer, Shape};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -57,13 +57,7 @@ impl Default for FocalLossParams {
 
 pub struct FocalLossLayer {
     pub params: FocalLossParams,
-    pub softmax: SoftmaxParams,
-    pub loss: LossParams,
-    axis: usize,
-    tops: usize,
-    prob: Vec<f32>,
-    labels: Vec<Option<usize>>,
-    normalizer: f64,
+    pub head: SoftmaxLossHead,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -88,13 +82,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
     }
     Ok(Box::new(FocalLossLayer {
         params: p,
-        softmax: def.params("softmax_param")?,
-        loss: def.params("loss_param")?,
-        axis: 0,
-        tops: def.top.len(),
-        prob: Vec::new(),
-        labels: Vec::new(),
-        normalizer: 1.0,
+        head: SoftmaxLossHead::new(def)?,
     }))
 }
 
@@ -124,29 +112,7 @@ impl Layer for FocalLossLayer {
     fn type_name(&self) -> &'static str {
         "FocalLoss"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::exactly(2)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn is_loss(&self) -> bool {
-        true
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        self.axis = axis_of(self.softmax.axis, &bottom[0], 0)?;
-        check_label_count(bottom, self.axis, 1)?;
-        check_same_num(bottom, 1)?;
-        let mut tops = vec![vec![]];
-        if self.tops == 2 {
-            tops.push(bottom[0].clone());
-        }
-        Ok(tops)
-    }
+    softmax_loss_methods!();
 
     fn flops(&self, bottom: &[Shape], _top: &[Shape]) -> u64 {
         softmax_flops(count(&bottom[0])) + 4 * count(&bottom[1]) as u64
@@ -154,31 +120,9 @@ impl Layer for FocalLossLayer {
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, _) = io.forward_split();
-        let (outer, c, inner) = split_axis(bottoms[0].shape(), self.axis);
-        self.prob.resize(bottoms[0].count(), 0.0);
-        softmax_forward(bottoms[0].data(), &mut self.prob, c, inner);
-        self.labels.clear();
-        let (mut sum, mut valid) = (0.0f64, 0usize);
-        for (k, &value) in bottoms[1].data().iter().enumerate() {
-            let at = LabelAt {
-                sample: k / inner,
-                position: k % inner,
-                positions: inner,
-            };
-            let label = class_of(value, c, self.loss.ignore_label, at)?;
-            self.labels.push(label);
-            if let Some(l) = label {
-                sum += self
-                    .ell(self.prob[(k / inner * c + l) * inner + k % inner])
-                    .0;
-                valid += 1;
-            }
-        }
-        self.normalizer = self.loss.normalizer(outer, inner, valid);
-        tops[0].data_mut()[0] = (sum / self.normalizer) as f32;
-        if let Some(t) = tops.get_mut(1) {
-            t.data_mut().copy_from_slice(&self.prob);
-        }
+        let dims = self.head.start(bottoms[0], bottoms[1])?;
+        let sum: f64 = self.head.label_probs(dims).map(|p| self.ell(p).0).sum();
+        self.head.finish(&mut tops, sum, dims);
         Ok(())
     }
 
@@ -192,21 +136,22 @@ impl Layer for FocalLossLayer {
             return Ok(());
         }
         let (mut bottoms, tops, _) = io.backward_split();
-        let (_, c, inner) = split_axis(bottoms[0].shape(), self.axis);
-        let scale = tops[0].diff()[0] as f64 / self.normalizer;
+        let (_, c, inner) = split_axis(bottoms[0].shape(), self.head.axis);
+        let scale = tops[0].diff()[0] as f64 / self.head.normalizer;
         let dx = bottoms[0].diff_mut();
-        for (k, label) in self.labels.iter().enumerate() {
+        let prob = &self.head.prob;
+        for (k, label) in self.head.labels.iter().enumerate() {
             let (n, j) = (k / inner, k % inner);
             let at = |ch: usize| (n * c + ch) * inner + j;
             let Some(l) = *label else {
                 (0..c).for_each(|ch| dx[at(ch)] = 0.0);
                 continue;
             };
-            let pt = self.prob[at(l)];
+            let pt = prob[at(l)];
             let f = scale * self.ell(pt).1 * pt as f64;
             for ch in 0..c {
                 let delta = if ch == l { 1.0 } else { 0.0 };
-                dx[at(ch)] = (f * (delta - self.prob[at(ch)] as f64)) as f32;
+                dx[at(ch)] = (f * (delta - prob[at(ch)] as f64)) as f32;
             }
         }
         Ok(())

@@ -2,24 +2,36 @@
 //! "metric learning"): a contrastive hinge on each sample's distances to every class
 //! centre, usually the output of InnerDistance. Legend: d bottom 0 viewed as M × C,
 //! y_i = (int) label i (bottom 1), optional per-sample weights v_i (bottom 2);
-//! pm/nm = positive/negative_margin, pw/nw = positive/negative_weight.
+//! pm/nm = positive/negative_margin, pw/nw = positive/negative_weight, T =
+//! positive_outlier_thresh.
 //!
-//! Forward: loss = (1/M)·Σ_i [pw·max(0, d_iy − pm) + Σ_{j≠y} nw·max(0, nm − d_ij)].
-//! Optional top 1 (`[2]`): the mean positive hinge Σ_i max(0, d_iy − pm)/M and the
-//! mean negative hinge Σ_i Σ_{j≠y} max(0, nm − d_ij)/(M·(C − 1)).
-//! Backward (g = loss weight; the true gradient away from the hinges' kinks):
-//!   dd_iy = g·pw/M where d_iy > pm;  dd_ij = −g·nw/M where d_ij < nm (j ≠ y); 0 elsewhere.
-//! With `normalize_negative: r` set, let S = Σ of the negative entries' nw over the
-//! batch, S' = S/(r·M); when S' > pw the negative entries are divided by S' (the
-//! fork's cap on the push-away gradient). With bottom 2, each row i of the gradient is
-//! scaled by v_i/mean(v) (the loss value is not). No gradient to labels or weights.
-//! The fork's other options (square, max_negative_only, max_positive_only,
-//! positive_first, exp_negative_weight, add_intra_mae, and the bounds they use) are
-//! read; setting any of the switches is refused as not supported.
+//! Forward, per entry (the fork's "diff" values e_ij):
+//!   e_iy = pw·min(T, max(0, d_iy − pm)),
+//!   e_ij = nw·(nm − d_ij) where d_ij < nm (j ≠ y), nw·e^(−d_ij) with
+//!          `exp_negative_weight`; 0 elsewhere;
+//! then `positive_first`: rows with d_iy > positive_upper_bound lose their negatives;
+//! `max_positive_only`: only the sample with the smallest e_iy keeps it (the first on
+//! ties); `max_negative_only`: each row keeps only its largest e_ij, starting from class
+//! 0 (which, when it is the target, competes with its e_iy: the fork's rule).
+//!   loss = Σ |e_ij| / M.
+//! `add_intra_mae`: nm is the parameter plus a running mean μ of the positive hinge,
+//! μ ← min(0.99·μ + 0.01·Σ_i min(T, max(0, d_iy − pm))/M, max_negative_margin) after
+//! each forward (layer state). `square` is read and, as in the fork, has no effect.
+//! Optional top 1 (`[2]`, `[3]` with add_intra_mae): the mean truncated positive hinge,
+//! Σ max(0, nm − d_ij)/(M·(C − 1)) over the negatives, and μ.
+//! Backward (g = loss weight; the gradient of that loss away from kinks, except the
+//! `normalize_negative` cap and `positive_first`, which force pw on the target):
+//!   dd_iy = g·pw/M where pm < d_iy < T (and the sample is kept; T is compared with
+//!   d itself while the forward saturates at d − pm = T, as in the fork);
+//!   dd_ij = −g·nw/M (−g·nw·e^(−d_ij)/M) where d_ij < nm and the entry is kept.
+//! With `normalize_negative: r` set, let S = Σ of the negative gradients' magnitudes
+//! (before g/M), S' = S/(r·M); when S' > pw the negative entries are divided by S'. With
+//! bottom 2, each row of the gradient is scaled by v_i/mean(v) (the loss value is not).
+//! No gradient to labels or weights.
 
-use super::label_specific_add::per_sample_labels;
+use super::general_triplet_loss::{distance_loss_inputs, distance_loss_methods};
 use super::margin_inner_product::class_labels;
-use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{BuildContext, Layer};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
@@ -68,78 +80,114 @@ impl Default for GeneralContrastiveParams {
 pub struct GeneralContrastiveLossLayer {
     pub params: GeneralContrastiveParams,
     tops: usize,
+    /// The running mean μ of `add_intra_mae`.
+    intra_mae: f64,
+    /// nm of the last forward (with μ added under `add_intra_mae`).
+    margin: f64,
+    /// The sample keeping its positive term (`max_positive_only`).
+    kept_positive: usize,
+    /// Per sample: the negative class kept (`max_negative_only`).
+    kept_negative: Vec<usize>,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    const BLOCK: &str = "general_contrastive_loss_param";
-    let p: GeneralContrastiveParams = def.params(BLOCK)?;
-    let on: Vec<&str> = [
-        ("square", p.square),
-        ("max_negative_only", p.max_negative_only),
-        ("max_positive_only", p.max_positive_only),
-        ("positive_first", p.positive_first),
-        ("exp_negative_weight", p.exp_negative_weight),
-        ("add_intra_mae", p.add_intra_mae),
-    ]
-    .into_iter()
-    .filter_map(|(n, v)| v.then_some(n))
-    .collect();
-    if !on.is_empty() {
-        return Err(def
-            .error(
-                def.block
-                    .get(BLOCK)
-                    .map_or(def.name_span(), |f| f.name_span),
-                format!(
-                    "{}: `{}` is not supported yet",
-                    def.describe(),
-                    on.join("`, `")
-                ),
-            )
-            .with_help("the plain hinge (positive/negative margins and weights) is supported"));
-    }
+    let p: GeneralContrastiveParams = def.params("general_contrastive_loss_param")?;
     Ok(Box::new(GeneralContrastiveLossLayer {
+        margin: p.negative_margin as f64,
         params: p,
         tops: def.top.len(),
+        intra_mae: 0.0,
+        kept_positive: 0,
+        kept_negative: Vec::new(),
     }))
+}
+
+impl GeneralContrastiveLossLayer {
+    fn stats_len(&self) -> usize {
+        if self.params.add_intra_mae {
+            3
+        } else {
+            2
+        }
+    }
+
+    /// The per-entry terms e_ij of the module comment and the two hinge sums.
+    fn terms(&mut self, d: &[f32], labels: &[usize], c: usize) -> (Vec<f64>, f64, f64) {
+        let p = &self.params;
+        let (pm, nm) = (p.positive_margin as f64, self.margin);
+        let thresh = p.positive_outlier_thresh as f64;
+        let mut e = vec![0.0f64; d.len()];
+        let (mut pos, mut neg) = (0.0, 0.0);
+        self.kept_positive = 0;
+        self.kept_negative = vec![0; labels.len()];
+        for (i, &y) in labels.iter().enumerate() {
+            let row = i * c;
+            for j in 0..c {
+                let v = d[row + j] as f64;
+                if j == y {
+                    let t = (v - pm).max(0.0).min(thresh);
+                    pos += t;
+                    e[row + j] = t * p.positive_weight as f64;
+                    let best = self.kept_positive * c + labels[self.kept_positive];
+                    if e[row + j] < e[best] {
+                        self.kept_positive = i;
+                    }
+                } else if v < nm {
+                    e[row + j] = p.negative_weight as f64
+                        * if p.exp_negative_weight {
+                            (-v).exp()
+                        } else {
+                            nm - v
+                        };
+                    neg += nm - v;
+                    if e[row + j] > e[row + self.kept_negative[i]] {
+                        self.kept_negative[i] = j;
+                    }
+                }
+            }
+            if p.positive_first && d[row + y] > p.positive_upper_bound {
+                (0..c).filter(|&j| j != y).for_each(|j| e[row + j] = 0.0);
+            }
+        }
+        for (i, &y) in labels.iter().enumerate() {
+            for j in 0..c {
+                let drop = if j == y {
+                    p.max_positive_only && i != self.kept_positive
+                } else {
+                    p.max_negative_only && j != self.kept_negative[i]
+                };
+                if drop {
+                    e[i * c + j] = 0.0;
+                }
+            }
+        }
+        (e, pos, neg)
+    }
 }
 
 impl Layer for GeneralContrastiveLossLayer {
     fn type_name(&self) -> &'static str {
         "GeneralContrastiveLoss"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::between(2, 3)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn is_loss(&self) -> bool {
-        true
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
+    distance_loss_methods!();
+
+    fn state(&self) -> Vec<(String, f64)> {
+        match self.params.add_intra_mae {
+            true => vec![("intra_mae".to_string(), self.intra_mae)],
+            false => vec![],
+        }
     }
 
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let x = per_sample_labels(bottom)?;
-        if let Some(v) = bottom.get(2) {
-            if count(v) != x[0] {
-                return Err(ShapeError::at_bottom(
-                    2,
-                    format!(
-                        "weight bottom 2 has shape {} but there are {} samples",
-                        fmt_shape(v),
-                        x[0]
-                    ),
+    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
+        for (name, v) in state {
+            if name != "intra_mae" || !v.is_finite() {
+                return Err(format!(
+                    "unexpected state `{name}` = {v} (GeneralContrastiveLoss keeps a finite `intra_mae`)"
                 ));
             }
+            self.intra_mae = *v;
         }
-        let mut tops = vec![vec![]];
-        if self.tops == 2 {
-            tops.push(vec![2]);
-        }
-        Ok(tops)
+        Ok(())
     }
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
@@ -148,26 +196,20 @@ impl Layer for GeneralContrastiveLossLayer {
         let c = bottoms[0].count() / m;
         let labels = class_labels(bottoms[1].data(), c)?;
         let p = &self.params;
-        let d = bottoms[0].data();
-        let (mut loss, mut pos, mut neg) = (0.0f64, 0.0f64, 0.0f64);
-        for (i, &y) in labels.iter().enumerate() {
-            for j in 0..c {
-                let v = d[i * c + j] as f64;
-                if j == y {
-                    let h = (v - p.positive_margin as f64).max(0.0);
-                    pos += h;
-                    loss += h * p.positive_weight as f64;
-                } else {
-                    let h = (p.negative_margin as f64 - v).max(0.0);
-                    neg += h;
-                    loss += h * p.negative_weight as f64;
-                }
-            }
-        }
+        self.margin = p.negative_margin as f64 + if p.add_intra_mae { self.intra_mae } else { 0.0 };
+        let (e, pos, neg) = self.terms(bottoms[0].data(), &labels, c);
+        let p = &self.params;
+        self.intra_mae =
+            (0.99 * self.intra_mae + 0.01 * pos / m as f64).min(p.max_negative_margin as f64);
+        let loss: f64 = e.iter().map(|v| v.abs()).sum();
         tops[0].data_mut()[0] = (loss / m as f64) as f32;
         if let Some(t) = tops.get_mut(1) {
-            t.data_mut()[0] = (pos / m as f64) as f32;
-            t.data_mut()[1] = (neg / m as f64 / (c.max(2) - 1) as f64) as f32;
+            let out = t.data_mut();
+            out[0] = (pos / m as f64) as f32;
+            out[1] = (neg / m as f64 / (c.max(2) - 1) as f64) as f32;
+            if let Some(o) = out.get_mut(2) {
+                *o = self.intra_mae as f32;
+            }
         }
         Ok(())
     }
@@ -182,31 +224,41 @@ impl Layer for GeneralContrastiveLossLayer {
             return Ok(());
         }
         let (mut bottoms, tops, _) = io.backward_split();
-        let m = bottoms[0].dim(0).max(1);
-        let c = bottoms[0].count() / m;
-        let labels = class_labels(bottoms[1].data(), c)?;
-        let weights = bottoms.get(2).map(|b| b.data().to_vec());
+        let (m, c, labels, weights) = distance_loss_inputs(&bottoms)?;
         let p = &self.params;
+        let (pw, nw) = (p.positive_weight as f64, p.negative_weight as f64);
         let g = tops[0].diff()[0] as f64;
         let (d, dd) = bottoms[0].data_and_diff_mut();
         let mut grad = vec![0.0f64; d.len()];
         let mut neg_sum = 0.0f64;
         for (i, &y) in labels.iter().enumerate() {
-            for j in 0..c {
-                let v = d[i * c + j];
-                if j == y {
-                    if v > p.positive_margin {
-                        grad[i * c + j] = p.positive_weight as f64;
-                    }
-                } else if v < p.negative_margin {
-                    grad[i * c + j] = -(p.negative_weight as f64);
-                    neg_sum += p.negative_weight as f64;
+            let row = &mut grad[i * c..(i + 1) * c];
+            let dr = &d[i * c..(i + 1) * c];
+            if p.positive_first && dr[y] > p.positive_upper_bound {
+                row[y] = pw;
+                continue;
+            }
+            let keep_pos = !(p.max_positive_only && i != self.kept_positive);
+            if dr[y] > p.positive_margin && dr[y] < p.positive_outlier_thresh && keep_pos {
+                row[y] = pw;
+            }
+            for j in (0..c).filter(|&j| j != y) {
+                let v = dr[j] as f64;
+                if v >= self.margin || (p.max_negative_only && j != self.kept_negative[i]) {
+                    continue;
                 }
+                let w = if p.exp_negative_weight {
+                    nw * (-v).exp()
+                } else {
+                    nw
+                };
+                row[j] = -w;
+                neg_sum += w;
             }
         }
         if let Some(r) = p.normalize_negative {
             let s = neg_sum.abs() / r as f64 / m as f64;
-            if s > p.positive_weight as f64 {
+            if s > pw {
                 for (i, &y) in labels.iter().enumerate() {
                     (0..c)
                         .filter(|&j| j != y)

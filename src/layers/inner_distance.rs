@@ -22,8 +22,9 @@ use super::{
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +69,6 @@ pub struct InnerDistanceLayer {
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     const BLOCK: &str = "inner_distance_param";
     let p: InnerDistanceParams = def.params(BLOCK)?;
-    let num_output = required(def, p.num_output, BLOCK, "num_output")? as usize;
     p.weight_filler.validate(def, BLOCK, "weight_filler")?;
     p.bias_filler.validate(def, BLOCK, "bias_filler")?;
     let span = def
@@ -94,6 +94,28 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
             format!("{}: `transpose: true` is not supported", def.describe()),
         ));
     }
+    // Weights as bottom 1: two bottoms without `update_center_only`, or three with it
+    // (labels last).
+    let nb = def.bottom.len();
+    if (nb == 2 && !p.update_center_only) || nb == 3 {
+        if nb == 3 && !p.update_center_only {
+            return Err(def.error(
+                span,
+                format!(
+                    "{}: a third bottom (labels) needs `update_center_only: true`",
+                    def.describe()
+                ),
+            ));
+        }
+        return super::weight_bottom::build_form(
+            def,
+            BLOCK,
+            super::weight_bottom::Op::Distance { l1 },
+            (p.axis, &p.bias_filler),
+            (p.transpose, p.normalize),
+        );
+    }
+    let num_output = required(def, p.num_output, BLOCK, "num_output")? as usize;
     if p.update_center_only != (def.bottom.len() == 2) {
         return Err(def.error(
             span,
@@ -174,10 +196,10 @@ impl Layer for InnerDistanceLayer {
         3 * self.k as u64 * count(&top[0]) as u64
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
         if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
+            fill(&self.params.bias_filler, b, streams.blob(1));
         }
     }
 
@@ -187,33 +209,11 @@ impl Layer for InnerDistanceLayer {
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
-        let (k, n) = (self.k, self.num_output);
         if self.params.normalize {
-            normalize_rows(params[0].data_mut(), k);
+            normalize_rows(params[0].data_mut(), self.k);
         }
         let (x, w) = (bottoms[0].data(), params[0].data());
-        let m = x.len() / k.max(1);
-        let d = tops[0].data_mut();
-        if self.l1 {
-            for i in 0..m {
-                let xi = &x[i * k..(i + 1) * k];
-                for j in 0..n {
-                    let wj = &w[j * k..(j + 1) * k];
-                    d[i * n + j] = xi.iter().zip(wj).map(|(&a, &b)| (a - b).abs()).sum();
-                }
-            }
-            return Ok(());
-        }
-        // ‖x_i‖² + ‖w_j‖² − 2·x_i·w_j, the norms in f64.
-        gemm(false, true, m, n, k, -2.0, x, w, 0.0, d);
-        let sq = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>();
-        let wn: Vec<f64> = w.chunks(k.max(1)).map(sq).collect();
-        for (i, row) in d.chunks_mut(n).enumerate() {
-            let xn = sq(&x[i * k..(i + 1) * k]);
-            for (v, &wj) in row.iter_mut().zip(&wn) {
-                *v = ((*v as f64 + xn + wj).max(0.0)) as f32;
-            }
-        }
+        distances(x, w, self.k, self.l1, tops[0].data_mut());
         Ok(())
     }
 
@@ -224,81 +224,124 @@ impl Layer for InnerDistanceLayer {
         _ctx: &mut RunCtx,
     ) -> Result<(), String> {
         let (mut bottoms, tops, params) = io.backward_split();
-        let (k, n) = (self.k, self.num_output);
         let labels = match bottoms.get(1) {
-            Some(l) => Some(class_labels(l.data(), n)?),
+            Some(l) => Some(class_labels(l.data(), self.num_output)?),
             None => None,
         };
-        let g = tops[0].diff();
         let (x, dx) = bottoms[0].data_and_diff_mut();
-        let m = x.len() / k.max(1);
         let (w, dw) = params[0].data_and_diff_mut();
-        let owns = |i: usize, j: usize| labels.as_ref().is_none_or(|l| l[i] == j);
-        if self.l1 {
-            let sgn = |v: f32| {
-                if v > 0.0 {
-                    1.0
-                } else if v < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            };
-            if propagate_down[0] {
-                dx.fill(0.0);
-            }
-            for i in 0..m {
-                for j in 0..n {
-                    let gij = g[i * n + j];
-                    for t in 0..k {
-                        let s = sgn(x[i * k + t] - w[j * k + t]) * gij;
-                        if propagate_down[0] {
-                            dx[i * k + t] += s;
-                        }
-                        if owns(i, j) {
-                            dw[j * k + t] -= s;
-                        }
-                    }
-                }
-            }
-            return Ok(());
-        }
-        // dW += 2·(colsum(G)_j·w_j − (GᵀX)_j), over the rows each sample may update.
-        let mut gm = g.to_vec();
-        if let Some(l) = &labels {
-            for (i, row) in gm.chunks_mut(n).enumerate() {
-                row.iter_mut().enumerate().for_each(|(j, v)| {
-                    if j != l[i] {
-                        *v = 0.0
-                    }
-                });
-            }
-        }
-        let mut colsum = vec![0.0f64; n];
-        for row in gm.chunks(n) {
-            colsum
-                .iter_mut()
-                .zip(row)
-                .for_each(|(s, &v)| *s += v as f64);
-        }
-        gemm(true, false, n, k, m, -2.0, &gm, x, 1.0, dw);
-        for (j, (dr, wr)) in dw.chunks_mut(k).zip(w.chunks(k)).enumerate() {
-            let c = 2.0 * colsum[j];
-            dr.iter_mut()
-                .zip(wr)
-                .for_each(|(d, &v)| *d = (*d as f64 + c * v as f64) as f32);
-        }
-        if propagate_down[0] {
-            // dx = 2·(rowsum(G)_i·x_i − (G·W)_i).
-            gemm(false, false, m, k, n, -2.0, g, w, 0.0, dx);
-            for (i, row) in g.chunks(n).enumerate() {
-                let s = 2.0 * row.iter().map(|&v| v as f64).sum::<f64>();
-                let (xi, di) = (&x[i * k..(i + 1) * k], &mut dx[i * k..(i + 1) * k]);
-                di.iter_mut()
-                    .zip(xi)
-                    .for_each(|(d, &v)| *d = (*d as f64 + s * v as f64) as f32);
-            }
-        }
+        let dx = propagate_down[0].then_some(dx);
+        distance_grads(
+            (x, w, self.k),
+            tops[0].diff(),
+            labels.as_deref(),
+            self.l1,
+            (dx, dw),
+        );
         Ok(())
+    }
+}
+
+/// d (M×N) from x (M×K) and the rows of w (N×K): squared L2 or L1 distances.
+pub fn distances(x: &[f32], w: &[f32], k: usize, l1: bool, d: &mut [f32]) {
+    let k1 = k.max(1);
+    let (m, n) = (x.len() / k1, w.len() / k1);
+    if l1 {
+        for i in 0..m {
+            let xi = &x[i * k..(i + 1) * k];
+            for j in 0..n {
+                let wj = &w[j * k..(j + 1) * k];
+                d[i * n + j] = xi.iter().zip(wj).map(|(&a, &b)| (a - b).abs()).sum();
+            }
+        }
+        return;
+    }
+    // ‖x_i‖² + ‖w_j‖² − 2·x_i·w_j, the norms in f64.
+    gemm(false, true, m, n, k, -2.0, x, w, 0.0, d);
+    let sq = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>();
+    let wn: Vec<f64> = w.chunks(k1).map(sq).collect();
+    for (i, row) in d.chunks_mut(n.max(1)).enumerate() {
+        let xn = sq(&x[i * k..(i + 1) * k]);
+        for (v, &wj) in row.iter_mut().zip(&wn) {
+            *v = ((*v as f64 + xn + wj).max(0.0)) as f32;
+        }
+    }
+}
+
+/// The gradients of [`distances`] for top diff g: dx (set, when given) and dw
+/// (accumulated; with `labels`, only into each sample's own row).
+pub fn distance_grads(
+    (x, w, k): (&[f32], &[f32], usize),
+    g: &[f32],
+    labels: Option<&[usize]>,
+    l1: bool,
+    (mut dx, dw): (Option<&mut [f32]>, &mut [f32]),
+) {
+    let (m, n) = (x.len() / k.max(1), w.len() / k.max(1));
+    let owns = |i: usize, j: usize| labels.is_none_or(|l| l[i] == j);
+    if l1 {
+        let sgn = |v: f32| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        };
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.fill(0.0);
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let gij = g[i * n + j];
+                for t in 0..k {
+                    let s = sgn(x[i * k + t] - w[j * k + t]) * gij;
+                    if let Some(dx) = dx.as_deref_mut() {
+                        dx[i * k + t] += s;
+                    }
+                    if owns(i, j) {
+                        dw[j * k + t] -= s;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // dW += 2·(colsum(G)_j·w_j − (GᵀX)_j), over the rows each sample may update.
+    let mut gm = g.to_vec();
+    if let Some(l) = labels {
+        for (i, row) in gm.chunks_mut(n).enumerate() {
+            row.iter_mut().enumerate().for_each(|(j, v)| {
+                if j != l[i] {
+                    *v = 0.0
+                }
+            });
+        }
+    }
+    let mut colsum = vec![0.0f64; n];
+    for row in gm.chunks(n) {
+        colsum
+            .iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s += v as f64);
+    }
+    gemm(true, false, n, k, m, -2.0, &gm, x, 1.0, dw);
+    for (j, (dr, wr)) in dw.chunks_mut(k).zip(w.chunks(k)).enumerate() {
+        let c = 2.0 * colsum[j];
+        dr.iter_mut()
+            .zip(wr)
+            .for_each(|(d, &v)| *d = (*d as f64 + c * v as f64) as f32);
+    }
+    if let Some(dx) = dx {
+        // dx = 2·(rowsum(G)_i·x_i − (G·W)_i).
+        gemm(false, false, m, k, n, -2.0, g, w, 0.0, dx);
+        for (i, row) in g.chunks(n).enumerate() {
+            let s = 2.0 * row.iter().map(|&v| v as f64).sum::<f64>();
+            let (xi, di) = (&x[i * k..(i + 1) * k], &mut dx[i * k..(i + 1) * k]);
+            di.iter_mut()
+                .zip(xi)
+                .for_each(|(d, &v)| *d = (*d as f64 + s * v as f64) as f32);
+        }
     }
 }

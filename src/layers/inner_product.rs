@@ -7,6 +7,8 @@
 //! is a cosine when x is unit-length too (a Normalize layer in front). Backward is
 //! the fork's: the plain gradients above, taken w.r.t. the normalised Ŵ (dW is not
 //! projected through the normalisation, as in MarginInnerProduct), dx = dy·Ŵ exact.
+//!
+//! With two or three bottoms the weights (and bias) come from bottoms: weight_bottom.rs.
 
 use super::filler::{fill, FillerParams};
 use super::margin_inner_product::normalize_rows;
@@ -14,8 +16,9 @@ use super::{canonical_axis, count, required, Arity, BuildContext, Layer, Shape, 
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,11 +57,22 @@ pub struct InnerProductLayer {
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: InnerProductParams = def.params("inner_product_param")?;
+    p.bias_filler
+        .validate(def, "inner_product_param", "bias_filler")?;
+    if def.bottom.len() >= 2 {
+        // The fork's form with the weights (and optionally the bias) as bottoms.
+        let learned_bias = p.bias_term && def.bottom.len() == 2;
+        return super::weight_bottom::build_form(
+            def,
+            "inner_product_param",
+            super::weight_bottom::Op::Product { learned_bias },
+            (p.axis, &p.bias_filler),
+            (p.transpose, p.normalize),
+        );
+    }
     let num_output = required(def, p.num_output, "inner_product_param", "num_output")? as usize;
     p.weight_filler
         .validate(def, "inner_product_param", "weight_filler")?;
-    p.bias_filler
-        .validate(def, "inner_product_param", "bias_filler")?;
     if p.normalize && p.transpose {
         return Err(def.error(
             def.block
@@ -130,10 +144,10 @@ impl Layer for InnerProductLayer {
         (2 * self.k as u64).saturating_mul(count(&top[0]) as u64)
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
         if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
+            fill(&self.params.bias_filler, b, streams.blob(1));
         }
     }
 

@@ -12,6 +12,7 @@ use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
+use crate::philox::{key_for, Stream};
 use rand::Rng as _;
 use serde::Deserialize;
 
@@ -32,9 +33,11 @@ pub struct InsanityLayer {
     pub params: InsanityParams,
     /// 1/a per element of the last forward.
     inv: Vec<f32>,
+    /// The generator key: the build seed and the layer's name.
+    key: [u32; 2],
 }
 
-pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: InsanityParams = def.params("insanity_param")?;
     if !(p.lb > 0.0 && p.ub > p.lb && p.ub.is_finite()) {
         return Err(def.error(
@@ -52,6 +55,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
     Ok(Box::new(InsanityLayer {
         params: p,
         inv: Vec::new(),
+        key: key_for(ctx.seed, &def.name),
     }))
 }
 
@@ -77,7 +81,15 @@ impl Layer for InsanityLayer {
         let (lb, ub) = (self.params.lb, self.params.ub);
         let n = io.bottom(0).count();
         if ctx.phase == Phase::Train {
-            self.inv = (0..n).map(|_| 1.0 / ctx.rng.gen_range(lb..ub)).collect();
+            // a ~ U[lb, ub) per element, from a counter-based stream whose
+            // iteration comes from the net's generator.
+            let stream = Stream {
+                key: self.key,
+                iteration: ctx.rng.gen(),
+            };
+            self.inv.resize(n, 0.0);
+            stream.fill_uniform(&mut self.inv, lb, ub);
+            self.inv.iter_mut().for_each(|a| *a = 1.0 / *a);
         } else {
             let mean = (ub as f64 - lb as f64) / ((ub as f64).ln() - (lb as f64).ln());
             self.inv = vec![(1.0 / mean) as f32; n];

@@ -14,7 +14,7 @@
 //! A label outside [0, C) is an error.
 
 use super::margin_inner_product::class_labels;
-use super::{count, fmt_shape, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::{count, fmt_shape, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
@@ -89,7 +89,53 @@ pub fn per_sample_labels(bottom: &[Shape]) -> Result<Shape, ShapeError> {
     Ok(x.clone())
 }
 
+/// The `Layer` methods shared by LabelSpecificAdd and LabelSpecificRescale: scores and
+/// labels in, scores and (optionally) the `[1]` coefficient out, in place allowed, and
+/// the annealing counter `iter` as state `iteration` while `annealed()`.
+macro_rules! label_specific_methods {
+    ($layer:literal) => {
+        fn bottoms(&self) -> $crate::layers::Arity {
+            $crate::layers::Arity::exactly(2)
+        }
+        fn tops(&self) -> $crate::layers::Arity {
+            $crate::layers::Arity::between(1, 2)
+        }
+        fn can_backprop_to(&self, bottom: usize) -> bool {
+            bottom == 0
+        }
+        fn supports_in_place(&self) -> bool {
+            true
+        }
+        fn reshape(
+            &mut self,
+            bottom: &[$crate::layers::Shape],
+        ) -> Result<Vec<$crate::layers::Shape>, $crate::layers::ShapeError> {
+            let mut tops = vec![$crate::layers::label_specific_add::per_sample_labels(
+                bottom,
+            )?];
+            if self.tops == 2 {
+                tops.push(vec![1]);
+            }
+            Ok(tops)
+        }
+        fn state(&self) -> Vec<(String, f64)> {
+            match self.annealed() {
+                true => vec![("iteration".to_string(), self.iter as f64)],
+                false => vec![],
+            }
+        }
+        fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
+            $crate::layers::margin_inner_product::set_counter(&mut self.iter, state, $layer)
+        }
+    };
+}
+pub(crate) use label_specific_methods;
+
 impl LabelSpecificAddLayer {
+    fn annealed(&self) -> bool {
+        self.params.bias_base.is_some()
+    }
+
     fn current_bias(&self) -> f32 {
         let p = &self.params;
         match p.bias_base {
@@ -108,37 +154,7 @@ impl Layer for LabelSpecificAddLayer {
     fn type_name(&self) -> &'static str {
         "LabelSpecificAdd"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::exactly(2)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-    fn supports_in_place(&self) -> bool {
-        true
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let mut tops = vec![per_sample_labels(bottom)?];
-        if self.tops == 2 {
-            tops.push(vec![1]);
-        }
-        Ok(tops)
-    }
-
-    fn state(&self) -> Vec<(String, f64)> {
-        match self.params.bias_base {
-            Some(_) => vec![("iteration".to_string(), self.iter as f64)],
-            None => vec![],
-        }
-    }
-
-    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        super::margin_inner_product::set_counter(&mut self.iter, state, "LabelSpecificAdd")
-    }
+    label_specific_methods!("LabelSpecificAdd");
 
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         io.copy_bottom_data_to_top(0);

@@ -15,14 +15,15 @@
 //! No gradient to the label; a label outside [0, N) is an error. The fork adds 1e-9 to
 //! r·ρ before dividing; netrun does not (a zero x or w row gives NaN, as sphereface).
 
-use super::filler::{fill, FillerParams};
-use super::margin_inner_product::{class_labels, lambda_at, logits_shape, psi, MarginType};
-use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::filler::FillerParams;
+use super::margin_inner_product::{
+    margin_head_from, margin_head_methods, psi, MarginHead, MarginType,
+};
+use super::{BuildContext, Layer};
 use crate::backend::gemm;
-use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
-use crate::netdef::{LayerDef, Phase};
+use crate::layer_io::{LayerIo, RunCtx};
+use crate::netdef::LayerDef;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,26 +59,14 @@ impl Default for LargeMarginParams {
 
 pub struct LargeMarginInnerProductLayer {
     pub params: LargeMarginParams,
-    pub num_output: usize,
-    pub k: usize,
-    tops: usize,
-    iter: i64,
-    lambda: f64,
+    head: MarginHead,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     const BLOCK: &str = "largemargin_inner_product_param";
     let p: LargeMarginParams = def.params(BLOCK)?;
-    let num_output = required(def, p.num_output, BLOCK, "num_output")? as usize;
-    p.weight_filler.validate(def, BLOCK, "weight_filler")?;
-    Ok(Box::new(LargeMarginInnerProductLayer {
-        iter: p.iteration as i64,
-        params: p,
-        num_output,
-        k: 0,
-        tops: def.top.len(),
-        lambda: 0.0,
-    }))
+    let head = margin_head_from!(def, BLOCK, p)?;
+    Ok(Box::new(LargeMarginInnerProductLayer { params: p, head }))
 }
 
 /// ‖v‖ in f64.
@@ -94,60 +83,13 @@ impl Layer for LargeMarginInnerProductLayer {
     fn type_name(&self) -> &'static str {
         "LargeMarginInnerProduct"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::exactly(2)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let (logits, k) = logits_shape(bottom, self.params.axis, self.num_output, self.k)?;
-        self.k = k;
-        let mut tops = vec![logits];
-        if self.tops == 2 {
-            tops.push(vec![1]);
-        }
-        Ok(tops)
-    }
-
-    fn param_shapes(&self) -> Vec<Shape> {
-        vec![vec![self.num_output, self.k]]
-    }
-
-    fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
-        2 * self.k as u64 * count(&top[0]) as u64
-    }
-
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
-    }
-
-    fn state(&self) -> Vec<(String, f64)> {
-        vec![("iteration".to_string(), self.iter as f64)]
-    }
-
-    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        super::margin_inner_product::set_counter(&mut self.iter, state, "LargeMarginInnerProduct")
-    }
+    margin_head_methods!("LargeMarginInnerProduct");
 
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
-        let (k, n, m) = (self.k, self.num_output, self.params.margin_type.m());
-        let labels = if m > 1 {
-            class_labels(bottoms[1].data(), n)?
-        } else {
-            Vec::new()
-        };
-        if ctx.phase == Phase::Train {
-            self.iter += 1;
-        }
-        let p = &self.params;
-        let lambda = lambda_at(p.base, p.gamma, p.power, p.lambda_min, self.iter);
-        self.lambda = lambda;
+        let (k, n, m) = (self.head.k, self.head.num_output, self.head.m);
+        let labels = self.head.labels(bottoms[1].data())?;
+        let lambda = self.head.advance(ctx.phase);
         let (x, w) = (bottoms[0].data(), params[0].data());
         let rows = x.len() / k.max(1);
         gemm(false, true, rows, n, k, 1.0, x, w, 0.0, tops[0].data_mut());
@@ -171,13 +113,9 @@ impl Layer for LargeMarginInnerProductLayer {
         _ctx: &mut RunCtx,
     ) -> Result<(), String> {
         let (mut bottoms, tops, params) = io.backward_split();
-        let (k, n, m) = (self.k, self.num_output, self.params.margin_type.m());
-        let lambda = self.lambda;
-        let labels = if m > 1 {
-            class_labels(bottoms[1].data(), n)?
-        } else {
-            Vec::new()
-        };
+        let (k, n, m) = (self.head.k, self.head.num_output, self.head.m);
+        let lambda = self.head.lambda;
+        let labels = self.head.labels(bottoms[1].data())?;
         let g = tops[0].diff();
         let (x, dx) = bottoms[0].data_and_diff_mut();
         let rows = x.len() / k.max(1);

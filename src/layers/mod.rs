@@ -3,19 +3,22 @@
 //! to constructors; adding a layer is one file plus one line there.
 
 use crate::blob::Blob;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{ParamSpec, Phase};
+pub use crate::philox::ParamStreams;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub mod abs_val;
 pub mod accuracy;
+pub mod adacos_add_m_scale;
 pub mod axpy;
 pub mod batch_norm;
 pub mod bias;
 pub mod bn;
 pub mod bnll;
 pub mod center_loss;
+pub mod channel_scale;
 pub mod checks;
 pub mod clip;
 pub mod combined_margin_inner_product;
@@ -37,18 +40,23 @@ pub mod flatten;
 pub mod flip;
 pub mod focal_loss;
 pub mod general_contrastive_loss;
+pub mod general_triplet_loss;
+pub mod global_lse_margin;
 pub mod image_data;
 pub mod inner_distance;
 pub mod inner_product;
 pub mod input;
 pub mod insanity;
 pub mod label_specific_add;
+pub mod label_specific_rescale;
 pub mod largemargin_inner_product;
 pub mod log;
 pub mod loss;
 pub mod lrn;
 pub mod margin_inner_product;
+pub mod norm_l2;
 pub mod normalize;
+pub mod parameter;
 pub mod pooling;
 pub mod power;
 pub mod prelu;
@@ -62,6 +70,7 @@ pub mod sigmoid;
 pub mod sigmoid_cross_entropy_loss;
 pub mod silence;
 pub mod slice;
+pub mod soft_truncation;
 pub mod softmax;
 pub mod softmax_with_loss;
 pub mod split;
@@ -73,6 +82,7 @@ pub mod transform;
 pub mod triplet_loss;
 pub mod unary;
 pub mod unsupported;
+pub mod weight_bottom;
 
 // Layer files import the shape helpers from here (`use super::{count, Shape}`);
 // they are defined in the core, beside `Blob`.
@@ -248,7 +258,7 @@ pub trait Layer: Send + AsAny {
     fn set_top_rewritten_later(&mut self, _rewritten: bool) {}
 
     /// Initialises the learnable blobs (shaped as [`Layer::param_shapes`]) with the layer's fillers.
-    fn fill_params(&self, _params: &mut [Blob], _rng: &mut Rng) {}
+    fn fill_params(&self, _params: &mut [Blob], _streams: &ParamStreams) {}
 
     /// Whether learnable blob `i`'s diff is the true gradient of the loss. A
     /// layer whose coded update is deliberately something else (CenterLoss's

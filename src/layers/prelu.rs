@@ -9,8 +9,9 @@ use super::filler::{fill, FillerParams};
 use super::{count, rows, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -94,8 +95,8 @@ impl Layer for PReLULayer {
         true
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.filler, &mut params[0], streams.blob(0));
     }
 
     fn set_top_rewritten_later(&mut self, rewritten: bool) {

@@ -16,8 +16,9 @@ use super::rows::{channel_sums, for_rows};
 use super::{count, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,15 +129,15 @@ impl Layer for ScaleLayer {
         true
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
         if self.learned {
-            fill(&self.params.filler, &mut params[0], rng);
+            fill(&self.params.filler, &mut params[0], streams.blob(0));
         }
         if self.params.bias_term {
             fill(
                 &self.params.bias_filler,
                 &mut params[self.bias_index()],
-                rng,
+                streams.blob(self.bias_index()),
             );
         }
     }

@@ -22,6 +22,9 @@ pub struct SoftmaxParams {
     /// Accepted for compatibility; netrun has one engine.
     pub engine: Engine,
     pub axis: i32,
+    /// happynear/caffe-windows field: "Softmax" (the only value netrun runs; the
+    /// fork's "L1"/"L2" normalisations are refused).
+    pub normalize_type: String,
 }
 
 impl Default for SoftmaxParams {
@@ -29,6 +32,7 @@ impl Default for SoftmaxParams {
         SoftmaxParams {
             engine: Engine::Default,
             axis: 1,
+            normalize_type: "Softmax".into(),
         }
     }
 }
@@ -110,8 +114,25 @@ pub struct SoftmaxLayer {
     pub axis: usize,
 }
 
-pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+/// Reads `softmax_param`, refusing a `normalize_type` other than "Softmax".
+pub fn softmax_params(def: &LayerDef) -> Result<SoftmaxParams, Diagnostic> {
     let p: SoftmaxParams = def.params("softmax_param")?;
+    if p.normalize_type != "Softmax" {
+        return Err(super::checks::param_error(
+            def,
+            "softmax_param",
+            "normalize_type",
+            &format!("normalize_type \"{}\" is not supported", p.normalize_type),
+        )
+        .with_help(
+            "use \"Softmax\" (the default); normalise the scores with a Normalize layer first",
+        ));
+    }
+    Ok(p)
+}
+
+pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+    let p = softmax_params(def)?;
     Ok(Box::new(SoftmaxLayer { params: p, axis: 0 }))
 }
 

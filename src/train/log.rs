@@ -315,6 +315,44 @@ impl Smoother {
         }
     }
 
+    /// The window as snapshot metadata: `window:next:value:loss,loss,...`,
+    /// each f64 as its 16 hex digits so a resumed run smooths bit-identically.
+    pub fn to_meta(&self) -> String {
+        let hex = |v: f64| format!("{:016x}", v.to_bits());
+        let losses: Vec<String> = self.losses.iter().map(|&v| hex(v)).collect();
+        format!(
+            "{}:{}:{}:{}",
+            self.window,
+            self.next,
+            hex(self.value),
+            losses.join(",")
+        )
+    }
+
+    /// Restores [`Smoother::to_meta`]'s text for a window of `window` losses;
+    /// `None` when it is malformed or was written for another `average_loss`.
+    pub fn from_meta(text: &str, window: usize) -> Option<Smoother> {
+        let bits = |h: &str| u64::from_str_radix(h, 16).ok().map(f64::from_bits);
+        let mut parts = text.splitn(4, ':');
+        let w: usize = parts.next()?.parse().ok()?;
+        let next: usize = parts.next()?.parse().ok()?;
+        let value = bits(parts.next()?)?;
+        let list = parts.next()?;
+        let losses = if list.is_empty() {
+            Vec::new()
+        } else {
+            list.split(',').map(bits).collect::<Option<Vec<f64>>>()?
+        };
+        let full = losses.len() == w;
+        (w == window.max(1) && losses.len() <= w && next < w.max(1) && (full || next == 0))
+            .then_some(Smoother {
+                window: w,
+                losses,
+                next,
+                value,
+            })
+    }
+
     pub fn push(&mut self, loss: f64) {
         if self.losses.len() < self.window {
             self.losses.push(loss);

@@ -8,7 +8,8 @@
 //!   (`<layer>.<index>.history<k>`) as tensors, and as metadata the iteration,
 //!   the rule, each net's layer states (`state.<net>.<layer>.<key>`) and each
 //!   net's random stream (`rng.<net>` = ChaCha seed : stream : word position),
-//!   `<net>` being `train` or `test<k>`.
+//!   `<net>` being `train` or `test<k>`, and the displayed loss's window
+//!   (`smoothed_loss`, see [`super::log::Smoother::to_meta`]).
 //!
 //! All three are written and read by [`crate::weights`]: atomic writes, a
 //! checksum (covering the metadata) verified on reading. Then

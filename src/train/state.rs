@@ -61,6 +61,7 @@ impl Trainer {
             crate::caffe::write::write(&self.net, &path)?;
         }
         meta.insert("type".to_string(), self.solver.rule.name().to_string());
+        meta.insert("smoothed_loss".to_string(), self.smoothed.to_meta());
         meta.extend(net_meta("train", &self.net));
         match &self.test_start_meta {
             Some(m) => meta.extend(m.clone()),
@@ -140,6 +141,14 @@ impl Trainer {
         }
         self.restore_history(&state)?;
         self.restore_nets(&state)?;
+        // The displayed loss's window (`average_loss`); snapshots of older
+        // netruns, or of a run with another `average_loss`, start it afresh.
+        let window = self.def.params.average_loss.max(1) as usize;
+        if let Some(s) = (state.metadata.get("smoothed_loss"))
+            .and_then(|m| super::log::Smoother::from_meta(m, window))
+        {
+            self.smoothed = s;
+        }
         self.iter = iter;
         self.resumed_from = Some(iter);
         self.last_snapshot = Some(base.clone());

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conv;
+pub mod forks;
 pub mod isa;
 pub mod python;
 

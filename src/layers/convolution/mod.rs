@@ -16,8 +16,9 @@ use crate::backend::im2col::Window;
 use crate::backend::threads;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
+use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use rayon::prelude::*;
 
 pub struct ConvolutionLayer {
@@ -170,10 +171,10 @@ impl Layer for ConvolutionLayer {
             .fold(0, u64::saturating_add)
     }
 
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
+    fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
+        fill(&self.params.weight_filler, &mut params[0], streams.blob(0));
         if let Some(b) = params.get_mut(1) {
-            fill(&self.params.bias_filler, b, rng);
+            fill(&self.params.bias_filler, b, streams.blob(1));
         }
     }
 

@@ -37,19 +37,21 @@
 //! normalised rows, and the stored (raw) rows get dw_j += (dŵ_j − (ŵ_j·dŵ_j)·ŵ_j)/‖w_j‖
 //! with ‖w_j‖ the norm before this forward normalised it.
 
+mod head;
 mod psi;
 mod rows;
 
+pub(crate) use head::{margin_head_from, margin_head_methods};
+pub use head::{Annealing, MarginHead};
 pub use psi::{lambda_at, psi, target_cosine, Psi};
 pub use rows::{class_labels, logits_shape, normalize_rows, project_rows, unit_rows};
 
-use super::filler::{fill, FillerParams};
-use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
+use super::filler::FillerParams;
+use super::{BuildContext, Layer};
 use crate::backend::gemm;
-use crate::blob::Blob;
 use crate::error::Diagnostic;
-use crate::layer_io::{LayerIo, Rng, RunCtx};
-use crate::netdef::{LayerDef, Phase};
+use crate::layer_io::{LayerIo, RunCtx};
+use crate::netdef::LayerDef;
 use serde::Deserialize;
 
 /// `MarginType`: the A-Softmax m. SINGLE = 0 (m=1) … QUADRUPLE = 3 (m=4).
@@ -106,14 +108,7 @@ impl Default for MarginInnerProductParams {
 
 pub struct MarginInnerProductLayer {
     pub params: MarginInnerProductParams,
-    pub num_output: usize,
-    /// Flattened input size K, fixed at the first reshape.
-    pub k: usize,
-    tops: usize,
-    /// The λ counter t.
-    iter: i64,
-    /// λ of the last forward, for backward.
-    lambda: f64,
+    head: MarginHead,
     /// ‖w_j‖ before the last forward normalised the rows (for `exact_gradient`).
     raw_norms: Vec<f64>,
 }
@@ -136,22 +131,12 @@ pub fn set_counter(iter: &mut i64, state: &[(String, f64)], layer: &str) -> Resu
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
-    let p: MarginInnerProductParams = def.params("margin_inner_product_param")?;
-    let num_output = required(
-        def,
-        p.num_output,
-        "margin_inner_product_param",
-        "num_output",
-    )? as usize;
-    p.weight_filler
-        .validate(def, "margin_inner_product_param", "weight_filler")?;
+    const BLOCK: &str = "margin_inner_product_param";
+    let p: MarginInnerProductParams = def.params(BLOCK)?;
+    let head = margin_head_from!(def, BLOCK, p)?;
     Ok(Box::new(MarginInnerProductLayer {
-        iter: p.iteration as i64,
         params: p,
-        num_output,
-        k: 0,
-        tops: def.top.len(),
-        lambda: 0.0,
+        head,
         raw_norms: Vec::new(),
     }))
 }
@@ -160,64 +145,17 @@ impl Layer for MarginInnerProductLayer {
     fn type_name(&self) -> &'static str {
         "MarginInnerProduct"
     }
-    fn bottoms(&self) -> Arity {
-        Arity::exactly(2)
-    }
-    fn tops(&self) -> Arity {
-        Arity::between(1, 2)
-    }
-    fn can_backprop_to(&self, bottom: usize) -> bool {
-        bottom == 0
-    }
-
-    fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let (logits, k) = logits_shape(bottom, self.params.axis, self.num_output, self.k)?;
-        self.k = k;
-        let mut tops = vec![logits];
-        if self.tops == 2 {
-            tops.push(vec![1]);
-        }
-        Ok(tops)
-    }
-
-    fn param_shapes(&self) -> Vec<Shape> {
-        vec![vec![self.num_output, self.k]]
-    }
-
-    fn flops(&self, _bottom: &[Shape], top: &[Shape]) -> u64 {
-        2 * self.k as u64 * count(&top[0]) as u64
-    }
-
-    fn fill_params(&self, params: &mut [Blob], rng: &mut Rng) {
-        fill(&self.params.weight_filler, &mut params[0], rng);
-    }
+    margin_head_methods!("MarginInnerProduct");
 
     fn param_diff_is_gradient(&self, _index: usize) -> bool {
         self.params.exact_gradient
     }
 
-    fn state(&self) -> Vec<(String, f64)> {
-        vec![("iteration".to_string(), self.iter as f64)]
-    }
-
-    fn set_state(&mut self, state: &[(String, f64)]) -> Result<(), String> {
-        set_counter(&mut self.iter, state, "MarginInnerProduct")
-    }
-
     fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
-        let (k, n, m) = (self.k, self.num_output, self.params.margin_type.m());
-        let labels = if m > 1 {
-            class_labels(bottoms[1].data(), n)?
-        } else {
-            Vec::new()
-        };
-        if ctx.phase == Phase::Train {
-            self.iter += 1;
-        }
-        let p = &self.params;
-        let lambda = lambda_at(p.base, p.gamma, p.power, p.lambda_min, self.iter);
-        self.lambda = lambda;
+        let (k, n, m) = (self.head.k, self.head.num_output, self.head.m);
+        let labels = self.head.labels(bottoms[1].data())?;
+        let lambda = self.head.advance(ctx.phase);
         self.raw_norms = normalize_rows(params[0].data_mut(), k);
         let (x, w) = (bottoms[0].data(), params[0].data());
         let rows = bottoms[0].count() / k.max(1);
@@ -240,16 +178,12 @@ impl Layer for MarginInnerProductLayer {
         _ctx: &mut RunCtx,
     ) -> Result<(), String> {
         let (mut bottoms, tops, params) = io.backward_split();
-        let (k, n, m) = (self.k, self.num_output, self.params.margin_type.m());
-        let (lambda, exact) = (self.lambda, self.params.exact_gradient);
+        let (k, n, m) = (self.head.k, self.head.num_output, self.head.m);
+        let (lambda, exact) = (self.head.lambda, self.params.exact_gradient);
         if self.raw_norms.len() != n {
             return Err("backward called before forward".to_string());
         }
-        let labels = if m > 1 {
-            class_labels(bottoms[1].data(), n)?
-        } else {
-            Vec::new()
-        };
+        let labels = self.head.labels(bottoms[1].data())?;
         let rows = bottoms[0].count() / k.max(1);
         let g = tops[0].diff();
         let (x, dx) = bottoms[0].data_and_diff_mut();

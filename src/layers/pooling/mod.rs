@@ -15,6 +15,7 @@ use super::{count, required, Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::{LayerDef, Phase};
+use crate::philox::{key_for, Stream};
 use rand::Rng as _;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -72,6 +73,8 @@ pub struct PoolingLayer {
     index: Vec<u32>,
     /// How the last forward pooled.
     mode: Mode,
+    /// The generator key of STOCHASTIC pooling: the build seed and the layer's name.
+    key: [u32; 2],
 }
 
 impl PoolingLayer {
@@ -104,7 +107,7 @@ fn pair(
     Err(def.error(span, format!("{}: {msg}", def.describe())))
 }
 
-pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
+pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
     let p: PoolingParams = def.params("pooling_param")?;
     let span = def
         .block
@@ -163,6 +166,7 @@ pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         plane: Plane::default(),
         index: Vec::new(),
         mode: Mode::Max,
+        key: key_for(ctx.seed, &def.name),
     }))
 }
 
@@ -252,7 +256,16 @@ impl Layer for PoolingLayer {
         let outputs = tops[0].count();
         self.index.resize(outputs, 0);
         let u: Vec<f32> = match mode {
-            Mode::Sample => (0..outputs).map(|_| ctx.rng.gen()).collect(),
+            Mode::Sample => {
+                let mut u = vec![0.0; outputs];
+                let iteration = ctx.rng.gen();
+                Stream {
+                    key: self.key,
+                    iteration,
+                }
+                .fill(0, &mut u);
+                u
+            }
             _ => Vec::new(),
         };
         tops[0]

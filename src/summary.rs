@@ -16,23 +16,18 @@ pub struct Totals {
     pub activation_bytes: usize,
 }
 
+/// Forward FLOPs of node `n` for the batch.
+pub fn layer_flops(graph: &Graph, n: usize) -> u64 {
+    let node = &graph.nodes[n];
+    let shapes =
+        |ids: &[usize]| -> Vec<_> { ids.iter().map(|&i| graph.blob_shape(i).to_vec()).collect() };
+    node.layer
+        .flops(&shapes(&node.bottoms), &shapes(&node.tops))
+}
+
 pub fn totals(graph: &Graph) -> Totals {
-    let flops = graph
-        .nodes
-        .iter()
-        .map(|n| {
-            let b: Vec<_> = n
-                .bottoms
-                .iter()
-                .map(|&i| graph.blob_shape(i).to_vec())
-                .collect();
-            let t: Vec<_> = n
-                .tops
-                .iter()
-                .map(|&i| graph.blob_shape(i).to_vec())
-                .collect();
-            n.layer.flops(&b, &t)
-        })
+    let flops = (0..graph.nodes.len())
+        .map(|n| layer_flops(graph, n))
         .fold(0, u64::saturating_add);
     let batch = graph
         .nodes

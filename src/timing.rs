@@ -18,6 +18,8 @@ pub struct Timings {
     pub forward_ms: f64,
     pub backward_ms: f64,
     pub iterations: usize,
+    /// Per layer: forward FLOPs for the batch (for the GFLOP/s column).
+    pub flops: Vec<u64>,
     /// Per layer, in GPU mode: whether it ran its CPU path (no device path).
     /// Empty on the CPU, and the report then has no device column.
     pub fallback: Vec<bool>,
@@ -94,8 +96,12 @@ pub fn time(net: &mut Net, iterations: usize, backward: bool) -> Result<Timings>
             )
         })
         .collect();
+    let flops = (0..n)
+        .map(|l| crate::summary::layer_flops(&net.graph, l))
+        .collect();
     Ok(Timings {
         layers,
+        flops,
         forward_ms: fwd.iter().sum::<f64>() / k,
         backward_ms: bwd.iter().sum::<f64>() / k,
         iterations,
@@ -112,8 +118,8 @@ pub fn render(t: &Timings, peak_rss: Option<u64>) -> String {
     let device = t.fallback.iter().any(|&f| f);
     let _ = write!(
         out,
-        "{:<width$}  {:<16} {:>12} {:>12} {:>7}",
-        "layer", "type", "forward ms", "backward ms", "share"
+        "{:<width$}  {:<16} {:>12} {:>12} {:>7} {:>9}",
+        "layer", "type", "forward ms", "backward ms", "share", "fwd GF/s"
     );
     out.push_str(if device { "  device\n" } else { "\n" });
     for (i, (name, ty, f, b)) in t.layers.iter().enumerate() {
@@ -126,6 +132,13 @@ pub fn render(t: &Timings, peak_rss: Option<u64>) -> String {
             out,
             "{name:<width$}  {ty:<16} {f:>12.3} {b:>12.3} {share:>6.1}%"
         );
+        // Forward GFLOP/s, for layers whose FLOPs are known.
+        match t.flops.get(i) {
+            Some(&fl) if fl > 0 && *f > 0.0 => {
+                let _ = write!(out, " {:>9.1}", fl as f64 / (f * 1e6));
+            }
+            _ => out.push_str(&format!(" {:>9}", "")),
+        }
         if device && t.fallback.get(i).copied().unwrap_or(false) {
             out.push_str("  CPU fallback");
         }

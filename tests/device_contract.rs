@@ -59,9 +59,14 @@ fn time_report_marks_cpu_fallbacks_only_in_device_mode() {
         forward_ms: 2.5,
         backward_ms: 3.5,
         iterations: 1,
+        // 4 MFLOP forward in 2 ms: 2 GFLOP/s; the loss's FLOPs unknown.
+        flops: vec![4_000_000, 0],
         fallback: Vec::new(),
     };
     let cpu = render(&t, None);
+    let conv = cpu.lines().nth(2).unwrap();
+    assert!(conv.trim_end().ends_with("83.3%       2.0"), "{cpu}");
+    assert!(cpu.lines().nth(1).unwrap().ends_with("fwd GF/s"), "{cpu}");
     assert!(
         !cpu.contains("device") && !cpu.contains("fallback"),
         "{cpu}"

@@ -31,6 +31,7 @@ pub mod cuda;
 
 pub use cpu::{axpy, dot, gemm, gemm_serial, gemm_strided, gemv, scal, View, ViewMut};
 // The layers' paths to the CPU helpers they call directly.
+pub use cpu::isa::{isa, set_isa, Isa};
 pub use cpu::{copy, im2col};
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -15,6 +15,7 @@ mod export;
 mod face;
 mod generate;
 mod net;
+mod peak;
 mod pictures;
 mod train;
 
@@ -34,6 +35,10 @@ struct Cli {
     /// Compute threads (GEMM and parallel loops); default `NETRUN_THREADS` or all cores.
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// Cap the instruction set of netrun's own CPU kernels (Winograd tiles, row
+    /// kernels) below what the CPU has, to check or time the slower paths.
+    #[arg(long, global = true, value_name = "ISA", value_parser = parse_isa)]
+    isa: Option<backend::Isa>,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,6 +116,8 @@ enum Command {
     Verify(face::VerifyArgs),
     /// Detect faces and five landmarks (MTCNN) and warp each onto a template (112x96).
     Align(face::AlignArgs),
+    /// Measure this CPU's f32 multiply-add peak (GFLOP/s) at each instruction-set level.
+    Peak(peak::PeakArgs),
     /// List the CUDA devices (name, memory, compute capability) that `--gpu N` can name.
     Device,
 }
@@ -133,6 +140,11 @@ impl Env {
     pub fn extra_data_dirs(&self) -> Vec<PathBuf> {
         self.data_dir.iter().cloned().collect()
     }
+}
+
+/// `avx512`, `avx2` or `scalar`.
+fn parse_isa(s: &str) -> Result<backend::Isa, String> {
+    backend::Isa::parse(s).ok_or_else(|| format!("expected avx512, avx2 or scalar, found `{s}`"))
 }
 
 /// `--threads`, else `NETRUN_THREADS` (a positive integer), else all cores.
@@ -159,10 +171,17 @@ pub fn main() -> ExitCode {
         backend::set_threads(n);
     }
     backend::set_winograd(winograd());
+    if let Some(isa) = cli.isa {
+        if let Err(e) = backend::set_isa(isa) {
+            eprintln!("error: --isa {isa}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let env = Env::read();
     let result = match &cli.command {
         Command::Check(a) => net::check(a, &env),
         Command::Time(a) => net::time(a, &env),
+        Command::Peak(a) => peak::peak(a),
         Command::Forward(a) => net::forward(a, &env),
         Command::Convert { what } => convert::run(what, &env),
         Command::Export { what } => export::run(what, &env),

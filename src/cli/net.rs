@@ -174,10 +174,12 @@ pub fn time(a: &TimeArgs, env: &Env) -> netrun::Result<()> {
     let graph = Graph::build(&net, &build_options(&a.net, &a.file, env))?;
     let mut net = netrun::net::Net::new(graph, 1)?;
     println!(
-        "timing `{}` on {} thread(s), {}",
+        "timing `{}` on {} thread(s), {}, CPU kernels {} (CPU has {})",
         net.graph.name,
         netrun::backend::threads(),
-        netrun::backend::name()
+        netrun::backend::name(),
+        netrun::backend::isa(),
+        netrun::backend::Isa::detected()
     );
     let timings = netrun::timing::time(&mut net, a.iterations, !a.forward_only)?;
     print!(

@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod forks;
+pub mod isa;
 pub mod python;
 
 use netrun::graph::{BuildOptions, Graph};

@@ -1,7 +1,8 @@
 //! Copies and fills of short rows (a few to a few hundred floats), as the
 //! convolution kernels do for every image row. For such lengths libc's
 //! memcpy/memset call and size dispatch cost more than the move itself, so
-//! with AVX-512 a row is moved in 16-float masked vector steps instead.
+//! with AVX-512 a row is moved in 16-float masked vector steps instead (when
+//! the dispatch level, `isa.rs`, is AVX-512).
 
 /// dst ← src (equal lengths).
 #[inline]
@@ -31,7 +32,7 @@ pub fn zero(dst: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
+    super::isa::isa() == super::isa::Isa::Avx512
 }
 
 #[cfg(target_arch = "x86_64")]

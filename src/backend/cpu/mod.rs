@@ -9,8 +9,10 @@
 pub mod conv;
 pub mod copy;
 pub mod im2col;
+pub mod isa;
 #[cfg(feature = "openblas")]
 mod openblas;
+pub mod peak;
 #[cfg(feature = "openblas")]
 pub use openblas::config as openblas_config;
 pub mod rows;
@@ -225,18 +227,10 @@ fn gemv_rows(
 ) {
     use rayon::prelude::*;
     let dot_row = |(yi, row): (&mut f32, &[f32])| {
-        const LANES: usize = 16;
-        let mut lanes = [0.0f32; LANES];
-        let (rc, xc) = (row.chunks_exact(LANES), x[..cols].chunks_exact(LANES));
-        let (rr, xr) = (rc.remainder(), xc.remainder());
-        for (r, v) in rc.zip(xc) {
-            for l in 0..LANES {
-                lanes[l] += r[l] * v[l];
-            }
-        }
-        let tail: f64 = rr.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
-        let sum: f64 = lanes.iter().map(|&l| l as f64).sum::<f64>() + tail;
-        *yi = alpha * sum as f32;
+        isa::with_isa(
+            #[inline(always)]
+            || dot_row_at(yi, row, &x[..cols], alpha),
+        )
     };
     let (y, a) = (&mut y[..rows], &a[..rows * cols]);
     if threads > 1 && rows * cols >= 1 << 16 {
@@ -247,6 +241,23 @@ fn gemv_rows(
     } else {
         y.iter_mut().zip(a.chunks(cols)).for_each(dot_row);
     }
+}
+
+/// yi ← alpha·(row·x), in 16 f32 lanes added in f64 at the end.
+#[inline(always)]
+fn dot_row_at(yi: &mut f32, row: &[f32], x: &[f32], alpha: f32) {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let (rc, xc) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
+    let (rr, xr) = (rc.remainder(), xc.remainder());
+    for (r, v) in rc.zip(xc) {
+        for l in 0..LANES {
+            lanes[l] += r[l] * v[l];
+        }
+    }
+    let tail: f64 = rr.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
+    let sum: f64 = lanes.iter().map(|&l| l as f64).sum::<f64>() + tail;
+    *yi = alpha * sum as f32;
 }
 
 /// y ← alpha·op(A)·x + beta·y, A m×n row-major (op(A) = Aᵀ when `trans`).

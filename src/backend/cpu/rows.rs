@@ -1,22 +1,15 @@
 //! Row kernels of the layers that need target features: the cosine
-//! classifiers' row normalisation in f64, 8 lanes wide with AVX-512.
+//! classifiers' row normalisation in f64, compiled for the dispatch level
+//! (`isa.rs`): 8 lanes wide with AVX-512.
 
 /// Normalises one row of a cosine classifier in place and returns its former
-/// norm; with AVX-512 the f64 arithmetic runs 8 lanes wide instead of SSE2's
-/// 2, which makes the pass memory-bound.
+/// norm; with AVX-512 the f64 arithmetic runs 8 lanes wide (AVX2: 4) instead
+/// of SSE2's 2, which makes the pass memory-bound.
 pub fn normalize_row(row: &mut [f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is present (checked above).
-        return unsafe { normalize_row_avx512(row) };
-    }
-    normalize_row_generic(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn normalize_row_avx512(row: &mut [f32]) -> f64 {
-    normalize_row_generic(row)
+    super::isa::with_isa(
+        #[inline(always)]
+        || normalize_row_generic(row),
+    )
 }
 
 /// ‖row‖ with the squares summed in 8 f64 lanes (so the loop vectorises), then

@@ -65,22 +65,7 @@ impl Shared {
     }
 }
 
-/// Runs `f` compiled for AVX-512 when the CPU has it: the crate targets
-/// baseline x86-64, where the lane loops would get 4-wide SSE2. Callers mark
-/// `f` `#[inline(always)]` so that its body is compiled inside.
-#[inline(always)]
-pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        // SAFETY: AVX-512F is present (checked above).
-        return unsafe { wide(f) };
-    }
-    f()
-}
+pub(super) use crate::backend::cpu::isa::with_isa;
 
 /// The 16 lanes of stage pixel `p`.
 #[inline(always)]
@@ -212,7 +197,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
-                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
                     self.input_block::<K>(src, c0, n, &band, buf, vp)
                 }))
             })
@@ -225,7 +210,7 @@ impl Winograd {
         let vp = Shared(v[..self.points() * c * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
                 for c0 in (0..c).step_by(LANES) {
                     let n = (c - c0).min(LANES);
                     // SAFETY: `v` holds the band's tiles for all channels.
@@ -311,7 +296,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: planes (s, o0..o0 + n) of `y` belong to this block alone.
-                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
                     let dst = Shared(yp.at((s * o + o0) * plane));
                     self.output_block::<K>(m, bias, o0, n, &band, buf, dst)
                 }))
@@ -329,7 +314,7 @@ impl Winograd {
         let m = &m[..self.points() * o * band.t_all];
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
                 for o0 in (0..o).step_by(LANES) {
                     let n = (o - o0).min(LANES);
                     let dst = Shared(y.at(o0 * plane));
@@ -397,7 +382,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
-                by_tile!(self.taps, K => with_avx512(#[inline(always)] || unsafe {
+                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
                     self.gradient_block::<K>(src, o0, n, &band, buf, dp)
                 }))
             })
@@ -410,7 +395,7 @@ impl Winograd {
         let dp = Shared(d[..self.points() * o * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_avx512(#[inline(always)] || {
+            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
                 for o0 in (0..o).step_by(LANES) {
                     let n = (o - o0).min(LANES);
                     // SAFETY: `d` holds the band's tiles for all channels.

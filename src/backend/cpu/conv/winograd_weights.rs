@@ -11,7 +11,7 @@
 
 use super::kernels::grown;
 use super::winograd_math::{load, store, Tile, LANES};
-use super::winograd_tiles::{by_tile, gather, with_avx512, Shared, Winograd, STAGE};
+use super::winograd_tiles::{by_tile, gather, with_isa, Shared, Winograd, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
 
@@ -55,7 +55,7 @@ pub fn transform_weights(w: &[f32], [o, c, taps]: [usize; 3], rotated: bool, u: 
     let up = Shared(u[..alpha * alpha * o * c].as_mut_ptr());
     let (rows, cols) = if rotated { (c, o) } else { (o, c) };
     per_row(w, [o, c, taps * taps], rotated, |row, staged, pitch| {
-        by_tile!(taps, K => with_avx512(#[inline(always)] || {
+        by_tile!(taps, K => with_isa(#[inline(always)] || {
             for c0 in (0..cols).step_by(LANES) {
                 let n = (cols - c0).min(LANES);
                 // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
@@ -155,7 +155,7 @@ pub fn weight_gradient_output(n: &[f32], [o, c, taps]: [usize; 3], dw: &mut [f32
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
             let staged = grown(buf, r2 * pitch);
-            by_tile!(taps, K => with_avx512(#[inline(always)] || {
+            by_tile!(taps, K => with_isa(#[inline(always)] || {
                 for c0 in (0..c).step_by(LANES) {
                     let len = (c - c0).min(LANES);
                     let e = gather::<K>(n, oi * c + c0, o * c, len);

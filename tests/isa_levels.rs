@@ -93,15 +93,51 @@ fn matrix_vector_rows_at_every_level() {
 /// outputs and every gradient, bit for bit, at each level.
 #[test]
 fn winograd_convolutions_agree_bit_for_bit_across_levels() {
-    backend::set_winograd(WinogradPolicy::Always);
     let text = "force_backward: true\n\
         layer { name: \"in\" type: \"Input\" top: \"x\" input_param { shape { dim: 2 dim: 20 dim: 9 dim: 11 } } }\n\
         layer { name: \"c3\" type: \"Convolution\" bottom: \"x\" top: \"a\" convolution_param { num_output: 18 kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.1 } bias_filler { type: \"constant\" value: 0.1 } } }\n\
         layer { name: \"c5\" type: \"Convolution\" bottom: \"a\" top: \"y\" convolution_param { num_output: 17 kernel_size: 5 pad: 2 weight_filler { type: \"gaussian\" std: 0.1 } } }\n";
-    let x = uniform_blob(&[2, 20, 9, 11], -1.0, 1.0, 5);
-    let dy = uniform_blob(&[2, 17, 9, 11], -1.0, 1.0, 6);
+    same_bits_at_every_level(
+        WinogradPolicy::Always,
+        text,
+        &[2, 20, 9, 11],
+        &[2, 17, 9, 11],
+    );
+}
+
+/// Shifted-window convolutions (Winograd off): stride 1 with groups and
+/// dilation, and stride 2 over the four phases, with output channel counts
+/// that leave partial register tiles. Their fused forward kernel must give the
+/// same bits at every level, as the other kernels do.
+#[test]
+fn shifted_window_convolutions_agree_bit_for_bit_across_levels() {
+    let text = "force_backward: true\n\
+        layer { name: \"in\" type: \"Input\" top: \"x\" input_param { shape { dim: 2 dim: 16 dim: 13 dim: 11 } } }\n\
+        layer { name: \"g\" type: \"Convolution\" bottom: \"x\" top: \"a\" convolution_param { num_output: 22 kernel_size: 3 pad: 2 dilation: 2 group: 2 weight_filler { type: \"gaussian\" std: 0.1 } bias_filler { type: \"constant\" value: 0.1 } } }\n\
+        layer { name: \"s\" type: \"Convolution\" bottom: \"a\" top: \"y\" convolution_param { num_output: 13 kernel_size: 3 stride: 2 pad: 1 weight_filler { type: \"gaussian\" std: 0.1 } } }\n";
+    same_bits_at_every_level(
+        WinogradPolicy::Never,
+        text,
+        &[2, 16, 13, 11],
+        &[2, 13, 7, 6],
+    );
+}
+
+/// Runs `text` (input `x`, output `y`) forward and backward at each level,
+/// under the Winograd policy `winograd` (set while the level lock is held, so
+/// tests running beside it cannot change it), and asserts that the output, the input's gradient and every parameter gradient
+/// are bit-identical across levels.
+fn same_bits_at_every_level(
+    winograd: WinogradPolicy,
+    text: &str,
+    x_shape: &[usize],
+    y_shape: &[usize],
+) {
+    let x = uniform_blob(x_shape, -1.0, 1.0, 5);
+    let dy = uniform_blob(y_shape, -1.0, 1.0, 6);
     let mut runs: Vec<Vec<Vec<u32>>> = Vec::new();
     each_isa(|_| {
+        backend::set_winograd(winograd);
         let mut net = Net::new(common::build(text, Phase::Train).unwrap(), 7).unwrap();
         net.blob_mut("x")
             .unwrap()

@@ -8,6 +8,7 @@
 //! transform matrices and the weight side).
 
 mod chunked;
+mod direct;
 mod kernels;
 mod shifted;
 mod winograd;

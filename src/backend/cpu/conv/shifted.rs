@@ -9,8 +9,11 @@
 //! Each tap is one GEMM with no column buffer, no im2col/col2im traffic. At
 //! stride 2, P holds the padded image's four phases pad[2y + a][2x + b] and
 //! tap (ki, kj) reads phase (ki mod 2, kj mod 2) shifted by (⌊ki/2⌋, ⌊kj/2⌋),
-//! pitch ⌈Wp/2⌉: a stride-1 window again.
+//! pitch ⌈Wp/2⌉: a stride-1 window again. Where the CPU has FMA the forward
+//! sums over all taps in one fused kernel (`direct.rs`) instead of one GEMM
+//! per tap.
 
+use super::direct;
 use super::kernels::{by_group, grown, mm, split_rows, with_scratch, Plan, RANGE, SAMPLE};
 use crate::backend::copy::{copy, zero};
 
@@ -155,35 +158,51 @@ impl Plan {
         let (cg, og) = self.per_group();
         let k = cg * t;
         let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
-        with_scratch(&SAMPLE, [self.window.channels * plane, 0, 0], |p, _, _| {
+        let fused = direct::available();
+        let ld = if fused { direct::grid_len(n) } else { n };
+        let shifts: Vec<usize> = (0..t).map(|tap| self.shift(tap)).collect();
+        let p_len = self.window.channels * plane + direct::SLACK;
+        with_scratch(&SAMPLE, [p_len, 0, 0], |p, _, _| {
             self.pad_into(x, p);
             let p: &[f32] = p;
             split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
                 RANGE.with(|cell| {
                     let mut buf = cell.borrow_mut();
-                    let grid = grown(&mut buf, rows.len() * n);
+                    let grid = grown(&mut buf, rows.len() * ld);
                     let mut at = 0;
                     for (g, r) in by_group(rows.clone(), og) {
-                        for tap in 0..t {
-                            let a = &w[(g * og + r.start) * k + tap..];
-                            let b = &p[g * cg * plane + self.shift(tap)..];
-                            let beta = if tap == 0 { 0.0 } else { 1.0 };
-                            mm(
-                                r.len(),
-                                n,
-                                cg,
-                                (a, k, t),
-                                (b, plane, 1),
-                                beta,
-                                (&mut grid[at * n..], n, 1),
-                            );
+                        let w = &w[(g * og + r.start) * k..];
+                        let p = &p[g * cg * plane..];
+                        if fused {
+                            let op = direct::Operands {
+                                w,
+                                w_row: k,
+                                p,
+                                plane,
+                                channels: cg,
+                                shifts: &shifts,
+                            };
+                            direct::rows(&op, r.len(), n, &mut grid[at * ld..], ld);
+                        } else {
+                            for (tap, &s) in shifts.iter().enumerate() {
+                                let beta = if tap == 0 { 0.0 } else { 1.0 };
+                                mm(
+                                    r.len(),
+                                    n,
+                                    cg,
+                                    (&w[tap..], k, t),
+                                    (&p[s..], plane, 1),
+                                    beta,
+                                    (&mut grid[at * ld..], ld, 1),
+                                );
+                            }
                         }
                         at += r.len();
                     }
                     for (i, out) in y.chunks_mut(hw).enumerate() {
                         let b = bias.map_or(0.0, |b| b[rows.start + i]);
                         for (oy, line) in out.chunks_mut(wo).enumerate() {
-                            let src = &grid[i * n + oy * wp..i * n + oy * wp + wo];
+                            let src = &grid[i * ld + oy * wp..i * ld + oy * wp + wo];
                             line.iter_mut().zip(src).for_each(|(v, &s)| *v = s + b);
                         }
                     }

@@ -1,0 +1,160 @@
+//! The shifted-window forward as one fused implicit GEMM: for output rows o
+//! (channels) and grid columns j (see `shifted.rs`),
+//!   grid[o][j] = Σ_c Σ_tap W[o][c][tap] · P[c][shift(tap) + j],
+//! with W read in its stored order (row o is contiguous over (c, tap)) and the
+//! B operand's row (c, tap) a plain offset into the padded planes P. Nothing
+//! is packed or copied: a tile of MR output channels × 16 grid columns keeps
+//! its MR × 16 sums in registers across all C·taps products, where the
+//! per-tap GEMMs read and write the whole grid once per tap and repack the
+//! strided weight slice every call. The tile broadcasts MR weights and loads
+//! 16 columns of P per (c, tap), then updates the MR × 16 sums.
+//!
+//! The tile is AVX2+FMA (the AVX-512 level runs it too); the baseline level
+//! runs a portable tile computing the same correctly rounded fused
+//! multiply-adds in the same order, so every level gives the same bits. Grid
+//! columns are computed in panels of 16, so the
+//! caller's P must hold [`SLACK`] readable floats past the last plane and the
+//! output rows `grid_len(n)` columns; the extra columns are never read back.
+
+/// Output channels per register tile.
+const MR: usize = 6;
+/// Grid columns per register tile (two 8-lane vectors).
+const NR: usize = 16;
+/// Readable floats P needs past its last plane for the final panel.
+pub const SLACK: usize = NR;
+
+/// Whether the fused kernel runs: wherever the CPU has FMA (at the baseline
+/// level too, through the portable tile, so that every level gives the same
+/// bits). A CPU without FMA keeps the per-tap GEMMs.
+pub fn available() -> bool {
+    fma_in_cpu()
+}
+
+fn fma_in_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    true
+}
+
+/// Columns of a grid row the kernel writes for a grid of `n` columns.
+pub fn grid_len(n: usize) -> usize {
+    n.div_ceil(NR) * NR
+}
+
+/// The operands of one group's rows: `w` starts at the group's first row to
+/// compute (`w_row` floats per row, C·taps), `p` at the group's first plane.
+pub struct Operands<'a> {
+    pub w: &'a [f32],
+    pub w_row: usize,
+    pub p: &'a [f32],
+    pub plane: usize,
+    pub channels: usize,
+    pub shifts: &'a [usize],
+}
+
+/// grid[i][j] = Σ_{c,tap} w[i][c·taps + tap] · p[c·plane + shift(tap) + j]
+/// for rows i < `rows` and columns j < grid_len(n); `grid` rows are `ld` apart.
+pub fn rows(op: &Operands, rows: usize, n: usize, grid: &mut [f32], ld: usize) {
+    let cols = grid_len(n);
+    let taps = op.shifts.len();
+    let reach = op.shifts.iter().max().copied().unwrap_or(0) + cols;
+    assert!(
+        op.w.len() >= (rows.max(1) - 1) * op.w_row + op.channels * taps
+            && op.w_row >= op.channels * taps
+            && op.p.len() >= (op.channels.max(1) - 1) * op.plane + reach
+            && grid.len() >= (rows.max(1) - 1) * ld + cols
+            && ld >= cols,
+        "direct convolution: operand too small"
+    );
+    let vector = crate::backend::cpu::isa::isa() >= crate::backend::cpu::isa::Isa::Avx2;
+    for i0 in (0..rows).step_by(MR) {
+        let m = (rows - i0).min(MR);
+        for j0 in (0..cols).step_by(NR) {
+            let a = op.w[i0 * op.w_row..].as_ptr();
+            let b = op.p[j0..].as_ptr();
+            let c = grid[i0 * ld + j0..].as_mut_ptr();
+            // SAFETY: the assert above bounds every read (rows i0..i0+m of w
+            // over C·taps, planes of p up to shift + j0 + NR ≤ reach) and
+            // write (NR columns of m rows, ld apart); the vector tile runs
+            // only where the dispatch level has AVX2 and FMA.
+            unsafe {
+                match (vector, m) {
+                    #[cfg(target_arch = "x86_64")]
+                    (true, 6) => x86::tile::<6>(op, a, b, c, ld),
+                    #[cfg(target_arch = "x86_64")]
+                    (true, 5) => x86::tile::<5>(op, a, b, c, ld),
+                    #[cfg(target_arch = "x86_64")]
+                    (true, 4) => x86::tile::<4>(op, a, b, c, ld),
+                    #[cfg(target_arch = "x86_64")]
+                    (true, 3) => x86::tile::<3>(op, a, b, c, ld),
+                    #[cfg(target_arch = "x86_64")]
+                    (true, 2) => x86::tile::<2>(op, a, b, c, ld),
+                    #[cfg(target_arch = "x86_64")]
+                    (true, _) => x86::tile::<1>(op, a, b, c, ld),
+                    _ => tile(op, m, a, b, c, ld),
+                }
+            }
+        }
+    }
+}
+
+/// The portable tile, for the baseline level: the same sums in the same
+/// (c, tap) order with a correctly rounded fused multiply-add (`mul_add`), so
+/// its bits equal the vector tile's. Without FMA in the CPU `mul_add` is a
+/// library routine; [`available`] keeps such CPUs on the per-tap GEMMs.
+unsafe fn tile(op: &Operands, m: usize, a: *const f32, b: *const f32, c: *mut f32, ld: usize) {
+    let taps = op.shifts.len();
+    for i in 0..m {
+        let mut acc = [0.0f32; NR];
+        for ci in 0..op.channels {
+            let bc = b.add(ci * op.plane);
+            let ac = a.add(i * op.w_row + ci * taps);
+            for (t, &s) in op.shifts.iter().enumerate() {
+                let w = *ac.add(t);
+                for (l, v) in acc.iter_mut().enumerate() {
+                    *v = w.mul_add(*bc.add(s + l), *v);
+                }
+            }
+        }
+        std::ptr::write_unaligned(c.add(i * ld).cast(), acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Operands;
+    use std::arch::x86_64::*;
+
+    /// One M × 16 tile: `a` at the tile's first weight row, `b` at its first
+    /// grid column in plane 0, `c` at its first output.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const M: usize>(
+        op: &Operands,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ld: usize,
+    ) {
+        let taps = op.shifts.len();
+        let mut lo = [_mm256_setzero_ps(); M];
+        let mut hi = [_mm256_setzero_ps(); M];
+        for ci in 0..op.channels {
+            let bc = b.add(ci * op.plane);
+            let ac = a.add(ci * taps);
+            for (t, &s) in op.shifts.iter().enumerate() {
+                let b0 = _mm256_loadu_ps(bc.add(s));
+                let b1 = _mm256_loadu_ps(bc.add(s + 8));
+                for i in 0..M {
+                    let w = _mm256_broadcast_ss(&*ac.add(i * op.w_row + t));
+                    lo[i] = _mm256_fmadd_ps(w, b0, lo[i]);
+                    hi[i] = _mm256_fmadd_ps(w, b1, hi[i]);
+                }
+            }
+        }
+        for i in 0..M {
+            _mm256_storeu_ps(c.add(i * ld), lo[i]);
+            _mm256_storeu_ps(c.add(i * ld + 8), hi[i]);
+        }
+    }
+}

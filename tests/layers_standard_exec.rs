@@ -200,32 +200,41 @@ fn pooling_max_matches_naive_with_mask_top() {
 
 #[test]
 fn pooling_max_routes_gradient_to_the_first_maximum() {
-    // Values in {0, 1, 2}: most windows hold tied maxima.
+    // Values in {0, 1, 2}: most windows hold tied maxima. Padded windows, and
+    // unpadded ones (their own path) with a last window hanging over the edge.
     let shape = [2, 2, 5, 5];
-    let mut l = layer("name: \"p\" type: \"Pooling\" top: \"y\" pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 }");
-    let mut x = uniform_blob(&shape, 0.0, 3.0, 8);
-    x.data_mut().iter_mut().for_each(|v| *v = v.floor());
-    let mut bottoms = vec![x];
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
-    forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
-    let (max, arg, _) = naive_pool(&bottoms[0], [3, 3], [2, 2], [1, 1]);
-    assert_close(tops[0].data(), &max, 0.0, 0.0, "max");
-    let dy = uniform_blob(tops[0].shape(), -1.0, 1.0, 2);
-    tops[0].diff_mut().copy_from_slice(dy.data());
-    run_backward(
-        l.as_mut(),
-        &mut bottoms,
-        &mut tops,
-        &mut params,
-        &[true],
-        Phase::Train,
-    );
-    let mut expected = vec![0.0f64; bottoms[0].count()];
-    let out_plane = tops[0].count() / 4;
-    for (o, &a) in arg.iter().enumerate() {
-        expected[(o / out_plane) * 25 + a as usize] += dy.data()[o] as f64;
+    let cases = [
+        ("kernel_size: 3 stride: 2 pad: 1", [3, 3], [1, 1]),
+        ("kernel_size: 2 stride: 2", [2, 2], [0, 0]),
+    ];
+    for (spec, k, pad) in cases {
+        let mut l = layer(&format!(
+            "name: \"p\" type: \"Pooling\" top: \"y\" pooling_param {{ pool: MAX {spec} }}"
+        ));
+        let mut x = uniform_blob(&shape, 0.0, 3.0, 8);
+        x.data_mut().iter_mut().for_each(|v| *v = v.floor());
+        let mut bottoms = vec![x];
+        let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 0);
+        forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+        let (max, arg, _) = naive_pool(&bottoms[0], k, [2, 2], pad);
+        assert_close(tops[0].data(), &max, 0.0, 0.0, spec);
+        let dy = uniform_blob(tops[0].shape(), -1.0, 1.0, 2);
+        tops[0].diff_mut().copy_from_slice(dy.data());
+        run_backward(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true],
+            Phase::Train,
+        );
+        let mut expected = vec![0.0f64; bottoms[0].count()];
+        let out_plane = tops[0].count() / 4;
+        for (o, &a) in arg.iter().enumerate() {
+            expected[(o / out_plane) * 25 + a as usize] += dy.data()[o] as f64;
+        }
+        assert_close(bottoms[0].diff(), &expected, 1e-6, 1e-6, spec);
     }
-    assert_close(bottoms[0].diff(), &expected, 1e-6, 1e-6, "max dx");
 }
 
 #[test]

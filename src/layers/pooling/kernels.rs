@@ -74,6 +74,9 @@ impl Plane {
     /// Forward of one plane; `index` receives the chosen input (MAX, Sample), `u` holds one
     /// uniform draw per output (Sample).
     pub fn forward(&self, mode: Mode, x: &[f32], y: &mut [f32], index: &mut [u32], u: &[f32]) {
+        if mode == Mode::Max && self.pad == [0, 0] {
+            return self.max_unpadded(x, y, index);
+        }
         let w = self.input[1];
         self.for_windows(|o, rows, cols, size| match mode {
             Mode::Max => {
@@ -109,6 +112,37 @@ impl Plane {
                 y[o] = q / s;
             }
         });
+    }
+
+    /// MAX without padding, the common case: window (i, j) starts at
+    /// (i·sh, j·sw) and is clipped only at the far edges (ceil rounding), so
+    /// rows are plain slices and no window needs the signed arithmetic above.
+    /// Same rule as the general path: the first maximal element wins.
+    fn max_unpadded(&self, x: &[f32], y: &mut [f32], index: &mut [u32]) {
+        let ([h, w], [_, wo]) = (self.input, self.output);
+        let ([kh, kw], [sh, sw]) = (self.kernel, self.stride);
+        let rows = y.chunks_exact_mut(wo).zip(index.chunks_exact_mut(wo));
+        for (i, (y, index)) in rows.enumerate() {
+            let r0 = i * sh;
+            let r1 = (r0 + kh).min(h);
+            for (j, (y, index)) in y.iter_mut().zip(index.iter_mut()).enumerate() {
+                let c0 = j * sw;
+                let c1 = (c0 + kw).min(w);
+                let mut best = r0 * w + c0;
+                let mut v = x[best];
+                for r in r0..r1 {
+                    let line = &x[r * w + c0..r * w + c1];
+                    for (k, &e) in line.iter().enumerate() {
+                        if e > v {
+                            v = e;
+                            best = r * w + c0 + k;
+                        }
+                    }
+                }
+                *y = v;
+                *index = best as u32;
+            }
+        }
     }
 
     /// (MIN_SUM + Σ x, Σ x²) over a window.

@@ -35,6 +35,11 @@ struct Cli {
     /// Compute threads (GEMM and parallel loops); default `NETRUN_THREADS` or all cores.
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// Threads decoding data samples (image files, encoded or raw `Datum`s)
+    /// beside the compute; default as many as the compute threads. Batches
+    /// are the same whatever the count.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    decode_threads: Option<u64>,
     /// Cap the instruction set of netrun's own CPU kernels (Winograd tiles, row
     /// kernels) below what the CPU has, to check or time the slower paths.
     #[arg(long, global = true, value_name = "ISA", value_parser = parse_isa)]
@@ -171,6 +176,9 @@ pub fn main() -> ExitCode {
         backend::set_threads(n);
     }
     backend::set_winograd(winograd());
+    if let Some(n) = cli.decode_threads {
+        netrun::data::decode_pool::set_decode_threads(n as usize);
+    }
     if let Some(isa) = cli.isa {
         if let Err(e) = backend::set_isa(isa) {
             eprintln!("error: --isa {isa}: {e}");

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod datum;
 pub mod db;
 pub mod decode;
+pub mod decode_pool;
 pub mod hdf5;
 pub mod image_list;
 pub mod leveldb;

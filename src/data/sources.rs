@@ -14,6 +14,7 @@
 use super::datum::Datum;
 use super::db::{self, Backend, Reader};
 use super::decode::decode;
+use super::decode_pool;
 use super::image_list::Entry;
 use super::lmdb::Record;
 use super::prefetch::{read_position, Batch, BatchSource, Position};
@@ -87,6 +88,16 @@ impl ListSource {
         }
     }
 
+    /// Moves to the next entry of the order, into the next epoch after the last.
+    fn step(&mut self) {
+        self.pos += 1;
+        if self.pos == self.entries.len() {
+            self.pos = 0;
+            self.epoch += 1;
+            self.arrange();
+        }
+    }
+
     /// The stored C×H×W values of entry `e`.
     fn load(&self, e: &Entry) -> Result<Vec<f32>, String> {
         let written = format!("{}{}", self.root_folder, e.path);
@@ -134,17 +145,30 @@ impl BatchSource for ListSource {
             data: vec![0.0; self.batch * size],
             labels: Vec::with_capacity(self.batch),
         };
-        for out in b.data.chunks_mut(size) {
-            let e = &self.entries[self.order[self.pos]];
-            let src = self.load(e)?;
-            b.labels.push(e.label as f32);
-            self.transformer.transform(&src, out, &mut self.rng);
-            self.pos += 1;
-            if self.pos == self.entries.len() {
-                self.pos = 0;
-                self.epoch += 1;
-                self.arrange();
-            }
+        let (pos, epoch) = (self.pos, self.epoch);
+        let mut picked = Vec::with_capacity(self.batch);
+        for _ in 0..self.batch {
+            picked.push(self.order[self.pos]);
+            self.step();
+        }
+        let loaded = decode_pool::map_in_order(&picked, |&e| self.load(&self.entries[e]));
+        for (k, ((out, values), &e)) in b.data.chunks_mut(size).zip(loaded).zip(&picked).enumerate()
+        {
+            let values = match values {
+                Ok(v) => v,
+                Err(err) => {
+                    // Stop at the failing image, as reading one by one would.
+                    if self.epoch != epoch {
+                        self.epoch = epoch;
+                        self.arrange();
+                    }
+                    self.pos = pos;
+                    (0..k).for_each(|_| self.step());
+                    return Err(err);
+                }
+            };
+            b.labels.push(self.entries[e].label as f32);
+            self.transformer.transform(&values, out, &mut self.rng);
         }
         Ok(b)
     }
@@ -330,12 +354,15 @@ impl BatchSource for DbSource {
             data: vec![0.0; self.batch * size],
             labels: Vec::with_capacity(self.batch),
         };
-        for i in 0..self.batch {
-            let (index, record) = self.next_record()?;
-            let (src, label) = self.load(index, &record)?;
+        let records = (0..self.batch)
+            .map(|_| self.next_record())
+            .collect::<Result<Vec<_>, _>>()?;
+        let loaded =
+            decode_pool::map_in_order(&records, |(index, record)| self.load(*index, record));
+        for (out, sample) in b.data.chunks_mut(size).zip(loaded) {
+            let (values, label) = sample?;
             b.labels.push(label as f32);
-            self.transformer
-                .transform(&src, &mut b.data[i * size..][..size], &mut self.rng);
+            self.transformer.transform(&values, out, &mut self.rng);
         }
         Ok(b)
     }

@@ -29,6 +29,7 @@ pub mod summary;
 pub mod tensors;
 pub mod testing;
 pub mod timing;
+pub mod timing_data;
 pub mod train;
 pub mod weights;
 

@@ -177,3 +177,54 @@ fn a_bad_image_mid_batch_is_reported_and_reported_again() {
     );
     assert_eq!(first, again, "the failing image is where reading resumes");
 }
+
+#[test]
+fn time_data_reports_each_data_layer_in_images_per_second() {
+    let (list, _) = face_list();
+    let dir = scratch("decode_threads_time");
+    let file = dir.join("faces.prototxt");
+    let layer = |name: &str, batch: usize| {
+        format!(
+            "layer {{ name: \"{name}\" type: \"ImageData\" top: \"{name}\" top: \"{name}_label\"\n\
+             image_data_param {{ source: \"{}\" batch_size: {batch} new_height: 56 new_width: 48 }} }}\n",
+            list.display()
+        )
+    };
+    std::fs::write(&file, layer("faces", 16) + &layer("more", 5)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args([
+            "time",
+            "--data",
+            "--iterations",
+            "3",
+            "--decode-threads",
+            "2",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Data layers (3 batches each, 2 decode thread(s)):"),
+        "{stdout}"
+    );
+    for (name, batch) in [("faces", 16), ("more", 5)] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for `{name}`:\n{stdout}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[1..3], ["ImageData", &batch.to_string()[..]], "{row}");
+        let ms: f64 = cols[3].parse().unwrap();
+        let rate: f64 = cols[4].parse().unwrap();
+        assert!(ms > 0.0, "{row}");
+        // images/s is the batch over the time per batch (rounded to 0.1 in the table).
+        let want = batch as f64 * 1e3 / ms;
+        assert!((rate - want).abs() <= 0.05 + want * 1e-3, "{row}");
+    }
+}

@@ -44,6 +44,10 @@ pub struct TimeArgs {
     /// Time the forward pass only.
     #[arg(long)]
     forward_only: bool,
+    /// Time the data layers instead: `--iterations` batches of each, read and
+    /// decoded from its source, in ms per batch and images per second.
+    #[arg(long, conflicts_with_all = ["forward_only", "gpu"])]
+    data: bool,
     /// Run on GPU N (layers without a device path are marked as CPU fallbacks).
     #[arg(long, value_name = "N")]
     gpu: Option<usize>,
@@ -181,6 +185,15 @@ pub fn time(a: &TimeArgs, env: &Env) -> netrun::Result<()> {
         netrun::backend::isa(),
         netrun::backend::Isa::detected()
     );
+    if a.data {
+        let timings = netrun::timing_data::time_data(&mut net, a.iterations)?;
+        let threads = netrun::data::decode_pool::decode_threads();
+        print!(
+            "{}",
+            netrun::timing_data::render_data(&timings, a.iterations, threads)
+        );
+        return Ok(());
+    }
     let timings = netrun::timing::time(&mut net, a.iterations, !a.forward_only)?;
     print!(
         "{}",

@@ -1,5 +1,6 @@
 //! Compiles a `.cu` file with the host's g++ and `emulation.h` into a shared
-//! library, loads it with libloading and launches its kernels on the CPU.
+//! library (behind `src/backend/cuda/prelude.cuh`, as NVRTC gets it), loads it
+//! with libloading and launches its kernels on the CPU.
 //!
 //! Without g++ the tests skip with a message, unless NETRUN_REQUIRE_GXX is set
 //! (`.ci/run` sets it), when a missing compiler fails them.
@@ -103,7 +104,10 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 fn compile(path: &str) -> Result<PathBuf, String> {
     let header = root().join("tests/cuda_emulation/emulation.h");
     let code = std::fs::read_to_string(root().join(path)).map_err(|e| format!("{path}: {e}"))?;
-    let header_text = std::fs::read_to_string(&header).map_err(|e| e.to_string())?;
+    // NVRTC gets the prelude in front of every source (src/backend/cuda/kernels.rs).
+    let prelude = std::fs::read_to_string(root().join("src/backend/cuda/prelude.cuh"))
+        .map_err(|e| e.to_string())?;
+    let header_text = std::fs::read_to_string(&header).map_err(|e| e.to_string())? + &prelude;
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cuda_emulation");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let key = fnv(header_text.as_bytes(), fnv(code.as_bytes(), 0xcbf2_9ce4_8422_2325));
@@ -114,7 +118,7 @@ fn compile(path: &str) -> Result<PathBuf, String> {
     }
     let src = dir.join(format!("{stem}-{key:016x}.cpp"));
     let text = format!(
-        "#line 1 \"{path}\"\n{}",
+        "#line 1 \"src/backend/cuda/prelude.cuh\"\n{prelude}#line 1 \"{path}\"\n{}",
         rewrite_dynamic_shared(&code)
     );
     std::fs::write(&src, text).map_err(|e| e.to_string())?;

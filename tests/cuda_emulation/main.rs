@@ -125,7 +125,11 @@ fn each_order(check: impl Fn(Order)) {
     if !available() {
         return;
     }
-    ORDERS.into_iter().for_each(check);
+    for order in ORDERS {
+        // Shown with a failure's message: which order broke it.
+        eprintln!("threads of a block in {order:?} order");
+        check(order);
+    }
 }
 
 /// A layer's CPU forward and backward for `bottoms`, with top diffs drawn from

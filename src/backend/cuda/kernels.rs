@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// One kernel source file, named by the stem of the Rust file it serves.
+/// `code` is the file behind `prelude.cuh` (the helpers every kernel may use).
 #[derive(Debug, Clone, Copy)]
 pub struct KernelSource {
     pub stem: &'static str,
@@ -22,14 +23,28 @@ macro_rules! sources {
         &[$(KernelSource {
             stem: $stem,
             path: $path,
-            code: include_str!(concat!("../../../", $path)),
+            code: concat!(
+                include_str!("prelude.cuh"),
+                "#line 1 \"", $path, "\"\n",
+                include_str!(concat!("../../../", $path)),
+            ),
         }),*]
     };
 }
 
 /// Every `.cu` file under `src/`. A test checks that this list and the files agree.
 pub static SOURCES: &[KernelSource] = sources![
+    "center_loss" => "src/layers/center_loss.cu",
+    "combined_margin_inner_product" => "src/layers/combined_margin_inner_product.cu",
+    "contrastive_loss" => "src/layers/contrastive_loss.cu",
+    "cosin_add_m" => "src/layers/cosin_add_m.cu",
     "eltwise" => "src/layers/eltwise.cu",
+    "euclidean_loss" => "src/layers/euclidean_loss.cu",
+    "inner_product" => "src/layers/inner_product.cu",
+    "label_specific_add" => "src/layers/label_specific_add.cu",
+    "loss" => "src/layers/loss.cu",
+    "margin_inner_product" => "src/layers/margin_inner_product/margin_inner_product.cu",
+    "normalize" => "src/layers/normalize.cu",
     "pooling" => "src/layers/pooling/pooling.cu",
     "prelu" => "src/layers/prelu.cu",
     "relu" => "src/layers/relu.cu",

@@ -223,7 +223,11 @@ fn softmax_with_loss_sums_and_gradient_match_the_layer() {
              loss_param { ignore_label: 2 }",
         );
         let x = uniform_blob(&[4, 5, 3], -3.0, 3.0, 40);
-        let labels: Vec<f32> = (0..12).map(|i| ((i * 7) % 5) as f32).collect();
+        // Classes 0..4 with ignore_label 2; labels are truncated as Caffe's
+        // static_cast<int> does: 1.5 is class 1 and 2.25 is ignored.
+        let mut labels: Vec<f32> = (0..12).map(|i| ((i * 7) % 5) as f32).collect();
+        labels[3] = 1.5;
+        labels[2] = 2.25;
         let y = Blob::from_data(&[4, 3], labels.clone());
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), y], None, 41);
         let (xd, lab) = (Dev::new(x.data()), Dev::new(&labels));
@@ -233,7 +237,7 @@ fn softmax_with_loss_sums_and_gradient_match_the_layer() {
         sm.launch(12, 8, 8 * 4, order, || unsafe { softmax(xp, pp, 5, 3) });
         m.launch(1, 8, 4 * 8 * 8, order, || unsafe { sum(pp, lp, 5, 3, 12, 1, 2, op) });
         let s = out.get();
-        let valid = labels.iter().filter(|&&v| v != 2.0).count() as f64;
+        let valid = labels.iter().filter(|&&v| v.trunc() != 2.0).count() as f64;
         assert_eq!((s[1], s[2], s[3]), (valid, 0.0, 0.0), "valid, clamped, bad");
         // VALID normalisation: loss = Σ / valid; the top diff scales the gradient.
         assert_near(&[(s[0] / s[1]) as f32], &data(&tops[0]), 1e-6, "SoftmaxWithLoss loss");

@@ -135,3 +135,95 @@ fn contrastive_loss_kernels_match_the_layer_in_both_versions() {
         }
     });
 }
+
+#[test]
+fn sigmoid_cross_entropy_kernels_match_the_layer_with_ignored_targets() {
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f64, *mut f64, i32, i32, i64);
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f32, i32, i32, i64);
+    each_order(|order| {
+        let m = Module::get("src/layers/sigmoid_cross_entropy_loss.cu");
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("sigmoid_cross_entropy_forward"),
+            m.kernel("sigmoid_cross_entropy_backward"),
+        );
+        let x = uniform_blob(&[4, 3, 5], -6.0, 6.0, 140);
+        let mut t = uniform_blob(&[4, 3, 5], 0.0, 1.0, 141);
+        // ignore_label 1: 1.0 and 1.7 are ignored (truncated), 0.999 is not.
+        t.data_mut()[..3].copy_from_slice(&[1.0, 1.7, 0.999]);
+        for (norm, ignore) in [("VALID", true), ("BATCH_SIZE", false), ("FULL", true)] {
+            let extra = if ignore { "ignore_label: 1" } else { "" };
+            let mut l = layer(&format!(
+                "name: \"s\" type: \"SigmoidCrossEntropyLoss\" bottom: \"x\" bottom: \"t\" \
+                 loss_param {{ normalization: {norm} {extra} }}"
+            ));
+            let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), t.clone()], None, 142);
+            let count = x.count();
+            let (xd, td) = (Dev::new(x.data()), Dev::new(t.data()));
+            let (mut partial, mut counted) = (Dev::filled(3, 0.0f64), Dev::filled(3, 0.0f64));
+            let (xp, tp, pp, cp) = (xd.c(), td.c(), partial.p(), counted.p());
+            m.launch(3, 8, 8 * 8, order, || unsafe { fwd(xp, tp, pp, cp, ignore as i32, 1, count as i64) });
+            let (sum, valid) = (device_sum(order, &partial, 3), device_sum(order, &counted, 3));
+            let d = match norm {
+                "VALID" => valid,
+                "FULL" => count as f64,
+                _ => 4.0,
+            };
+            let what = format!("SigmoidCrossEntropyLoss {norm} ignore {ignore}");
+            assert_eq!(valid, if ignore { count as f64 - 2.0 } else { count as f64 }, "{what}");
+            assert_near(&[(sum / d) as f32], tops[0].data(), 1e-6, &format!("{what}: loss"));
+            let scale = (tops[0].diff()[0] as f64 / d) as f32;
+            let mut dx = Dev::filled(count, 0.0f32);
+            let dxp = dx.p();
+            m.launch(3, 8, 0, order, || unsafe { bwd(xp, tp, dxp, scale, ignore as i32, 1, count as i64) });
+            assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{what}: dx"));
+        }
+    });
+}
+
+#[test]
+fn focal_loss_kernels_match_the_layer_for_both_types() {
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f64, *mut f64, f64, f64, i32, i64, i64, i32, i32, i64, *mut i32);
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f64, f64, f64, i32, i64, i64, i32, i32, i64);
+    each_order(|order| {
+        let m = Module::get("src/layers/focal_loss.cu");
+        let sm = Module::get("src/layers/softmax.cu");
+        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) = sm.kernel("softmax_forward");
+        let (fwd, bwd): (Fwd, Bwd) = (m.kernel("focal_loss_forward"), m.kernel("focal_loss_backward"));
+        let (outer, c, inner) = (3usize, 6usize, 2usize);
+        let x = uniform_blob(&[outer, c, inner], -3.0, 3.0, 150);
+        let labels = [0.0f32, 5.0, 4.0, 3.9, 2.0, 1.0];
+        for (ty, gamma, alpha) in [("ORIGIN", 2.0f32, 0.25f32), ("ONEADDP", 1.5, 0.5), ("ORIGIN", 0.0, 1.0)] {
+            let mut l = layer(&format!(
+                "name: \"f\" type: \"FocalLoss\" bottom: \"x\" bottom: \"y\" loss_param {{ ignore_label: 4 }} \
+                 focal_loss_param {{ type: {ty} gamma: {gamma} alpha: {alpha} }}"
+            ));
+            let y = Blob::from_data(&[outer, inner], labels.to_vec());
+            let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), y], None, 151);
+            let (xd, lab) = (Dev::new(x.data()), Dev::new(&labels));
+            let mut prob = Dev::filled(x.count(), 0.0f32);
+            let positions = outer * inner;
+            let (mut term, mut counted) = (Dev::filled(positions, 0.0f64), Dev::filled(positions, 0.0f64));
+            let mut bad = Dev::filled(1, 0i32);
+            let (xp, pp, lp, tp, cp, bp) = (xd.c(), prob.p(), lab.c(), term.p(), counted.p(), bad.p());
+            let one = (ty == "ONEADDP") as i32;
+            let (a, g) = (alpha as f64, gamma as f64);
+            sm.launch(positions as u32, 8, 8 * 4, order, || unsafe { softmax(xp, pp, c as i64, inner as i64) });
+            m.launch(2, 2, 0, order, || unsafe {
+                fwd(pp, lp, tp, cp, a, g, one, c as i64, inner as i64, 1, 4, positions as i64, bp)
+            });
+            assert_eq!(bad.get(), [0]);
+            let (sum, valid) = (device_sum(order, &term, positions), device_sum(order, &counted, positions));
+            let what = format!("FocalLoss {ty} gamma {gamma} alpha {alpha}");
+            // Only 4.0 is ignored: 3.9 truncates to class 3.
+            assert_eq!(valid, 5.0, "{what}: counted positions");
+            assert_near(&[(sum / valid) as f32], tops[0].data(), 1e-6, &format!("{what}: loss"));
+            let scale = tops[0].diff()[0] as f64 / valid;
+            let mut dx = Dev::filled(x.count(), 0.0f32);
+            let dxp = dx.p();
+            m.launch(3, 4, 0, order, || unsafe {
+                bwd(pp, lp, dxp, scale, a, g, one, c as i64, inner as i64, 1, 4, x.count() as i64)
+            });
+            assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{what}: dx"));
+        }
+    });
+}

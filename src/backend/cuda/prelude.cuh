@@ -40,3 +40,10 @@ __device__ inline long long class_label(float v, long long n) {
     if (!isfinite(v) || t < 0.0f || t >= (float)n) return -1;
     return (long long)t;
 }
+
+// Whether a label is the loss's ignore_label, compared after truncation as the
+// CPU path does (2.5 is ignored when ignore_label is 2).
+__device__ inline bool ignored_label(float v, int has_ignore, int ignore_label) {
+    float t = truncf(v);
+    return has_ignore && isfinite(t) && t == (float)ignore_label;
+}

@@ -12,6 +12,8 @@ use netrun::testing::{layer, setup, uniform_blob};
 type NormalizeRows = unsafe extern "C" fn(*mut f32, *mut f64, i64);
 type RowDots = unsafe extern "C" fn(*const f32, *const f32, *mut f64, i64);
 type Project = unsafe extern "C" fn(*mut f32, *const f32, *const f32, *const f64, *const f64, i64, i32, i64);
+type TargetFwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, i32, i32, i64, i64, *mut i32);
+type OnX = unsafe extern "C" fn(*const f32, *const f64, *mut f32, i64, i64);
 
 /// M samples of K features, N classes: K > the 16-thread blocks used, so the
 /// per-row loops take more than one turn.
@@ -41,10 +43,8 @@ fn margin_device(
         Module::get("src/layers/margin_inner_product/margin_inner_product.cu"),
     );
     let normalize: NormalizeRows = ip.kernel("inner_product_normalize_rows");
-    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, i32, i64, i64, *mut i32);
     type Bwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *const f32, *mut f32, *mut f64, f64, i32, i32, i64, i64);
-    type OnX = unsafe extern "C" fn(*const f32, *const f64, *mut f32, i64, i64);
-    let fwd: Fwd = mp.kernel("margin_target_forward");
+    let fwd: TargetFwd = mp.kernel("margin_target_forward");
     let bwd: Bwd = mp.kernel("margin_target_backward");
     let on_x_k: OnX = mp.kernel("margin_add_on_x");
     let (dots, project): (RowDots, Project) = (mp.kernel("row_dots"), mp.kernel("project_rows"));
@@ -61,7 +61,7 @@ fn margin_device(
     let mut bad = Dev::filled(1, 0i32);
     let (fp, bp) = (fd.p(), bad.p());
     if m > 1 {
-        mp.launch(M as u32, BLOCK, SHARED, order, || unsafe { fwd(xp, wp, lp, fp, lambda, m, k, n, bp) });
+        mp.launch(M as u32, BLOCK, SHARED, order, || unsafe { fwd(xp, wp, lp, fp, lambda, m, 0, k, n, bp) });
     }
     assert_eq!(bad.get(), [0], "bad labels");
     // Backward: G' and the x coefficients, then dx = G'·Ŵ + on_x·x.
@@ -124,6 +124,60 @@ fn margin_inner_product_kernels_match_the_layer_for_every_m() {
                 assert_near(&dx, bottoms[0].diff(), 1e-5, &format!("{what}: dx"));
                 assert_near(&dw, params[0].diff(), 1e-5, &format!("{what}: dW"));
             }
+        }
+    });
+}
+
+#[test]
+fn large_margin_inner_product_kernels_match_the_layer_for_every_m() {
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *const f32, *mut f32, *mut f64, *mut f64, f64, i32, i64, i64);
+    type ClassSums = unsafe extern "C" fn(*const f32, *const f64, *mut f64, i64, i64);
+    each_order(|order| {
+        let mp = Module::get("src/layers/margin_inner_product/margin_inner_product.cu");
+        let fwd: TargetFwd = mp.kernel("margin_target_forward");
+        let (bwd, sums, on_x_k): (Bwd, ClassSums, OnX) = (
+            mp.kernel("large_margin_target_backward"),
+            mp.kernel("large_margin_class_sums"),
+            mp.kernel("margin_add_on_x"),
+        );
+        for (ty, m) in [("DOUBLE", 2), ("TRIPLE", 3), ("QUADRUPLE", 4)] {
+            let mut l = layer(&format!(
+                "name: \"fc\" type: \"LargeMarginInnerProduct\" bottom: \"x\" bottom: \"y\" \
+                 largemargin_inner_product_param {{ num_output: {N} type: {ty} base: 4 gamma: 1 power: 2 \
+                 lambda_min: 0.5 weight_filler {{ type: \"gaussian\" std: 0.5 }} }}"
+            ));
+            let x = uniform_blob(&[M, K], -1.0, 1.0, 75);
+            let (tops, bottoms, params) = cpu_pass(l.as_mut(), vec![x.clone(), labels_blob()], None, 76);
+            let lambda = lambda_at(4.0, 1.0, 2.0, 0.5, 1);
+            let (k, n) = (K as i64, N as i64);
+            let w = params[0].data();
+            let (xd, wd, lab) = (Dev::new(x.data()), Dev::new(w), Dev::new(&LABELS));
+            let mut f = vec![0.0f32; M * N];
+            gemm(false, true, M, N, K, 1.0, x.data(), w, 0.0, &mut f);
+            let mut fd = Dev::new(&f);
+            let mut bad = Dev::filled(1, 0i32);
+            let (xp, wp, lp, fp, bp) = (xd.c(), wd.c(), lab.c(), fd.p(), bad.p());
+            mp.launch(M as u32, BLOCK, SHARED, order, || unsafe { fwd(xp, wp, lp, fp, lambda, m, 1, k, n, bp) });
+            let what = format!("LargeMarginInnerProduct {ty}");
+            assert_eq!(bad.get(), [0]);
+            assert_near(&fd.get(), tops[0].data(), 1e-5, &format!("{what}: logits"));
+            let g = tops[0].diff();
+            let gd = Dev::new(g);
+            let mut gm = Dev::new(g);
+            let (mut on_x, mut on_w_i, mut on_w) = (Dev::filled(M, 0.0f64), Dev::filled(M, 0.0f64), Dev::filled(N, 0.0f64));
+            let (gp, gmp, oxp, owip, owp) = (gd.c(), gm.p(), on_x.p(), on_w_i.p(), on_w.p());
+            mp.launch(M as u32, BLOCK, SHARED, order, || unsafe { bwd(xp, wp, lp, gp, gmp, oxp, owip, lambda, m, k, n) });
+            mp.launch(2, 4, 0, order, || unsafe { sums(lp, owip, owp, n, M as i64) });
+            let gmv = gm.get();
+            let (mut dx, mut dw) = (vec![0.0f32; M * K], vec![0.0f32; N * K]);
+            gemm(false, false, M, K, N, 1.0, &gmv, w, 0.0, &mut dx);
+            gemm(true, false, N, K, M, 1.0, &gmv, x.data(), 0.0, &mut dw);
+            let (mut dxd, mut dwd) = (Dev::new(&dx), Dev::new(&dw));
+            let (dxp, dwp) = (dxd.p(), dwd.p());
+            mp.launch(2, BLOCK, 0, order, || unsafe { on_x_k(xp, oxp, dxp, k, (M * K) as i64) });
+            mp.launch(2, BLOCK, 0, order, || unsafe { on_x_k(wp, owp, dwp, k, (N * K) as i64) });
+            assert_near(&dxd.get(), bottoms[0].diff(), 1e-5, &format!("{what}: dx"));
+            assert_near(&dwd.get(), params[0].diff(), 1e-5, &format!("{what}: dW"));
         }
     });
 }

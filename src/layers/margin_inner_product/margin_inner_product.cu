@@ -14,7 +14,8 @@
 //   then dx_i = (G'·Ŵ)_i + on_x_i·x_i (margin_add_on_x).
 // `exact`: dW through the normalisation, dw_j += (dŵ_j − (ŵ_j·dŵ_j)·ŵ_j)/‖w_j‖
 // with dŵ = G'ᵀX: row_dots for ŵ_j·dŵ_j, then project_rows. CombinedMargin-
-// InnerProduct uses row_dots and project_rows too.
+// InnerProduct uses row_dots and project_rows too, and LargeMarginInnerProduct
+// (L-Softmax, the same ψ on rows that are not normalised) the kernels below.
 
 struct Psi {
     double value, slope;
@@ -34,20 +35,24 @@ __device__ inline Psi psi(int m, double c) {
 
 // Launch: grid = samples, blockDim a power of two, blockDim doubles of shared
 // memory. A label outside [0, n) counts in `bad` (the host reports it) and the
-// sample is left alone.
+// sample is left alone. `large` (L-Softmax, rows not normalised): with
+// ρ = ‖w_y‖, c = x_i·w_y/(r·ρ) and f_iy = (λ·x_i·w_y + r·ρ·ψ(c))/(1 + λ); for
+// A-Softmax ρ is 1, which leaves its formula unchanged to the bit.
 extern "C" __global__ void margin_target_forward(const float* x, const float* w, const float* label,
-                                                 float* f, double lambda, int m, long long k,
-                                                 long long n, int* bad) {
+                                                 float* f, double lambda, int m, int large,
+                                                 long long k, long long n, int* bad) {
     extern __shared__ double scratch[];
     const long long i = blockIdx.x, y = class_label(label[i], n);
     if (y < 0) {
         if (threadIdx.x == 0) atomicAdd(bad, 1);
         return;
     }
-    const float* xi = x + i * k;
+    const float *xi = x + i * k, *wy = w + y * k;
     double r = sqrt(block_dot(xi, xi, k, scratch));
-    double xw = block_dot(xi, w + y * k, k, scratch);
-    if (threadIdx.x == 0) f[i * n + y] = (float)((lambda * xw + r * psi(m, xw / r).value) / (1.0 + lambda));
+    double rho = large ? sqrt(block_dot(wy, wy, k, scratch)) : 1.0;
+    double xw = block_dot(xi, wy, k, scratch);
+    double c = xw / (r * rho);
+    if (threadIdx.x == 0) f[i * n + y] = (float)((lambda * xw + r * rho * psi(m, c).value) / (1.0 + lambda));
 }
 
 // Same launch as the forward; labels were checked there.
@@ -72,6 +77,44 @@ extern "C" __global__ void margin_target_backward(const float* x, const float* w
     double gy = g[i * n + y];
     gm[i * n + y] = (float)(gy * (lambda + a) / (1.0 + lambda));
     on_x[i] = gy * b / (1.0 + lambda);
+}
+
+// LargeMarginInnerProduct's true gradient (legend in largemargin_inner_product.rs):
+// with a = ψ'(c), b = ψ(c) − c·a, g = g_iy/(1 + λ):
+//   g'_iy = g·(λ + a) (in gm, a copy of G),  on_x_i = g·ρ·b/r,  on_w_i = g·r·b/ρ;
+// then dx = G'·W + on_x·x, dW = G'ᵀ·X + on_w_j·w_j with on_w_j the sum of
+// on_w_i over the samples of class j (large_margin_class_sums; both adds by
+// margin_add_on_x). Same launch as margin_target_forward; labels checked there.
+extern "C" __global__ void large_margin_target_backward(const float* x, const float* w,
+                                                        const float* label, const float* g,
+                                                        float* gm, double* on_x, double* on_w,
+                                                        double lambda, int m, long long k,
+                                                        long long n) {
+    extern __shared__ double scratch[];
+    const long long i = blockIdx.x, y = class_label(label[i], n);
+    if (y < 0) return;
+    const float *xi = x + i * k, *wy = w + y * k;
+    double r = sqrt(block_dot(xi, xi, k, scratch));
+    double rho = sqrt(block_dot(wy, wy, k, scratch));
+    double c = block_dot(xi, wy, k, scratch) / (r * rho);
+    if (threadIdx.x != 0) return;
+    Psi p = psi(m, c);
+    double a = p.slope, b = p.value - c * p.slope;
+    double gy = (double)g[i * n + y] / (1.0 + lambda);
+    gm[i * n + y] = (float)(gy * (lambda + a));
+    on_x[i] = gy * rho * b / r;
+    on_w[i] = gy * r * b / rho;
+}
+
+// out_j = Σ_{i: y_i = j} v_i in sample order, one thread per class j.
+extern "C" __global__ void large_margin_class_sums(const float* label, const double* v,
+                                                   double* out, long long n, long long rows) {
+    GRID_STRIDE(j, n) {
+        double acc = 0.0;
+        for (long long i = 0; i < rows; ++i)
+            if (class_label(label[i], n) == j) acc += v[i];
+        out[j] = acc;
+    }
 }
 
 // dx_e += on_x_i·x_e for every element e of sample i = e / k.

@@ -54,6 +54,23 @@ fn every_cu_file_is_registered_beside_its_rust_file() {
     }
 }
 
+/// NVRTC gets each file behind the shared prelude, with a `#line` directive so
+/// its messages count the file's own lines.
+#[test]
+fn every_source_is_the_prelude_then_its_file_from_line_one() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let prelude = std::fs::read_to_string(root.join("src/backend/cuda/prelude.cuh")).unwrap();
+    for s in SOURCES {
+        let file = std::fs::read_to_string(root.join(s.path)).unwrap();
+        assert_eq!(
+            s.code,
+            format!("{prelude}#line 1 \"{}\"\n{file}", s.path),
+            "{}",
+            s.path
+        );
+    }
+}
+
 #[test]
 fn every_kernel_compiles_with_nvrtc_for_sm90() {
     if !Library::Nvrtc.is_present() {

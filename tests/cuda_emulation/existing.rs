@@ -30,11 +30,17 @@ fn relu_matches_the_layer() {
         let x = uniform_blob(&[2, 3, 5, 7], -1.0, 1.0, 11);
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone()], None, 12);
         let n = x.count() as i64;
-        let (dx_in, mut y, dy) = (Dev::new(x.data()), Dev::filled(x.count(), 0.0), Dev::new(tops[0].diff()));
+        let (dx_in, mut y, dy) = (
+            Dev::new(x.data()),
+            Dev::filled(x.count(), 0.0),
+            Dev::new(tops[0].diff()),
+        );
         let mut dx = Dev::filled(x.count(), 0.0);
         let (xp, yp, dyp, dxp) = (dx_in.c(), y.p(), dy.c(), dx.p());
         m.launch(GRID, BLOCK, 0, order, || unsafe { fwd(xp, yp, 0.15, n) });
-        m.launch(GRID, BLOCK, 0, order, || unsafe { bwd(xp, dyp, dxp, 0.15, n) });
+        m.launch(GRID, BLOCK, 0, order, || unsafe {
+            bwd(xp, dyp, dxp, 0.15, n)
+        });
         assert_near(&y.get(), &data(&tops[0]), 0.0, "ReLU forward");
         assert_near(&dx.get(), bottoms[0].diff(), 0.0, "ReLU backward");
     });
@@ -45,8 +51,16 @@ fn relu_matches_the_layer() {
 fn sigmoid_and_tanh_match_their_layers() {
     each_order(|order| {
         for (ty, path, kernels) in [
-            ("Sigmoid", "src/layers/sigmoid.cu", ["sigmoid_forward", "sigmoid_backward"]),
-            ("TanH", "src/layers/tanh.cu", ["tanh_forward", "tanh_backward"]),
+            (
+                "Sigmoid",
+                "src/layers/sigmoid.cu",
+                ["sigmoid_forward", "sigmoid_backward"],
+            ),
+            (
+                "TanH",
+                "src/layers/tanh.cu",
+                ["tanh_forward", "tanh_backward"],
+            ),
         ] {
             let m = Module::get(path);
             let fwd: Unary = m.kernel(kernels[0]);
@@ -63,7 +77,12 @@ fn sigmoid_and_tanh_match_their_layers() {
             m.launch(GRID, BLOCK, 0, order, || unsafe { fwd(xp, yp, n) });
             m.launch(GRID, BLOCK, 0, order, || unsafe { bwd(ycp, dyp, dxp, n) });
             assert_near(&y.get(), &data(&tops[0]), 1e-6, &format!("{ty} forward"));
-            assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{ty} backward"));
+            assert_near(
+                &dx.get(),
+                bottoms[0].diff(),
+                1e-6,
+                &format!("{ty} backward"),
+            );
         }
     });
 }
@@ -71,7 +90,8 @@ fn sigmoid_and_tanh_match_their_layers() {
 #[test]
 fn prelu_matches_the_layer_per_channel_and_shared() {
     type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i64, i64);
-    type BackData = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, i64, i64, i64);
+    type BackData =
+        unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, i64, i64, i64);
     type BackSlope = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i64, i64);
     each_order(|order| {
         let m = Module::get("src/layers/prelu.cu");
@@ -95,7 +115,9 @@ fn prelu_matches_the_layer_per_channel_and_shared() {
             let (mut y, mut dx) = (Dev::filled(x.count(), 0.0), Dev::filled(x.count(), 0.0));
             let mut da = Dev::filled(channels, 0.0f32);
             let (xp, ap, dyp, yp, dxp, dap) = (xd.c(), a.c(), dy.c(), y.p(), dx.p(), da.p());
-            m.launch(GRID, BLOCK, 0, order, || unsafe { fwd(xp, ap, yp, k_inner, k_channels, n) });
+            m.launch(GRID, BLOCK, 0, order, || unsafe {
+                fwd(xp, ap, yp, k_inner, k_channels, n)
+            });
             m.launch(GRID, BLOCK, 0, order, || unsafe {
                 bwd(xp, dyp, ap, dxp, k_inner, k_channels, n)
             });
@@ -124,10 +146,16 @@ fn eltwise_sum_prod_max_match_the_layer() {
     each_order(|order| {
         let m = Module::get("src/layers/eltwise.cu");
         let shape = [2, 3, 5, 7];
-        let xs: Vec<Blob> = (0..3).map(|s| uniform_blob(&shape, 0.2, 1.5, 20 + s)).collect();
+        let xs: Vec<Blob> = (0..3)
+            .map(|s| uniform_blob(&shape, 0.2, 1.5, 20 + s))
+            .collect();
         let n = xs[0].count();
         for op in ["SUM", "PROD", "MAX"] {
-            let extra = if op == "SUM" { "coeff: 0.5 coeff: -2 coeff: 1.5" } else { "" };
+            let extra = if op == "SUM" {
+                "coeff: 0.5 coeff: -2 coeff: 1.5"
+            } else {
+                ""
+            };
             let mut l = layer(&format!(
                 "name: \"e\" type: \"Eltwise\" bottom: \"a\" bottom: \"b\" bottom: \"c\" \
                  eltwise_param {{ operation: {op} {extra} }}"
@@ -144,7 +172,9 @@ fn eltwise_sum_prod_max_match_the_layer() {
                 match op {
                     "SUM" => {
                         let f: Acc = m.kernel("eltwise_sum_accumulate");
-                        m.launch(GRID, BLOCK, 0, order, || unsafe { f(xp, coeffs[k], yp, nn) });
+                        m.launch(GRID, BLOCK, 0, order, || unsafe {
+                            f(xp, coeffs[k], yp, nn)
+                        });
                     }
                     "PROD" => {
                         let f: Prod = m.kernel("eltwise_prod_accumulate");
@@ -153,22 +183,36 @@ fn eltwise_sum_prod_max_match_the_layer() {
                     _ if k == 0 => unsafe { std::ptr::copy_nonoverlapping(xp, yp, n) },
                     _ => {
                         let f: Max = m.kernel("eltwise_max_accumulate");
-                        m.launch(GRID, BLOCK, 0, order, || unsafe { f(xp, k as i32, yp, ip, nn) });
+                        m.launch(GRID, BLOCK, 0, order, || unsafe {
+                            f(xp, k as i32, yp, ip, nn)
+                        });
                     }
                 }
             }
-            assert_near(&y.get(), &data(&tops[0]), 1e-6, &format!("Eltwise {op} forward"));
+            assert_near(
+                &y.get(),
+                &data(&tops[0]),
+                1e-6,
+                &format!("Eltwise {op} forward"),
+            );
             for (k, b) in bottoms.iter().enumerate() {
                 let mut dx = Dev::filled(n, 0.0f32);
                 let dxp = dx.p();
                 match op {
                     "SUM" => {
                         let f: SumBack = m.kernel("eltwise_sum_backward");
-                        m.launch(GRID, BLOCK, 0, order, || unsafe { f(dyp, coeffs[k], dxp, nn) });
+                        m.launch(GRID, BLOCK, 0, order, || unsafe {
+                            f(dyp, coeffs[k], dxp, nn)
+                        });
                     }
                     "PROD" => {
                         let others: Vec<f32> = (0..n)
-                            .map(|i| (0..3).filter(|&j| j != k).map(|j| xs[j].data()[i]).product())
+                            .map(|i| {
+                                (0..3)
+                                    .filter(|&j| j != k)
+                                    .map(|j| xs[j].data()[i])
+                                    .product()
+                            })
                             .collect();
                         let o = Dev::new(&others);
                         let op_ = o.c();
@@ -177,7 +221,9 @@ fn eltwise_sum_prod_max_match_the_layer() {
                     }
                     _ => {
                         let f: MaxBack = m.kernel("eltwise_max_backward");
-                        m.launch(GRID, BLOCK, 0, order, || unsafe { f(dyp, ip, k as i32, dxp, nn) });
+                        m.launch(GRID, BLOCK, 0, order, || unsafe {
+                            f(dyp, ip, k as i32, dxp, nn)
+                        });
                     }
                 }
                 assert_near(&dx.get(), b.diff(), 1e-6, &format!("Eltwise {op} dx_{k}"));
@@ -197,11 +243,17 @@ fn softmax_matches_the_layer_over_an_inner_axis() {
         // outer 2, C 37 (more than a block of 16, not a power of two), inner 3.
         let x = uniform_blob(&[2, 37, 3], -5.0, 5.0, 30);
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone()], None, 31);
-        let (xd, yc, dy) = (Dev::new(x.data()), Dev::new(tops[0].data()), Dev::new(tops[0].diff()));
+        let (xd, yc, dy) = (
+            Dev::new(x.data()),
+            Dev::new(tops[0].data()),
+            Dev::new(tops[0].diff()),
+        );
         let (mut y, mut dx) = (Dev::filled(x.count(), 0.0), Dev::filled(x.count(), 0.0));
         let (xp, yp, ycp, dyp, dxp) = (xd.c(), y.p(), yc.c(), dy.c(), dx.p());
         m.launch(6, 16, 16 * 4, order, || unsafe { fwd(xp, yp, 37, 3) });
-        m.launch(6, 16, 16 * 4, order, || unsafe { bwd(ycp, dyp, dxp, 37, 3) });
+        m.launch(6, 16, 16 * 4, order, || unsafe {
+            bwd(ycp, dyp, dxp, 37, 3)
+        });
         assert_near(&y.get(), &data(&tops[0]), 1e-6, "Softmax forward");
         assert_near(&dx.get(), bottoms[0].diff(), 1e-6, "Softmax backward");
     });
@@ -210,11 +262,13 @@ fn softmax_matches_the_layer_over_an_inner_axis() {
 #[test]
 fn softmax_with_loss_sums_and_gradient_match_the_layer() {
     type Sum = unsafe extern "C" fn(*const f32, *const f32, i64, i64, i64, i32, i32, *mut f64);
-    type Bwd =
-        unsafe extern "C" fn(*const f32, *const f32, *mut f32, f32, i64, i64, i32, i32, i64);
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f32, i64, i64, i32, i32, i64);
     each_order(|order| {
         let m = Module::get("src/layers/softmax_with_loss.cu");
-        let (sum, bwd): (Sum, Bwd) = (m.kernel("softmax_loss_sum"), m.kernel("softmax_loss_backward"));
+        let (sum, bwd): (Sum, Bwd) = (
+            m.kernel("softmax_loss_sum"),
+            m.kernel("softmax_loss_backward"),
+        );
         let sm = Module::get("src/layers/softmax.cu");
         let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) =
             sm.kernel("softmax_forward");
@@ -235,17 +289,31 @@ fn softmax_with_loss_sums_and_gradient_match_the_layer() {
         let mut out = Dev::filled(4, 0.0f64);
         let (xp, pp, lp, op) = (xd.c(), prob.p(), lab.c(), out.p());
         sm.launch(12, 8, 8 * 4, order, || unsafe { softmax(xp, pp, 5, 3) });
-        m.launch(1, 8, 4 * 8 * 8, order, || unsafe { sum(pp, lp, 5, 3, 12, 1, 2, op) });
+        m.launch(1, 8, 4 * 8 * 8, order, || unsafe {
+            sum(pp, lp, 5, 3, 12, 1, 2, op)
+        });
         let s = out.get();
         let valid = labels.iter().filter(|&&v| v.trunc() != 2.0).count() as f64;
         assert_eq!((s[1], s[2], s[3]), (valid, 0.0, 0.0), "valid, clamped, bad");
         // VALID normalisation: loss = Σ / valid; the top diff scales the gradient.
-        assert_near(&[(s[0] / s[1]) as f32], &data(&tops[0]), 1e-6, "SoftmaxWithLoss loss");
+        assert_near(
+            &[(s[0] / s[1]) as f32],
+            &data(&tops[0]),
+            1e-6,
+            "SoftmaxWithLoss loss",
+        );
         let scale = (tops[0].diff()[0] as f64 / valid) as f32;
         let mut dx = Dev::filled(x.count(), 0.0);
         let (dxp, n) = (dx.p(), x.count() as i64);
-        m.launch(GRID, BLOCK, 0, order, || unsafe { bwd(pp, lp, dxp, scale, 5, 3, 1, 2, n) });
-        assert_near(&dx.get(), bottoms[0].diff(), 1e-6, "SoftmaxWithLoss backward");
+        m.launch(GRID, BLOCK, 0, order, || unsafe {
+            bwd(pp, lp, dxp, scale, 5, 3, 1, 2, n)
+        });
+        assert_near(
+            &dx.get(),
+            bottoms[0].diff(),
+            1e-6,
+            "SoftmaxWithLoss backward",
+        );
     });
 }
 
@@ -273,7 +341,11 @@ fn pooling_max_and_ave_match_the_layer_with_padding_and_overhang() {
     each_order(|order| {
         let m = Module::get("src/layers/pooling/pooling.cu");
         for pool in ["MAX", "AVE"] {
-            let tops_text = if pool == "MAX" { "top: \"y\" top: \"mask\"" } else { "top: \"y\"" };
+            let tops_text = if pool == "MAX" {
+                "top: \"y\" top: \"mask\""
+            } else {
+                "top: \"y\""
+            };
             let mut l = layer(&format!(
                 "name: \"p\" type: \"Pooling\" bottom: \"x\" {tops_text} pooling_param {{ \
                  pool: {pool} kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 1 }}"
@@ -281,7 +353,18 @@ fn pooling_max_and_ave_match_the_layer_with_padding_and_overhang() {
             let x = uniform_blob(&[2, 3, 7, 8], -1.0, 1.0, 50);
             let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone()], None, 51);
             let (ho, wo) = (tops[0].shape()[2], tops[0].shape()[3]);
-            let g = Geometry { h: 7, w: 8, ho: ho as i32, wo: wo as i32, kh: 3, kw: 2, sh: 2, sw: 3, ph: 1, pw: 1 };
+            let g = Geometry {
+                h: 7,
+                w: 8,
+                ho: ho as i32,
+                wo: wo as i32,
+                kh: 3,
+                kw: 2,
+                sh: 2,
+                sw: 3,
+                ph: 1,
+                pw: 1,
+            };
             let (outs, ins) = (tops[0].count() as i64, x.count() as i64);
             let (xd, dy) = (Dev::new(x.data()), Dev::new(tops[0].diff()));
             let mut y = Dev::filled(outs as usize, 0.0);
@@ -289,20 +372,34 @@ fn pooling_max_and_ave_match_the_layer_with_padding_and_overhang() {
             let mut dx = Dev::filled(x.count(), 0.0);
             let (xp, yp, ip, dyp, dxp) = (xd.c(), y.p(), index.p(), dy.c(), dx.p());
             if pool == "MAX" {
-                let (f, b): (MaxFwd, MaxBwd) =
-                    (m.kernel("pooling_max_forward"), m.kernel("pooling_max_backward"));
+                let (f, b): (MaxFwd, MaxBwd) = (
+                    m.kernel("pooling_max_forward"),
+                    m.kernel("pooling_max_backward"),
+                );
                 m.launch(GRID, BLOCK, 0, order, || unsafe { f(xp, yp, ip, g, outs) });
                 m.launch(GRID, BLOCK, 0, order, || unsafe { b(dyp, ip, dxp, g, ins) });
                 let mask: Vec<f32> = index.get().iter().map(|&i| i as f32).collect();
                 assert_near(&mask, tops[1].data(), 0.0, "Pooling MAX mask");
             } else {
-                let (f, b): (AveFwd, AveBwd) =
-                    (m.kernel("pooling_ave_forward"), m.kernel("pooling_ave_backward"));
+                let (f, b): (AveFwd, AveBwd) = (
+                    m.kernel("pooling_ave_forward"),
+                    m.kernel("pooling_ave_backward"),
+                );
                 m.launch(GRID, BLOCK, 0, order, || unsafe { f(xp, yp, g, outs) });
                 m.launch(GRID, BLOCK, 0, order, || unsafe { b(dyp, dxp, g, ins) });
             }
-            assert_near(&y.get(), &data(&tops[0]), 1e-6, &format!("Pooling {pool} forward"));
-            assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("Pooling {pool} backward"));
+            assert_near(
+                &y.get(),
+                &data(&tops[0]),
+                1e-6,
+                &format!("Pooling {pool} forward"),
+            );
+            assert_near(
+                &dx.get(),
+                bottoms[0].diff(),
+                1e-6,
+                &format!("Pooling {pool} backward"),
+            );
         }
     });
 }
@@ -311,7 +408,8 @@ fn pooling_max_and_ave_match_the_layer_with_padding_and_overhang() {
 /// on either side), and regularisation, scaling and the step follow their formulas.
 #[test]
 fn solver_kernels_match_the_cpu_rules_bit_for_bit() {
-    type Steps = unsafe extern "C" fn(i32, *mut f32, *mut f32, *mut f32, f32, f32, f32, f32, f32, i64);
+    type Steps =
+        unsafe extern "C" fn(i32, *mut f32, *mut f32, *mut f32, f32, f32, f32, f32, f32, i64);
     type Reg = unsafe extern "C" fn(*const f32, *mut f32, f32, i32, i64);
     type Scale = unsafe extern "C" fn(*mut f32, f32, i64);
     type Apply = unsafe extern "C" fn(*mut f32, *const f32, i64);
@@ -322,17 +420,46 @@ fn solver_kernels_match_the_cpu_rules_bit_for_bit() {
         let g0 = uniform_blob(&[n], -1.0, 1.0, 60);
         let h0 = uniform_blob(&[n], 0.0, 0.5, 61);
         let h1 = uniform_blob(&[n], 0.0, 0.5, 62);
-        let hyper = Hyper { momentum: 0.9, momentum2: 0.999, rms_decay: 0.95, delta: 1e-6 };
+        let hyper = Hyper {
+            momentum: 0.9,
+            momentum2: 0.999,
+            rms_decay: 0.95,
+            delta: 1e-6,
+        };
         use Rule::*;
         for rule in [Sgd, Nesterov, AdaGrad, RmsProp, AdaDelta, Adam] {
-            let c = Coeffs { rule, hyper, local_rate: 0.01, t: 3 };
+            let c = Coeffs {
+                rule,
+                hyper,
+                local_rate: 0.01,
+                t: 3,
+            };
             let (mut g, mut a, mut b) = (data(&g0), data(&h0), data(&h1));
-            rules::steps(&c, &mut g, &mut [&mut a[..], &mut b[..]][..rule.histories()]);
+            rules::steps(
+                &c,
+                &mut g,
+                &mut [&mut a[..], &mut b[..]][..rule.histories()],
+            );
             let rate = if rule == Adam { c.adam_rate() } else { 0.01 };
-            let (mut dg, mut da, mut db) = (Dev::new(g0.data()), Dev::new(h0.data()), Dev::new(h1.data()));
+            let (mut dg, mut da, mut db) = (
+                Dev::new(g0.data()),
+                Dev::new(h0.data()),
+                Dev::new(h1.data()),
+            );
             let (gp, ap, bp) = (dg.p(), da.p(), db.p());
             m.launch(GRID, BLOCK, 0, order, || unsafe {
-                steps(rule as i32, gp, ap, bp, rate, 0.9, 0.999, 0.95, 1e-6, n as i64)
+                steps(
+                    rule as i32,
+                    gp,
+                    ap,
+                    bp,
+                    rate,
+                    0.9,
+                    0.999,
+                    0.95,
+                    1e-6,
+                    n as i64,
+                )
             });
             let what = rule.name();
             assert_near(&dg.get(), &g, 0.0, &format!("{what} step"));
@@ -346,25 +473,45 @@ fn solver_kernels_match_the_cpu_rules_bit_for_bit() {
             m.kernel("solver_scale"),
             m.kernel("solver_apply_step"),
         );
-        let w = Dev::new(h0.data().iter().map(|v| v - 0.25).collect::<Vec<_>>().as_slice());
+        let w = Dev::new(
+            h0.data()
+                .iter()
+                .map(|v| v - 0.25)
+                .collect::<Vec<_>>()
+                .as_slice(),
+        );
         for l1 in [0, 1] {
             let mut g = Dev::new(g0.data());
             let (wp, gp) = (w.c(), g.p());
-            m.launch(GRID, BLOCK, 0, order, || unsafe { reg(wp, gp, 5e-4, l1, n as i64) });
-            m.launch(GRID, BLOCK, 0, order, || unsafe { scale(gp, 0.5, n as i64) });
+            m.launch(GRID, BLOCK, 0, order, || unsafe {
+                reg(wp, gp, 5e-4, l1, n as i64)
+            });
+            m.launch(GRID, BLOCK, 0, order, || unsafe {
+                scale(gp, 0.5, n as i64)
+            });
             let want: Vec<f32> = g0
                 .data()
                 .iter()
                 .zip(w.get())
                 .map(|(&g, w)| (g + 5e-4 * if l1 == 1 { w.signum() } else { w }) * 0.5)
                 .collect();
-            assert_near(&g.get(), &want, 0.0, &format!("regularise (l1 {l1}) and scale"));
+            assert_near(
+                &g.get(),
+                &want,
+                0.0,
+                &format!("regularise (l1 {l1}) and scale"),
+            );
         }
         let mut w2 = Dev::new(g0.data());
         let s = Dev::new(h0.data());
         let (wp, sp) = (w2.p(), s.c());
         m.launch(GRID, BLOCK, 0, order, || unsafe { apply(wp, sp, n as i64) });
-        let want: Vec<f32> = g0.data().iter().zip(h0.data()).map(|(w, s)| w - s).collect();
+        let want: Vec<f32> = g0
+            .data()
+            .iter()
+            .zip(h0.data())
+            .map(|(w, s)| w - s)
+            .collect();
         assert_near(&w2.get(), &want, 0.0, "apply step");
     });
 }

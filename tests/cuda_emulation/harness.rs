@@ -110,7 +110,10 @@ fn compile(path: &str) -> Result<PathBuf, String> {
     let header_text = std::fs::read_to_string(&header).map_err(|e| e.to_string())? + &prelude;
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cuda_emulation");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let key = fnv(header_text.as_bytes(), fnv(code.as_bytes(), 0xcbf2_9ce4_8422_2325));
+    let key = fnv(
+        header_text.as_bytes(),
+        fnv(code.as_bytes(), 0xcbf2_9ce4_8422_2325),
+    );
     let stem = Path::new(path).file_stem().unwrap().to_string_lossy();
     let lib = dir.join(format!("{stem}-{key:016x}.so"));
     if lib.exists() {

@@ -20,8 +20,10 @@ fn device_sum(order: Order, v: &Dev<f64>, n: usize) -> f64 {
 
 #[test]
 fn center_loss_kernels_match_the_layer_with_repeated_classes() {
-    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f64, i64, i64, *mut i32);
-    type Data = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, i64, i64, i64);
+    type Fwd =
+        unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f64, i64, i64, *mut i32);
+    type Data =
+        unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, i64, i64, i64);
     type Update = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, i64, i64, i64);
     each_order(|order| {
         let m = Module::get("src/layers/center_loss.cu");
@@ -40,11 +42,17 @@ fn center_loss_kernels_match_the_layer_with_repeated_classes() {
         let x = uniform_blob(&[rows, k], -1.0, 1.0, 110);
         let y = Blob::from_data(&[rows], labels.to_vec());
         let (tops, bottoms, params) = cpu_pass(l.as_mut(), vec![x.clone(), y], None, 111);
-        let (xd, lab, cd) = (Dev::new(x.data()), Dev::new(&labels), Dev::new(params[0].data()));
+        let (xd, lab, cd) = (
+            Dev::new(x.data()),
+            Dev::new(&labels),
+            Dev::new(params[0].data()),
+        );
         let mut sq = Dev::filled(rows, 0.0f64);
         let mut bad = Dev::filled(1, 0i32);
         let (xp, lp, cp, sp, bp) = (xd.c(), lab.c(), cd.c(), sq.p(), bad.p());
-        m.launch(rows as u32, 8, 8 * 8, order, || unsafe { fwd(xp, lp, cp, sp, k as i64, n as i64, bp) });
+        m.launch(rows as u32, 8, 8 * 8, order, || unsafe {
+            fwd(xp, lp, cp, sp, k as i64, n as i64, bp)
+        });
         assert_eq!(bad.get(), [0]);
         let loss = device_sum(order, &sq, rows) / (2.0 * rows as f64);
         assert_near(&[loss as f32], tops[0].data(), 1e-6, "CenterLoss loss");
@@ -52,10 +60,28 @@ fn center_loss_kernels_match_the_layer_with_repeated_classes() {
         let mut dx = Dev::filled(rows * k, 0.0f32);
         let mut dc = Dev::filled(n * k, 0.0f32);
         let (dxp, dcp) = (dx.p(), dc.p());
-        m.launch(3, 16, 0, order, || unsafe { data(xp, lp, cp, dxp, scale, k as i64, n as i64, (rows * k) as i64) });
-        m.launch(3, 16, 0, order, || unsafe { update(xp, lp, cp, dcp, k as i64, n as i64, rows as i64) });
+        m.launch(3, 16, 0, order, || unsafe {
+            data(
+                xp,
+                lp,
+                cp,
+                dxp,
+                scale,
+                k as i64,
+                n as i64,
+                (rows * k) as i64,
+            )
+        });
+        m.launch(3, 16, 0, order, || unsafe {
+            update(xp, lp, cp, dcp, k as i64, n as i64, rows as i64)
+        });
         assert_near(&dx.get(), bottoms[0].diff(), 1e-6, "CenterLoss dx");
-        assert_near(&dc.get(), params[0].diff(), 1e-6, "CenterLoss centre update");
+        assert_near(
+            &dc.get(),
+            params[0].diff(),
+            1e-6,
+            "CenterLoss centre update",
+        );
     });
 }
 
@@ -65,35 +91,65 @@ fn euclidean_loss_kernels_match_the_layer() {
     type Bwd = unsafe extern "C" fn(*const f32, *mut f32, f32, i64);
     each_order(|order| {
         let m = Module::get("src/layers/euclidean_loss.cu");
-        let (fwd, bwd): (Fwd, Bwd) = (m.kernel("euclidean_loss_forward"), m.kernel("euclidean_loss_backward"));
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("euclidean_loss_forward"),
+            m.kernel("euclidean_loss_backward"),
+        );
         let mut l = layer("name: \"e\" type: \"EuclideanLoss\" bottom: \"a\" bottom: \"b\"");
-        let (a, b) = (uniform_blob(&[6, 5, 7], -1.0, 1.0, 120), uniform_blob(&[6, 5, 7], -1.0, 1.0, 121));
+        let (a, b) = (
+            uniform_blob(&[6, 5, 7], -1.0, 1.0, 120),
+            uniform_blob(&[6, 5, 7], -1.0, 1.0, 121),
+        );
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![a.clone(), b.clone()], None, 122);
         let count = a.count();
         let (ad, bd) = (Dev::new(a.data()), Dev::new(b.data()));
         let mut diff = Dev::filled(count, 0.0f32);
         let mut partial = Dev::filled(3, 0.0f64);
         let (ap, bp, dp, pp) = (ad.c(), bd.c(), diff.p(), partial.p());
-        m.launch(3, 16, 16 * 8, order, || unsafe { fwd(ap, bp, dp, pp, count as i64) });
+        m.launch(3, 16, 16 * 8, order, || unsafe {
+            fwd(ap, bp, dp, pp, count as i64)
+        });
         let loss = device_sum(order, &partial, 3) / (2.0 * 6.0);
         assert_near(&[loss as f32], tops[0].data(), 1e-6, "EuclideanLoss loss");
         let g = tops[0].diff()[0] as f64;
         for (i, alpha) in [(0, g / 6.0), (1, -g / 6.0)] {
             let mut dx = Dev::filled(count, 0.0f32);
             let dxp = dx.p();
-            m.launch(3, 16, 0, order, || unsafe { bwd(dp, dxp, alpha as f32, count as i64) });
-            assert_near(&dx.get(), bottoms[i].diff(), 0.0, &format!("EuclideanLoss d{i}"));
+            m.launch(3, 16, 0, order, || unsafe {
+                bwd(dp, dxp, alpha as f32, count as i64)
+            });
+            assert_near(
+                &dx.get(),
+                bottoms[i].diff(),
+                0.0,
+                &format!("EuclideanLoss d{i}"),
+            );
         }
     });
 }
 
 #[test]
 fn contrastive_loss_kernels_match_the_layer_in_both_versions() {
-    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, *mut f64, *mut f64, f64, i32, i64, *mut i32);
-    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *const f64, *mut f32, f64, f64, i32, i64, i64);
+    type Fwd = unsafe extern "C" fn(
+        *const f32,
+        *const f32,
+        *const f32,
+        *mut f32,
+        *mut f64,
+        *mut f64,
+        f64,
+        i32,
+        i64,
+        *mut i32,
+    );
+    type Bwd =
+        unsafe extern "C" fn(*const f32, *const f32, *const f64, *mut f32, f64, f64, i32, i64, i64);
     each_order(|order| {
         let m = Module::get("src/layers/contrastive_loss.cu");
-        let (fwd, bwd): (Fwd, Bwd) = (m.kernel("contrastive_loss_forward"), m.kernel("contrastive_loss_backward"));
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("contrastive_loss_forward"),
+            m.kernel("contrastive_loss_backward"),
+        );
         let (pairs, c) = (6usize, 19usize);
         // Similar, dissimilar (0.5 reads as 0), and distances on both sides of the margin.
         let sim = [1.0f32, 0.0, 0.5, 0.0, 2.0, 0.0];
@@ -102,7 +158,9 @@ fn contrastive_loss_kernels_match_the_layer_in_both_versions() {
         let a = uniform_blob(&[pairs, c], -0.4, 0.4, 130);
         let noise = uniform_blob(&[pairs, c], -0.4, 0.4, 131);
         let f = [0.2f32, 0.3, 1.0, 0.6, 0.5, 2.0];
-        let bv: Vec<f32> = (0..pairs * c).map(|e| a.data()[e] + f[e / c] * noise.data()[e]).collect();
+        let bv: Vec<f32> = (0..pairs * c)
+            .map(|e| a.data()[e] + f[e / c] * noise.data()[e])
+            .collect();
         let b = Blob::from_data(&[pairs, c], bv);
         for legacy in [false, true] {
             let mut l = layer(&format!(
@@ -115,20 +173,36 @@ fn contrastive_loss_kernels_match_the_layer_in_both_versions() {
             let mut diff = Dev::filled(pairs * c, 0.0f32);
             let (mut d2, mut term) = (Dev::filled(pairs, 0.0f64), Dev::filled(pairs, 0.0f64));
             let mut bad = Dev::filled(1, 0i32);
-            let (ap, bp, sp, dp, d2p, tp, badp) = (ad.c(), bd.c(), sd.c(), diff.p(), d2.p(), term.p(), bad.p());
+            let (ap, bp, sp, dp, d2p, tp, badp) =
+                (ad.c(), bd.c(), sd.c(), diff.p(), d2.p(), term.p(), bad.p());
             m.launch(pairs as u32, 8, 8 * 8, order, || unsafe {
                 fwd(ap, bp, sp, dp, d2p, tp, 1.5, legacy as i32, c as i64, badp)
             });
             assert_eq!(bad.get(), [0]);
             let what = format!("ContrastiveLoss legacy_version {legacy}");
             let loss = device_sum(order, &term, pairs) / (2.0 * pairs as f64);
-            assert_near(&[loss as f32], tops[0].data(), 1e-6, &format!("{what}: loss"));
+            assert_near(
+                &[loss as f32],
+                tops[0].data(),
+                1e-6,
+                &format!("{what}: loss"),
+            );
             let g = tops[0].diff()[0] as f64;
             for (i, alpha) in [(0, g / pairs as f64), (1, -g / pairs as f64)] {
                 let mut dx = Dev::filled(pairs * c, 0.0f32);
                 let dxp = dx.p();
                 m.launch(3, 16, 0, order, || unsafe {
-                    bwd(dp, sp, d2p, dxp, alpha, 1.5, legacy as i32, c as i64, (pairs * c) as i64)
+                    bwd(
+                        dp,
+                        sp,
+                        d2p,
+                        dxp,
+                        alpha,
+                        1.5,
+                        legacy as i32,
+                        c as i64,
+                        (pairs * c) as i64,
+                    )
                 });
                 assert_near(&dx.get(), bottoms[i].diff(), 1e-6, &format!("{what}: d{i}"));
             }
@@ -161,20 +235,40 @@ fn sigmoid_cross_entropy_kernels_match_the_layer_with_ignored_targets() {
             let (xd, td) = (Dev::new(x.data()), Dev::new(t.data()));
             let (mut partial, mut counted) = (Dev::filled(3, 0.0f64), Dev::filled(3, 0.0f64));
             let (xp, tp, pp, cp) = (xd.c(), td.c(), partial.p(), counted.p());
-            m.launch(3, 8, 8 * 8, order, || unsafe { fwd(xp, tp, pp, cp, ignore as i32, 1, count as i64) });
-            let (sum, valid) = (device_sum(order, &partial, 3), device_sum(order, &counted, 3));
+            m.launch(3, 8, 8 * 8, order, || unsafe {
+                fwd(xp, tp, pp, cp, ignore as i32, 1, count as i64)
+            });
+            let (sum, valid) = (
+                device_sum(order, &partial, 3),
+                device_sum(order, &counted, 3),
+            );
             let d = match norm {
                 "VALID" => valid,
                 "FULL" => count as f64,
                 _ => 4.0,
             };
             let what = format!("SigmoidCrossEntropyLoss {norm} ignore {ignore}");
-            assert_eq!(valid, if ignore { count as f64 - 2.0 } else { count as f64 }, "{what}");
-            assert_near(&[(sum / d) as f32], tops[0].data(), 1e-6, &format!("{what}: loss"));
+            assert_eq!(
+                valid,
+                if ignore {
+                    count as f64 - 2.0
+                } else {
+                    count as f64
+                },
+                "{what}"
+            );
+            assert_near(
+                &[(sum / d) as f32],
+                tops[0].data(),
+                1e-6,
+                &format!("{what}: loss"),
+            );
             let scale = (tops[0].diff()[0] as f64 / d) as f32;
             let mut dx = Dev::filled(count, 0.0f32);
             let dxp = dx.p();
-            m.launch(3, 8, 0, order, || unsafe { bwd(xp, tp, dxp, scale, ignore as i32, 1, count as i64) });
+            m.launch(3, 8, 0, order, || unsafe {
+                bwd(xp, tp, dxp, scale, ignore as i32, 1, count as i64)
+            });
             assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{what}: dx"));
         }
     });
@@ -182,17 +276,52 @@ fn sigmoid_cross_entropy_kernels_match_the_layer_with_ignored_targets() {
 
 #[test]
 fn focal_loss_kernels_match_the_layer_for_both_types() {
-    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f64, *mut f64, f64, f64, i32, i64, i64, i32, i32, i64, *mut i32);
-    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f64, f64, f64, i32, i64, i64, i32, i32, i64);
+    type Fwd = unsafe extern "C" fn(
+        *const f32,
+        *const f32,
+        *mut f64,
+        *mut f64,
+        f64,
+        f64,
+        i32,
+        i64,
+        i64,
+        i32,
+        i32,
+        i64,
+        *mut i32,
+    );
+    type Bwd = unsafe extern "C" fn(
+        *const f32,
+        *const f32,
+        *mut f32,
+        f64,
+        f64,
+        f64,
+        i32,
+        i64,
+        i64,
+        i32,
+        i32,
+        i64,
+    );
     each_order(|order| {
         let m = Module::get("src/layers/focal_loss.cu");
         let sm = Module::get("src/layers/softmax.cu");
-        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) = sm.kernel("softmax_forward");
-        let (fwd, bwd): (Fwd, Bwd) = (m.kernel("focal_loss_forward"), m.kernel("focal_loss_backward"));
+        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) =
+            sm.kernel("softmax_forward");
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("focal_loss_forward"),
+            m.kernel("focal_loss_backward"),
+        );
         let (outer, c, inner) = (3usize, 6usize, 2usize);
         let x = uniform_blob(&[outer, c, inner], -3.0, 3.0, 150);
         let labels = [0.0f32, 5.0, 4.0, 3.9, 2.0, 1.0];
-        for (ty, gamma, alpha) in [("ORIGIN", 2.0f32, 0.25f32), ("ONEADDP", 1.5, 0.5), ("ORIGIN", 0.0, 1.0)] {
+        for (ty, gamma, alpha) in [
+            ("ORIGIN", 2.0f32, 0.25f32),
+            ("ONEADDP", 1.5, 0.5),
+            ("ORIGIN", 0.0, 1.0),
+        ] {
             let mut l = layer(&format!(
                 "name: \"f\" type: \"FocalLoss\" bottom: \"x\" bottom: \"y\" loss_param {{ ignore_label: 4 }} \
                  focal_loss_param {{ type: {ty} gamma: {gamma} alpha: {alpha} }}"
@@ -202,26 +331,67 @@ fn focal_loss_kernels_match_the_layer_for_both_types() {
             let (xd, lab) = (Dev::new(x.data()), Dev::new(&labels));
             let mut prob = Dev::filled(x.count(), 0.0f32);
             let positions = outer * inner;
-            let (mut term, mut counted) = (Dev::filled(positions, 0.0f64), Dev::filled(positions, 0.0f64));
+            let (mut term, mut counted) = (
+                Dev::filled(positions, 0.0f64),
+                Dev::filled(positions, 0.0f64),
+            );
             let mut bad = Dev::filled(1, 0i32);
-            let (xp, pp, lp, tp, cp, bp) = (xd.c(), prob.p(), lab.c(), term.p(), counted.p(), bad.p());
+            let (xp, pp, lp, tp, cp, bp) =
+                (xd.c(), prob.p(), lab.c(), term.p(), counted.p(), bad.p());
             let one = (ty == "ONEADDP") as i32;
             let (a, g) = (alpha as f64, gamma as f64);
-            sm.launch(positions as u32, 8, 8 * 4, order, || unsafe { softmax(xp, pp, c as i64, inner as i64) });
+            sm.launch(positions as u32, 8, 8 * 4, order, || unsafe {
+                softmax(xp, pp, c as i64, inner as i64)
+            });
             m.launch(2, 2, 0, order, || unsafe {
-                fwd(pp, lp, tp, cp, a, g, one, c as i64, inner as i64, 1, 4, positions as i64, bp)
+                fwd(
+                    pp,
+                    lp,
+                    tp,
+                    cp,
+                    a,
+                    g,
+                    one,
+                    c as i64,
+                    inner as i64,
+                    1,
+                    4,
+                    positions as i64,
+                    bp,
+                )
             });
             assert_eq!(bad.get(), [0]);
-            let (sum, valid) = (device_sum(order, &term, positions), device_sum(order, &counted, positions));
+            let (sum, valid) = (
+                device_sum(order, &term, positions),
+                device_sum(order, &counted, positions),
+            );
             let what = format!("FocalLoss {ty} gamma {gamma} alpha {alpha}");
             // Only 4.0 is ignored: 3.9 truncates to class 3.
             assert_eq!(valid, 5.0, "{what}: counted positions");
-            assert_near(&[(sum / valid) as f32], tops[0].data(), 1e-6, &format!("{what}: loss"));
+            assert_near(
+                &[(sum / valid) as f32],
+                tops[0].data(),
+                1e-6,
+                &format!("{what}: loss"),
+            );
             let scale = tops[0].diff()[0] as f64 / valid;
             let mut dx = Dev::filled(x.count(), 0.0f32);
             let dxp = dx.p();
             m.launch(3, 4, 0, order, || unsafe {
-                bwd(pp, lp, dxp, scale, a, g, one, c as i64, inner as i64, 1, 4, x.count() as i64)
+                bwd(
+                    pp,
+                    lp,
+                    dxp,
+                    scale,
+                    a,
+                    g,
+                    one,
+                    c as i64,
+                    inner as i64,
+                    1,
+                    4,
+                    x.count() as i64,
+                )
             });
             assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{what}: dx"));
         }

@@ -58,7 +58,39 @@ fn every_kernel_has_an_emulation_test() {
             }
         }
     }
-    assert!(missing.is_empty(), "kernels without an emulation test: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "kernels without an emulation test: {missing:?}"
+    );
+}
+
+/// Each layer with kernels says so on its page: a `## GPU` section naming the
+/// `.cu` file (loss.cu, the losses' shared final sum, has no layer of its own).
+#[test]
+fn every_layer_page_names_its_kernels() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    cu_files(&root.join("src/layers"), &mut files);
+    for f in files {
+        let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+        if stem == "loss" {
+            continue;
+        }
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let page = std::fs::read_to_string(root.join(format!("layers/{stem}.md"))).unwrap();
+        let gpu = page
+            .split("\n## ")
+            .find(|s| s.starts_with("GPU\n"))
+            .unwrap_or_else(|| panic!("layers/{stem}.md has no `## GPU` section"));
+        assert!(
+            gpu.contains(&format!("`{rel}`")),
+            "layers/{stem}.md's GPU section does not name {rel}"
+        );
+    }
 }
 
 /// Every `.cu` file compiles for the emulation, so a kernel that is not
@@ -72,7 +104,11 @@ fn every_cu_file_compiles_for_the_host() {
     let mut files = Vec::new();
     cu_files(&root.join("src"), &mut files);
     for f in files {
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         Module::get(Box::leak(rel.into_boxed_str()));
     }
 }
@@ -107,10 +143,7 @@ fn a_divergent_barrier_is_an_error() {
         })
     }));
     let e = r.unwrap_err();
-    let text = e
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let text = e.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("__syncthreads"), "{text}");
 }
 

@@ -16,7 +16,10 @@ const K: usize = 39;
 fn normalize_and_norm_l2_kernels_match_their_layers() {
     each_order(|order| {
         let m = Module::get("src/layers/normalize.cu");
-        let (fwd, bwd): (Fwd, Bwd) = (m.kernel("normalize_forward"), m.kernel("normalize_backward"));
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("normalize_forward"),
+            m.kernel("normalize_backward"),
+        );
         // (layer text, L1, eps, fix_gradient, norm top with bp_norm)
         let cases = [
             ("type: \"Normalize\"", false, 0.0, false, false),
@@ -36,10 +39,16 @@ fn normalize_and_norm_l2_kernels_match_their_layers() {
             let mut norms = Dev::filled(rows, 0.0f64);
             let mut s = Dev::filled(rows, 0.0f32);
             let (xp, yp, np) = (xd.c(), y.p(), norms.p());
-            let sp = if norm_top { s.p() } else { std::ptr::null_mut() };
+            let sp = if norm_top {
+                s.p()
+            } else {
+                std::ptr::null_mut()
+            };
             // eps is an f32 field the CPU path widens.
             let e = eps as f32 as f64;
-            m.launch(rows as u32, 16, 16 * 8, order, || unsafe { fwd(xp, yp, np, sp, l1 as i32, e, K as i64) });
+            m.launch(rows as u32, 16, 16 * 8, order, || unsafe {
+                fwd(xp, yp, np, sp, l1 as i32, e, K as i64)
+            });
             assert_near(&y.get(), tops[0].data(), 1e-6, &format!("{text}: forward"));
             if norm_top {
                 assert_near(&s.get(), tops[1].data(), 1e-6, &format!("{text}: norm top"));
@@ -52,7 +61,12 @@ fn normalize_and_norm_l2_kernels_match_their_layers() {
             m.launch(rows as u32, 16, 16 * 8, order, || unsafe {
                 bwd(yp, dp, np, hp, l1 as i32, fix as i32, K as i64)
             });
-            assert_near(&d.get(), bottoms[0].diff(), 1e-6, &format!("{text}: backward"));
+            assert_near(
+                &d.get(),
+                bottoms[0].diff(),
+                1e-6,
+                &format!("{text}: backward"),
+            );
         }
     });
 }
@@ -77,7 +91,10 @@ fn inner_product_normalize_kernel_matches_the_layer() {
         m.launch(6, 16, 16 * 8, order, || unsafe { rows(wp, np, K as i64) });
         let wn = w.get();
         assert_near(&wn, params[0].data(), 1e-6, "normalised W");
-        let expect: Vec<f64> = raw.chunks(K).map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()).collect();
+        let expect: Vec<f64> = raw
+            .chunks(K)
+            .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
+            .collect();
         for (a, e) in norms.get().iter().zip(&expect) {
             assert!((a - e).abs() <= 1e-12 * e, "norm {a} vs {e}");
         }

@@ -82,7 +82,7 @@ fn inner_product_normalize_kernel_matches_the_layer() {
              bias_term: false weight_filler { type: \"gaussian\" std: 0.3 } }",
         );
         let x = uniform_blob(&SHAPE, -1.0, 1.0, 102);
-        let (_, params) = netrun::testing::setup(l.as_mut(), &[x.clone()], 103);
+        let (_, params) = netrun::testing::setup(l.as_mut(), std::slice::from_ref(&x), 103);
         let raw = params[0].data().to_vec();
         let (tops, _, params) = cpu_pass(l.as_mut(), vec![x.clone()], Some(params), 104);
         let mut w = Dev::new(&raw);

@@ -7,25 +7,15 @@
 
 use netrun::backend::cuda::kernels::{self, SOURCES};
 use netrun::backend::cuda::{Gpu, GpuError, Library};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn cu_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            cu_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "cu") {
-            out.push(path);
-        }
-    }
-}
+#[path = "common/cu_files.rs"]
+mod cu_files;
 
 #[test]
 fn every_cu_file_is_registered_beside_its_rust_file() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut found = Vec::new();
-    cu_files(&root.join("src"), &mut found);
-    let mut found: Vec<String> = found
+    let mut found: Vec<String> = cu_files::cu_files(&root.join("src"))
         .iter()
         .map(|p| {
             p.strip_prefix(&root)

@@ -130,18 +130,8 @@ fn euclidean_loss_kernels_match_the_layer() {
 
 #[test]
 fn contrastive_loss_kernels_match_the_layer_in_both_versions() {
-    type Fwd = unsafe extern "C" fn(
-        *const f32,
-        *const f32,
-        *const f32,
-        *mut f32,
-        *mut f64,
-        *mut f64,
-        f64,
-        i32,
-        i64,
-        *mut i32,
-    );
+    #[rustfmt::skip]
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, *mut f64, *mut f64, f64, i32, i64, *mut i32);
     type Bwd =
         unsafe extern "C" fn(*const f32, *const f32, *const f64, *mut f32, f64, f64, i32, i64, i64);
     each_order(|order| {
@@ -276,35 +266,10 @@ fn sigmoid_cross_entropy_kernels_match_the_layer_with_ignored_targets() {
 
 #[test]
 fn focal_loss_kernels_match_the_layer_for_both_types() {
-    type Fwd = unsafe extern "C" fn(
-        *const f32,
-        *const f32,
-        *mut f64,
-        *mut f64,
-        f64,
-        f64,
-        i32,
-        i64,
-        i64,
-        i32,
-        i32,
-        i64,
-        *mut i32,
-    );
-    type Bwd = unsafe extern "C" fn(
-        *const f32,
-        *const f32,
-        *mut f32,
-        f64,
-        f64,
-        f64,
-        i32,
-        i64,
-        i64,
-        i32,
-        i32,
-        i64,
-    );
+    #[rustfmt::skip]
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f64, *mut f64, f64, f64, i32, i64, i64, i32, i32, i64, *mut i32);
+    #[rustfmt::skip]
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f64, f64, f64, i32, i64, i64, i32, i32, i64);
     each_order(|order| {
         let m = Module::get("src/layers/focal_loss.cu");
         let sm = Module::get("src/layers/softmax.cu");

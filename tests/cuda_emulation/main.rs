@@ -5,17 +5,20 @@
 //! (forward and backward). See `harness.rs` for the compile and launch, and the
 //! README's GPU section for what this does and does not show.
 
+#[path = "../common/cu_files.rs"]
+mod cu_files;
 mod existing;
 mod harness;
 mod losses;
 mod margins;
 mod normalize;
 
+use cu_files::cu_files;
 use harness::{available, Dev, Module, Order, ORDERS};
 use netrun::blob::Blob;
 use netrun::layers::Layer;
 use netrun::testing::{backward, forward, setup, uniform_blob};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Kernel names (`extern "C" __global__ void name(`) in a source file.
 fn kernels_in(code: &str) -> Vec<String> {
@@ -25,24 +28,12 @@ fn kernels_in(code: &str) -> Vec<String> {
         .collect()
 }
 
-fn cu_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            cu_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "cu") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every kernel of every `.cu` file is launched by some test here: its name
 /// appears as a string literal in this folder's test sources.
 #[test]
 fn every_kernel_has_an_emulation_test() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    cu_files(&root.join("src"), &mut files);
+    let files = cu_files(&root.join("src"));
     let tests: String = ["existing.rs", "losses.rs", "margins.rs", "normalize.rs"]
         .iter()
         .map(|f| std::fs::read_to_string(root.join("tests/cuda_emulation").join(f)).unwrap())
@@ -69,8 +60,7 @@ fn every_kernel_has_an_emulation_test() {
 #[test]
 fn every_layer_page_names_its_kernels() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    cu_files(&root.join("src/layers"), &mut files);
+    let files = cu_files(&root.join("src/layers"));
     for f in files {
         let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
         if stem == "loss" {
@@ -101,8 +91,7 @@ fn every_cu_file_compiles_for_the_host() {
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    cu_files(&root.join("src"), &mut files);
+    let files = cu_files(&root.join("src"));
     for f in files {
         let rel = f
             .strip_prefix(&root)

@@ -9,7 +9,7 @@ use netrun::testing::{layer, uniform_blob};
 type Sum = unsafe extern "C" fn(*const f64, i64, *mut f64);
 
 /// loss.cu's one-block sum of `v` (with a block smaller than `v`, so threads loop).
-fn device_sum(order: Order, v: &Dev<f64>, n: usize) -> f64 {
+pub fn device_sum(order: Order, v: &Dev<f64>, n: usize) -> f64 {
     let m = Module::get("src/layers/loss.cu");
     let sum: Sum = m.kernel("loss_sum");
     let mut out = Dev::filled(1, 0.0f64);

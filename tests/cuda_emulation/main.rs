@@ -5,6 +5,7 @@
 //! (forward and backward). See `harness.rs` for the compile and launch, and the
 //! README's GPU section for what this does and does not show.
 
+mod bvlc_losses;
 #[path = "../common/cu_files.rs"]
 mod cu_files;
 mod existing;
@@ -34,9 +35,11 @@ fn kernels_in(code: &str) -> Vec<String> {
 fn every_kernel_has_an_emulation_test() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let files = cu_files(&root.join("src"));
-    let tests: String = ["existing.rs", "losses.rs", "margins.rs", "normalize.rs"]
-        .iter()
-        .map(|f| std::fs::read_to_string(root.join("tests/cuda_emulation").join(f)).unwrap())
+    let tests: String = std::fs::read_dir(root.join("tests/cuda_emulation"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     let mut missing = Vec::new();
     for f in &files {

@@ -9,10 +9,12 @@ mod bvlc_losses;
 #[path = "../common/cu_files.rs"]
 mod cu_files;
 mod existing;
+mod face_forks;
 mod harness;
 mod losses;
 mod margins;
 mod normalize;
+mod solver;
 
 use cu_files::cu_files;
 use harness::{available, Dev, Module, Order, ORDERS};

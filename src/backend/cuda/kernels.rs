@@ -45,6 +45,7 @@ pub static SOURCES: &[KernelSource] = sources![
     "infogain_loss" => "src/layers/infogain_loss.cu",
     "inner_product" => "src/layers/inner_product.cu",
     "label_specific_add" => "src/layers/label_specific_add.cu",
+    "label_specific_rescale" => "src/layers/label_specific_rescale.cu",
     "loss" => "src/layers/loss.cu",
     "margin_inner_product" => "src/layers/margin_inner_product/margin_inner_product.cu",
     "multinomial_logistic_loss" => "src/layers/multinomial_logistic_loss.cu",

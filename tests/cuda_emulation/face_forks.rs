@@ -4,6 +4,7 @@
 use crate::harness::{assert_near, Dev, Module};
 use crate::losses::device_sum;
 use crate::{cpu_pass, each_order};
+use netrun::backend::gemm;
 use netrun::blob::Blob;
 use netrun::testing::{layer, uniform_blob};
 
@@ -153,5 +154,180 @@ fn adacos_kernels_match_the_layer_and_its_new_scale() {
             1e-6,
             "AdaCosAddmScale backward",
         );
+    });
+}
+
+/// One InnerDistance pass on the "device" (kernels + CPU gemm for cuBLAS):
+/// (normalised W, d, dx, dW) from x, the stored W and the top diff g.
+fn inner_distance_device(
+    order: crate::harness::Order,
+    (x, w0, g): (&[f32], &[f32], &[f32]),
+    (k, n): (usize, usize),
+    (l1, normalize, labels): (bool, bool, Option<&[f32]>),
+) -> [Vec<f32>; 4] {
+    type Rows = unsafe extern "C" fn(*mut f32, *mut f64, i64);
+    type Dots = unsafe extern "C" fn(*const f32, *const f32, *mut f64, i64);
+    type Finish = unsafe extern "C" fn(*mut f32, *const f64, *const f64, i64, i64);
+    type L1 = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i64, i64);
+    type Mask = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i64, *mut i32);
+    type Sums = unsafe extern "C" fn(*const f32, *mut f64, f64, i64);
+    type Cols = unsafe extern "C" fn(*const f32, *mut f64, f64, i64, i64);
+    type OnX = unsafe extern "C" fn(*const f32, *const f64, *mut f32, i64, i64);
+    type L1Back = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, i64, i64, i64);
+    let id = Module::get("src/layers/inner_distance.cu");
+    let ip = Module::get("src/layers/inner_product.cu");
+    let mp = Module::get("src/layers/margin_inner_product/margin_inner_product.cu");
+    let rows_k: Rows = ip.kernel("inner_product_normalize_rows");
+    let (dots, on_x): (Dots, OnX) = (mp.kernel("row_dots"), mp.kernel("margin_add_on_x"));
+    let m = x.len() / k;
+    let (ki, ni, mn) = (k as i64, n as i64, (m * n) as i64);
+    let xd = Dev::new(x);
+    let mut w = Dev::new(w0);
+    let mut norms = Dev::filled(n, 0.0f64);
+    let (xp, wp, np) = (xd.c(), w.p(), norms.p());
+    if normalize {
+        ip.launch(n as u32, 8, 64, order, || unsafe { rows_k(wp, np, ki) });
+    }
+    let wv = w.get();
+    let mut d = Dev::filled(m * n, 0.0f32);
+    let dp = d.p();
+    if l1 {
+        let f: L1 = id.kernel("inner_distance_l1_forward");
+        id.launch(2, 4, 0, order, || unsafe { f(xp, wp, dp, ki, ni, mn) });
+    } else {
+        let mut prod = vec![0.0f32; m * n];
+        gemm(false, true, m, n, k, -2.0, x, &wv, 0.0, &mut prod);
+        d = Dev::new(&prod);
+        let dp = d.p();
+        let (mut xs, mut ws) = (Dev::filled(m, 0.0f64), Dev::filled(n, 0.0f64));
+        let (xsp, wsp) = (xs.p(), ws.p());
+        mp.launch(m as u32, 8, 64, order, || unsafe { dots(xp, xp, xsp, ki) });
+        mp.launch(n as u32, 8, 64, order, || unsafe { dots(wp, wp, wsp, ki) });
+        let f: Finish = id.kernel("inner_distance_l2_finish");
+        id.launch(2, 4, 0, order, || unsafe { f(dp, xsp, wsp, ni, mn) });
+    }
+    // Backward.
+    let gd = Dev::new(g);
+    let mut gm = Dev::new(g);
+    let mut bad = Dev::filled(1, 0i32);
+    let (gp, gmp, bp) = (gd.c(), gm.p(), bad.p());
+    let lab = labels.map(Dev::new);
+    if let Some(lab) = &lab {
+        let mask: Mask = id.kernel("inner_distance_mask");
+        let lp = lab.c();
+        id.launch(2, 4, 0, order, || unsafe { mask(gp, lp, gmp, ni, mn, bp) });
+    }
+    assert_eq!(bad.get(), [0]);
+    let (mut dx, mut dw) = (Dev::filled(m * k, 0.0f32), Dev::filled(n * k, 0.0f32));
+    let (dxp, dwp) = (dx.p(), dw.p());
+    if l1 {
+        let data: L1Back = id.kernel("inner_distance_l1_backward_data");
+        let weights: L1Back = id.kernel("inner_distance_l1_backward_weights");
+        id.launch(2, 8, 0, order, || unsafe {
+            data(xp, wp, gp, dxp, ki, ni, (m * k) as i64)
+        });
+        id.launch(2, 8, 0, order, || unsafe {
+            weights(xp, wp, gmp, dwp, ki, ni, m as i64)
+        });
+    } else {
+        let (rs, cs): (Sums, Cols) = (
+            id.kernel("inner_distance_row_sums"),
+            id.kernel("inner_distance_column_sums"),
+        );
+        let gmv = gm.get();
+        let (mut pdx, mut pdw) = (vec![0.0f32; m * k], vec![0.0f32; n * k]);
+        gemm(false, false, m, k, n, -2.0, g, &wv, 0.0, &mut pdx);
+        gemm(true, false, n, k, m, -2.0, &gmv, x, 0.0, &mut pdw);
+        (dx, dw) = (Dev::new(&pdx), Dev::new(&pdw));
+        let (dxp, dwp) = (dx.p(), dw.p());
+        let (mut row, mut col) = (Dev::filled(m, 0.0f64), Dev::filled(n, 0.0f64));
+        let (rp, cp) = (row.p(), col.p());
+        id.launch(m as u32, 8, 64, order, || unsafe { rs(gp, rp, 2.0, ni) });
+        id.launch(2, 4, 0, order, || unsafe { cs(gmp, cp, 2.0, m as i64, ni) });
+        mp.launch(2, 8, 0, order, || unsafe {
+            on_x(xp, rp, dxp, ki, (m * k) as i64)
+        });
+        mp.launch(2, 8, 0, order, || unsafe {
+            on_x(wp, cp, dwp, ki, (n * k) as i64)
+        });
+    }
+    [wv, d.get(), dx.get(), dw.get()]
+}
+
+#[test]
+fn inner_distance_kernels_match_the_layer_in_l2_and_l1() {
+    each_order(|order| {
+        let (k, n) = (11usize, C);
+        // (options, L1, normalize, labels)
+        let cases = [
+            ("", false, false, false),
+            (
+                "normalize: true update_center_only: true",
+                false,
+                true,
+                true,
+            ),
+            ("distance_type: \"L1\"", true, false, false),
+            (
+                "distance_type: \"L1\" update_center_only: true",
+                true,
+                false,
+                true,
+            ),
+        ];
+        for (opts, l1, normalize, with_labels) in cases {
+            let bottom = if with_labels {
+                "bottom: \"x\" bottom: \"y\""
+            } else {
+                "bottom: \"x\""
+            };
+            let mut l = layer(&format!(
+                "name: \"d\" type: \"InnerDistance\" {bottom} inner_distance_param {{ num_output: {n} \
+                 {opts} weight_filler {{ type: \"gaussian\" std: 0.5 }} }}"
+            ));
+            let x = uniform_blob(&[M, k], -1.0, 1.0, 190);
+            let mut bottoms = vec![x.clone()];
+            if with_labels {
+                bottoms.push(labels_blob());
+            }
+            let (_, params) = netrun::testing::setup(l.as_mut(), &bottoms, 191);
+            let w0 = params[0].data().to_vec();
+            let (tops, bottoms, params) = cpu_pass(l.as_mut(), bottoms, Some(params), 192);
+            let labels = with_labels.then_some(&LABELS[..]);
+            let [wn, d, dx, dw] = inner_distance_device(
+                order,
+                (x.data(), &w0, tops[0].diff()),
+                (k, n),
+                (l1, normalize, labels),
+            );
+            let what = format!("InnerDistance {{ {opts} }}");
+            assert_near(&wn, params[0].data(), 1e-6, &format!("{what}: W"));
+            assert_near(&d, tops[0].data(), 1e-5, &format!("{what}: distances"));
+            assert_near(&dx, bottoms[0].diff(), 1e-5, &format!("{what}: dx"));
+            assert_near(&dw, params[0].diff(), 1e-5, &format!("{what}: dW"));
+        }
+    });
+}
+
+#[test]
+fn soft_truncation_kernels_match_the_layer() {
+    type Fwd = unsafe extern "C" fn(*const f32, *mut f32, f32, i64);
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f32, i64);
+    each_order(|order| {
+        let m = Module::get("src/layers/soft_truncation.cu");
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("soft_truncation_forward"),
+            m.kernel("soft_truncation_backward"),
+        );
+        let mut l = layer("name: \"t\" type: \"SoftTruncation\" soft_truncation_param { c: 1.5 }");
+        let x = uniform_blob(&[M, C], 0.0, 6.0, 195);
+        let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone()], None, 196);
+        let (xd, dy) = (Dev::new(x.data()), Dev::new(tops[0].diff()));
+        let (mut y, mut dx) = (Dev::filled(M * C, 0.0f32), Dev::filled(M * C, 0.0f32));
+        let (xp, dyp, yp, dxp, n) = (xd.c(), dy.c(), y.p(), dx.p(), (M * C) as i64);
+        m.launch(3, 4, 0, order, || unsafe { fwd(xp, yp, 1.5, n) });
+        m.launch(3, 4, 0, order, || unsafe { bwd(xp, dyp, dxp, 1.5, n) });
+        assert_near(&y.get(), tops[0].data(), 0.0, "SoftTruncation forward");
+        assert_near(&dx.get(), bottoms[0].diff(), 0.0, "SoftTruncation backward");
     });
 }

@@ -1,5 +1,5 @@
-//! LabelSpecificRescale (NormFace) and AdaCosAddmScale (AdaCos) kernels against
-//! their layers' CPU paths.
+//! The face forks' other kernels (LabelSpecificRescale, AdaCosAddmScale,
+//! InnerDistance, SoftTruncation, GeneralTripletLoss) against their layers' CPU paths.
 
 use crate::harness::{assert_near, Dev, Module};
 use crate::losses::device_sum;
@@ -329,5 +329,143 @@ fn soft_truncation_kernels_match_the_layer() {
         m.launch(3, 4, 0, order, || unsafe { bwd(xp, dyp, dxp, 1.5, n) });
         assert_near(&y.get(), tops[0].data(), 0.0, "SoftTruncation forward");
         assert_near(&dx.get(), bottoms[0].diff(), 0.0, "SoftTruncation backward");
+    });
+}
+
+#[test]
+fn general_triplet_loss_kernels_match_the_layer_in_each_mode() {
+    #[rustfmt::skip]
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *mut f64, *mut f64, *mut f64, *mut i32, f32, f32, i32, i64, i64, *mut i32);
+    #[rustfmt::skip]
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *const i32, *mut f32, f64, f32, f32, f32, i32, i32, i64, i64);
+    each_order(|order| {
+        let m = Module::get("src/layers/general_triplet_loss.cu");
+        let (fwd, bwd): (Fwd, Bwd) = (
+            m.kernel("general_triplet_loss_forward"),
+            m.kernel("general_triplet_loss_backward"),
+        );
+        let (rows, c) = (6usize, 5usize);
+        let d = uniform_blob(&[rows, c], 0.0, 1.5, 200);
+        // Class 0 targets (the hardest-only start candidate) and a fractional label.
+        let labels = [0.0f32, 3.0, 4.0, 0.0, 1.5, 2.0];
+        let weights = uniform_blob(&[rows], 0.5, 2.0, 201);
+        // (options, margin, pw, nw, hardest_only, add_center_loss, weights bottom)
+        let cases = [
+            (
+                "margin: 0.4 positive_weight: 0.5 negative_weight: 2",
+                0.4,
+                0.5,
+                2.0,
+                0,
+                1,
+                false,
+            ),
+            (
+                "margin: 0.3 add_center_loss: false",
+                0.3,
+                1.0,
+                1.0,
+                0,
+                0,
+                true,
+            ),
+            (
+                "margin: 0.5 hardest_only: true negative_weight: 1.5",
+                0.5,
+                1.0,
+                1.5,
+                1,
+                1,
+                false,
+            ),
+            (
+                "margin: 0.05 hardest_only: true add_center_loss: false",
+                0.05,
+                1.0,
+                1.0,
+                1,
+                0,
+                true,
+            ),
+        ];
+        for (opts, margin, pw, nw, hardest_only, center, weighted) in cases {
+            let extra = if weighted { "bottom: \"v\"" } else { "" };
+            let mut l = layer(&format!(
+                "name: \"t\" type: \"GeneralTripletLoss\" bottom: \"d\" bottom: \"l\" {extra} \
+                 top: \"loss\" top: \"dist\" general_triplet_loss_param {{ {opts} }}"
+            ));
+            let mut bottoms = vec![d.clone(), Blob::from_data(&[rows], labels.to_vec())];
+            if weighted {
+                bottoms.push(weights.clone());
+            }
+            let (tops, bottoms, _) = cpu_pass(l.as_mut(), bottoms, None, 202);
+            let (dd, lab, wd) = (
+                Dev::new(d.data()),
+                Dev::new(&labels),
+                Dev::new(weights.data()),
+            );
+            let (mut term, mut pos, mut neg) = (
+                Dev::filled(rows, 0.0f64),
+                Dev::filled(rows, 0.0f64),
+                Dev::filled(rows, 0.0f64),
+            );
+            let mut hardest = Dev::filled(rows, 0i32);
+            let mut bad = Dev::filled(1, 0i32);
+            let (dp, lp, tp, pp, np, hp, bp) = (
+                dd.c(),
+                lab.c(),
+                term.p(),
+                pos.p(),
+                neg.p(),
+                hardest.p(),
+                bad.p(),
+            );
+            let (ci, ri) = (c as i64, rows as i64);
+            m.launch(2, 2, 0, order, || unsafe {
+                fwd(dp, lp, tp, pp, np, hp, margin, nw, hardest_only, ci, ri, bp)
+            });
+            assert_eq!(bad.get(), [0]);
+            let what = format!("GeneralTripletLoss {{ {opts} }}");
+            let mf = rows as f64;
+            let loss = device_sum(order, &term, rows) / mf;
+            let stats = [
+                (device_sum(order, &pos, rows) / mf) as f32,
+                (device_sum(order, &neg, rows) / mf / (c - 1) as f64) as f32,
+            ];
+            assert_near(
+                &[loss as f32],
+                tops[0].data(),
+                1e-6,
+                &format!("{what}: loss"),
+            );
+            assert_near(&stats, tops[1].data(), 1e-6, &format!("{what}: distances"));
+            let scale = tops[0].diff()[0] as f64 / mf;
+            let mut grad = Dev::filled(rows * c, 0.0f32);
+            let gp = grad.p();
+            let wp = if weighted { wd.c() } else { std::ptr::null() };
+            m.launch(2, 2, 0, order, || unsafe {
+                bwd(
+                    dp,
+                    lp,
+                    wp,
+                    hp,
+                    gp,
+                    scale,
+                    margin,
+                    pw,
+                    nw,
+                    hardest_only,
+                    center,
+                    ci,
+                    ri,
+                )
+            });
+            assert_near(
+                &grad.get(),
+                bottoms[0].diff(),
+                1e-6,
+                &format!("{what}: update"),
+            );
+        }
     });
 }

@@ -15,6 +15,7 @@ mod losses;
 mod margins;
 mod normalize;
 mod solver;
+mod triplet;
 
 use cu_files::cu_files;
 use harness::{available, Dev, Module, Order, ORDERS};

@@ -62,6 +62,7 @@ pub static SOURCES: &[KernelSource] = sources![
     "softmax" => "src/layers/softmax.cu",
     "softmax_with_loss" => "src/layers/softmax_with_loss.cu",
     "tanh" => "src/layers/tanh.cu",
+    "triplet_loss" => "src/layers/triplet_loss/triplet_loss.cu",
 ];
 
 /// The virtual architecture PTX is generated for: the device's own, so the

@@ -1,5 +1,6 @@
-//! TripletLoss kernels: the three-bottom form against the layer's CPU path, and
-//! the mining form's distance matrix against a float64 loop written here.
+//! TripletLoss kernels (the three-bottom form against the layer's CPU path, the
+//! mining form's distance matrix against a float64 loop written here) and
+//! GlobalLSEMargin's against its layer.
 
 use crate::harness::{assert_near, Dev, Module};
 use crate::losses::device_sum;
@@ -102,6 +103,135 @@ fn triplet_loss_mining_distances_match_float64() {
                 .map(|t| (v[i * k + t] as f64 - v[j * k + t] as f64).powi(2))
                 .sum();
             assert_eq!(got, want, "D[{i}, {j}]");
+        }
+    });
+}
+
+#[test]
+fn global_lse_margin_kernels_match_the_layer_with_and_without_norms() {
+    #[rustfmt::skip]
+    type Rows = unsafe extern "C" fn(*const f32, *const f32, *const f32, f64, *mut f64, *mut f64, *mut f64, *mut f64, i64, i64, *mut i32);
+    #[rustfmt::skip]
+    type Fwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, f64, i64, i64);
+    type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f64, i64, i64);
+    type Dots = unsafe extern "C" fn(*const f32, *const f32, *mut f64, i64);
+    type NormGrad = unsafe extern "C" fn(*const f64, *const f32, *mut f32, i64);
+    each_order(|order| {
+        let m = Module::get("src/layers/global_lse_margin.cu");
+        let mp = Module::get("src/layers/margin_inner_product/margin_inner_product.cu");
+        let (rows_k, fwd, bwd, ngrad): (Rows, Fwd, Bwd, NormGrad) = (
+            m.kernel("global_lse_margin_rows"),
+            m.kernel("global_lse_margin_forward"),
+            m.kernel("global_lse_margin_backward"),
+            m.kernel("global_lse_margin_norm_grad"),
+        );
+        let dots: Dots = mp.kernel("row_dots");
+        let (rows, c) = (6usize, 5usize);
+        let x = uniform_blob(&[rows, c], -0.6, 0.9, 220);
+        let labels = [0.0f32, 3.0, 4.0, 1.0, 1.5, 2.0];
+        let norms = uniform_blob(&[rows], 5.0, 15.0, 221);
+        for with_norms in [false, true] {
+            let extra = if with_norms { "bottom: \"n\"" } else { "" };
+            let mut l = layer(&format!(
+                "name: \"g\" type: \"GlobalLSEMargin\" bottom: \"c\" bottom: \"y\" {extra} \
+                 top: \"out\" top: \"stats\" scale_param {{ filler {{ type: \"constant\" value: 25 }} \
+                 max_value: 12 }}"
+            ));
+            let mut bottoms = vec![
+                x.clone(),
+                netrun::blob::Blob::from_data(&[rows], labels.to_vec()),
+            ];
+            if with_norms {
+                bottoms.push(norms.clone());
+            }
+            let (tops, bottoms, params) = cpu_pass(l.as_mut(), bottoms, None, 222);
+            // s clamped to max_value; the margin starts at 0 (the 20-round shift).
+            let s = 12.0f64;
+            assert_eq!(params[0].data()[0] as f64, s);
+            let (xd, lab, nd) = (
+                Dev::new(x.data()),
+                Dev::new(&labels),
+                Dev::new(norms.data()),
+            );
+            let np = if with_norms { nd.c() } else { std::ptr::null() };
+            let z = || Dev::filled(rows, 0.0f64);
+            let (mut delta, mut target, mut lse, mut amax) = (z(), z(), z(), z());
+            let mut bad = Dev::filled(1, 0i32);
+            let (xp, lp, dp, tp, sp, ap, bp) = (
+                xd.c(),
+                lab.c(),
+                delta.p(),
+                target.p(),
+                lse.p(),
+                amax.p(),
+                bad.p(),
+            );
+            let (ci, ri, count) = (c as i64, rows as i64, (rows * c) as i64);
+            m.launch(2, 2, 0, order, || unsafe {
+                rows_k(xp, lp, np, s, dp, tp, sp, ap, ci, ri, bp)
+            });
+            assert_eq!(bad.get(), [0]);
+            let deltas = delta.get();
+            let mean = deltas.iter().sum::<f64>() / rows as f64;
+            let margin = netrun::layers::global_lse_margin::mean_shift(&deltas, mean, 20) as f32;
+            let what = format!("GlobalLSEMargin with norms {with_norms}");
+            assert_near(
+                &[margin],
+                &params[1].data()[..1],
+                1e-6,
+                &format!("{what}: margin"),
+            );
+            let mf = rows as f64;
+            let first = if with_norms {
+                norms.data().iter().map(|&v| v as f64).sum::<f64>() / mf
+            } else {
+                s
+            };
+            let stats = [
+                first,
+                device_sum(order, &target, rows) / mf,
+                device_sum(order, &lse, rows) / mf,
+                device_sum(order, &amax, rows) / mf,
+                margin as f64,
+            ]
+            .map(|v| v as f32);
+            assert_near(&stats, tops[1].data(), 1e-6, &format!("{what}: statistics"));
+            let mut out = Dev::filled(rows * c, 0.0f32);
+            let op = out.p();
+            m.launch(3, 4, 0, order, || unsafe {
+                fwd(xp, lp, np, op, s, margin as f64, ci, count)
+            });
+            assert_near(
+                &out.get(),
+                tops[0].data(),
+                1e-6,
+                &format!("{what}: forward"),
+            );
+            let dy = Dev::new(tops[0].diff());
+            let mut dx = Dev::filled(rows * c, 0.0f32);
+            let mut row_dot = z();
+            let (dyp, dxp, rp) = (dy.c(), dx.p(), row_dot.p());
+            m.launch(3, 4, 0, order, || unsafe {
+                bwd(dyp, np, dxp, s, ci, count)
+            });
+            assert_near(&dx.get(), bottoms[0].diff(), 1e-6, &format!("{what}: dx"));
+            mp.launch(rows as u32, 4, 32, order, || unsafe {
+                dots(op, dyp, rp, ci)
+            });
+            if with_norms {
+                let mut dn = Dev::filled(rows, 0.0f32);
+                let dnp = dn.p();
+                m.launch(2, 2, 0, order, || unsafe { ngrad(rp, np, dnp, ri) });
+                assert_near(&dn.get(), bottoms[2].diff(), 1e-6, &format!("{what}: dn"));
+            } else {
+                let ds = device_sum(order, &row_dot, rows) / s;
+                assert_near(
+                    &[ds as f32],
+                    &params[0].diff()[..1],
+                    1e-6,
+                    &format!("{what}: ds"),
+                );
+            }
         }
     });
 }

@@ -42,6 +42,7 @@ pub static SOURCES: &[KernelSource] = sources![
     "euclidean_loss" => "src/layers/euclidean_loss.cu",
     "focal_loss" => "src/layers/focal_loss.cu",
     "general_triplet_loss" => "src/layers/general_triplet_loss.cu",
+    "global_lse_margin" => "src/layers/global_lse_margin.cu",
     "hinge_loss" => "src/layers/hinge_loss.cu",
     "infogain_loss" => "src/layers/infogain_loss.cu",
     "inner_distance" => "src/layers/inner_distance.cu",

@@ -1,6 +1,7 @@
 //! BVLC Caffe's HingeLoss, MultinomialLogisticLoss and InfogainLoss kernels
 //! against their layers' CPU paths.
 
+use crate::existing::device_softmax;
 use crate::harness::{assert_near, Dev, Module};
 use crate::losses::device_sum;
 use crate::{cpu_pass, each_order};
@@ -116,9 +117,6 @@ fn infogain_loss_kernels_match_the_layer_with_h_from_a_bottom() {
     type Bwd = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, f64, i64, i64, i32, i32, i64);
     each_order(|order| {
         let m = Module::get("src/layers/infogain_loss.cu");
-        let sm = Module::get("src/layers/softmax.cu");
-        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) =
-            sm.kernel("softmax_forward");
         let (fwd, bwd): (Fwd, Bwd) = (
             m.kernel("infogain_loss_forward"),
             m.kernel("infogain_loss_backward"),
@@ -134,27 +132,16 @@ fn infogain_loss_kernels_match_the_layer_with_h_from_a_bottom() {
         );
         let y = Blob::from_data(&[outer, 1, inner], labels.to_vec());
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), y, h.clone()], None, 172);
-        let (xd, lab, hd) = (Dev::new(x.data()), Dev::new(&labels), Dev::new(h.data()));
-        let mut prob = Dev::filled(x.count(), 0.0f32);
+        let (lab, hd) = (Dev::new(&labels), Dev::new(h.data()));
+        let mut prob = device_softmax(order, &x, c, inner);
         let positions = outer * inner;
         let (mut term, mut counted) = (
             Dev::filled(positions, 0.0f64),
             Dev::filled(positions, 0.0f64),
         );
         let mut bad = Dev::filled(1, 0i32);
-        let (xp, pp, lp, hp, tp, cp, bp) = (
-            xd.c(),
-            prob.p(),
-            lab.c(),
-            hd.c(),
-            term.p(),
-            counted.p(),
-            bad.p(),
-        );
+        let (pp, lp, hp, tp, cp, bp) = (prob.p(), lab.c(), hd.c(), term.p(), counted.p(), bad.p());
         let (ci, ii) = (c as i64, inner as i64);
-        sm.launch(positions as u32, 4, 4 * 4, order, || unsafe {
-            softmax(xp, pp, ci, ii)
-        });
         m.launch(2, 2, 0, order, || unsafe {
             fwd(pp, lp, hp, tp, cp, ci, ii, 1, 1, positions as i64, bp)
         });

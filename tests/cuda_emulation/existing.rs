@@ -1,7 +1,7 @@
 //! The first kernels (activations, Eltwise, Softmax, SoftmaxWithLoss, Pooling)
 //! against their layers' CPU paths.
 
-use crate::harness::{assert_near, Dev, Module};
+use crate::harness::{assert_near, Dev, Module, Order};
 use crate::{cpu_pass, each_order};
 use netrun::blob::Blob;
 use netrun::testing::{layer, uniform_blob};
@@ -18,6 +18,21 @@ pub const BLOCK: u32 = 32;
 
 pub fn data(b: &Blob) -> Vec<f32> {
     b.data().to_vec()
+}
+
+/// p = softmax(x) over axis 1 of an outer × c × inner blob by softmax.cu's
+/// kernel: the first step of every softmax loss on the device.
+pub fn device_softmax(order: Order, x: &Blob, c: usize, inner: usize) -> Dev<f32> {
+    type Fwd = unsafe extern "C" fn(*const f32, *mut f32, i64, i64);
+    let sm = Module::get("src/layers/softmax.cu");
+    let f: Fwd = sm.kernel("softmax_forward");
+    let xd = Dev::new(x.data());
+    let mut p = Dev::filled(x.count(), 0.0f32);
+    let (xp, pp, rows) = (xd.c(), p.p(), (x.count() / c) as u32);
+    sm.launch(rows, 8, 8 * 4, order, || unsafe {
+        f(xp, pp, c as i64, inner as i64)
+    });
+    p
 }
 
 #[test]
@@ -268,9 +283,6 @@ fn softmax_with_loss_sums_and_gradient_match_the_layer() {
             m.kernel("softmax_loss_sum"),
             m.kernel("softmax_loss_backward"),
         );
-        let sm = Module::get("src/layers/softmax.cu");
-        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) =
-            sm.kernel("softmax_forward");
         let mut l = layer(
             "name: \"l\" type: \"SoftmaxWithLoss\" bottom: \"s\" bottom: \"y\" \
              loss_param { ignore_label: 2 }",
@@ -283,11 +295,10 @@ fn softmax_with_loss_sums_and_gradient_match_the_layer() {
         labels[2] = 2.25;
         let y = Blob::from_data(&[4, 3], labels.clone());
         let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), y], None, 41);
-        let (xd, lab) = (Dev::new(x.data()), Dev::new(&labels));
-        let mut prob = Dev::filled(x.count(), 0.0);
+        let lab = Dev::new(&labels);
+        let mut prob = device_softmax(order, &x, 5, 3);
         let mut out = Dev::filled(4, 0.0f64);
-        let (xp, pp, lp, op) = (xd.c(), prob.p(), lab.c(), out.p());
-        sm.launch(12, 8, 8 * 4, order, || unsafe { softmax(xp, pp, 5, 3) });
+        let (pp, lp, op) = (prob.p(), lab.c(), out.p());
         m.launch(1, 8, 4 * 8 * 8, order, || unsafe {
             sum(pp, lp, 5, 3, 12, 1, 2, op)
         });

@@ -1,6 +1,7 @@
 //! The loss kernels (CenterLoss, EuclideanLoss, ContrastiveLoss, with loss.cu's
 //! final sum) against their layers' CPU paths.
 
+use crate::existing::device_softmax;
 use crate::harness::{assert_near, Dev, Module, Order};
 use crate::{cpu_pass, each_order};
 use netrun::blob::Blob;
@@ -272,9 +273,6 @@ fn focal_loss_kernels_match_the_layer_for_both_types() {
     type Bwd = unsafe extern "C" fn(*const f32, *const f32, *mut f32, f64, f64, f64, i32, i64, i64, i32, i32, i64);
     each_order(|order| {
         let m = Module::get("src/layers/focal_loss.cu");
-        let sm = Module::get("src/layers/softmax.cu");
-        let softmax: unsafe extern "C" fn(*const f32, *mut f32, i64, i64) =
-            sm.kernel("softmax_forward");
         let (fwd, bwd): (Fwd, Bwd) = (
             m.kernel("focal_loss_forward"),
             m.kernel("focal_loss_backward"),
@@ -293,21 +291,17 @@ fn focal_loss_kernels_match_the_layer_for_both_types() {
             ));
             let y = Blob::from_data(&[outer, inner], labels.to_vec());
             let (tops, bottoms, _) = cpu_pass(l.as_mut(), vec![x.clone(), y], None, 151);
-            let (xd, lab) = (Dev::new(x.data()), Dev::new(&labels));
-            let mut prob = Dev::filled(x.count(), 0.0f32);
+            let lab = Dev::new(&labels);
+            let mut prob = device_softmax(order, &x, c, inner);
             let positions = outer * inner;
             let (mut term, mut counted) = (
                 Dev::filled(positions, 0.0f64),
                 Dev::filled(positions, 0.0f64),
             );
             let mut bad = Dev::filled(1, 0i32);
-            let (xp, pp, lp, tp, cp, bp) =
-                (xd.c(), prob.p(), lab.c(), term.p(), counted.p(), bad.p());
+            let (pp, lp, tp, cp, bp) = (prob.p(), lab.c(), term.p(), counted.p(), bad.p());
             let one = (ty == "ONEADDP") as i32;
             let (a, g) = (alpha as f64, gamma as f64);
-            sm.launch(positions as u32, 8, 8 * 4, order, || unsafe {
-                softmax(xp, pp, c as i64, inner as i64)
-            });
             m.launch(2, 2, 0, order, || unsafe {
                 fwd(
                     pp,

@@ -7,25 +7,15 @@
 
 use netrun::backend::cuda::kernels::{self, SOURCES};
 use netrun::backend::cuda::{Gpu, GpuError, Library};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn cu_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            cu_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "cu") {
-            out.push(path);
-        }
-    }
-}
+#[path = "common/cu_files.rs"]
+mod cu_files;
 
 #[test]
 fn every_cu_file_is_registered_beside_its_rust_file() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut found = Vec::new();
-    cu_files(&root.join("src"), &mut found);
-    let mut found: Vec<String> = found
+    let mut found: Vec<String> = cu_files::cu_files(&root.join("src"))
         .iter()
         .map(|p| {
             p.strip_prefix(&root)
@@ -50,6 +40,23 @@ fn every_cu_file_is_registered_beside_its_rust_file() {
             "{} has no Rust file of stem `{}`",
             s.path,
             s.stem
+        );
+    }
+}
+
+/// NVRTC gets each file behind the shared prelude, with a `#line` directive so
+/// its messages count the file's own lines.
+#[test]
+fn every_source_is_the_prelude_then_its_file_from_line_one() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let prelude = std::fs::read_to_string(root.join("src/backend/cuda/prelude.cuh")).unwrap();
+    for s in SOURCES {
+        let file = std::fs::read_to_string(root.join(s.path)).unwrap();
+        assert_eq!(
+            s.code,
+            format!("{prelude}#line 1 \"{}\"\n{file}", s.path),
+            "{}",
+            s.path
         );
     }
 }

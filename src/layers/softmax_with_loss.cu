@@ -4,8 +4,9 @@
 // softmax_loss_sum reduces in one block, in a fixed order, to
 //   out[0] = Σ loss_k (float accumulated in double), out[1] = valid positions,
 //   out[2] = positions that hit the FLT_MIN clamp, out[3] = bad labels
-// (not an integer in [0, C) and not ignore_label): the host reads these four
-// scalars and reports a bad label as an error, as the CPU path does.
+// (labels are truncated toward zero, as Caffe's static_cast<int>; bad: not in
+// [0, C) and not ignore_label): the host reads these four scalars and reports
+// a bad label as an error, as the CPU path does.
 // Backward: dx = scale·(p − onehot(l)), rows of ignored positions zero.
 
 extern "C" __global__ void softmax_loss_sum(const float* prob, const float* label,
@@ -16,9 +17,9 @@ extern "C" __global__ void softmax_loss_sum(const float* prob, const float* labe
     double loss = 0.0, valid = 0.0, clamped = 0.0, bad = 0.0;
     for (long long k = threadIdx.x; k < positions; k += blockDim.x) {
         float v = label[k];
-        int l = (int)v;
-        if (has_ignore && (float)ignore_label == v) continue;
-        if ((float)l != v || l < 0 || l >= channels) {
+        if (ignored_label(v, has_ignore, ignore_label)) continue;
+        long long l = class_label(v, channels);
+        if (l < 0) {
             bad += 1.0;
             continue;
         }
@@ -55,11 +56,11 @@ extern "C" __global__ void softmax_loss_backward(const float* prob, const float*
         long long c = (i / inner) % channels;
         long long k = (i / (channels * inner)) * inner + i % inner;
         float v = label[k];
-        if (has_ignore && (float)ignore_label == v) {
+        if (ignored_label(v, has_ignore, ignore_label)) {
             dx[i] = 0.0f;
             continue;
         }
-        float g = prob[i] - ((long long)v == c ? 1.0f : 0.0f);
+        float g = prob[i] - (class_label(v, channels) == c ? 1.0f : 0.0f);
         dx[i] = scale * g;
     }
 }

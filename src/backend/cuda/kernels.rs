@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// One kernel source file, named by the stem of the Rust file it serves.
+/// `code` is the file behind `prelude.cuh` (the helpers every kernel may use).
 #[derive(Debug, Clone, Copy)]
 pub struct KernelSource {
     pub stem: &'static str,
@@ -22,22 +23,47 @@ macro_rules! sources {
         &[$(KernelSource {
             stem: $stem,
             path: $path,
-            code: include_str!(concat!("../../../", $path)),
+            code: concat!(
+                include_str!("prelude.cuh"),
+                "#line 1 \"", $path, "\"\n",
+                include_str!(concat!("../../../", $path)),
+            ),
         }),*]
     };
 }
 
 /// Every `.cu` file under `src/`. A test checks that this list and the files agree.
 pub static SOURCES: &[KernelSource] = sources![
+    "center_loss" => "src/layers/center_loss.cu",
+    "combined_margin_inner_product" => "src/layers/combined_margin_inner_product.cu",
+    "contrastive_loss" => "src/layers/contrastive_loss.cu",
+    "cosin_add_m" => "src/layers/cosin_add_m.cu",
     "eltwise" => "src/layers/eltwise.cu",
+    "euclidean_loss" => "src/layers/euclidean_loss.cu",
+    "focal_loss" => "src/layers/focal_loss.cu",
+    "general_triplet_loss" => "src/layers/general_triplet_loss.cu",
+    "global_lse_margin" => "src/layers/global_lse_margin.cu",
+    "hinge_loss" => "src/layers/hinge_loss.cu",
+    "infogain_loss" => "src/layers/infogain_loss.cu",
+    "inner_distance" => "src/layers/inner_distance.cu",
+    "inner_product" => "src/layers/inner_product.cu",
+    "label_specific_add" => "src/layers/label_specific_add.cu",
+    "label_specific_rescale" => "src/layers/label_specific_rescale.cu",
+    "loss" => "src/layers/loss.cu",
+    "margin_inner_product" => "src/layers/margin_inner_product/margin_inner_product.cu",
+    "multinomial_logistic_loss" => "src/layers/multinomial_logistic_loss.cu",
+    "normalize" => "src/layers/normalize.cu",
     "pooling" => "src/layers/pooling/pooling.cu",
     "prelu" => "src/layers/prelu.cu",
     "relu" => "src/layers/relu.cu",
     "rules" => "src/solver/rules.cu",
     "sigmoid" => "src/layers/sigmoid.cu",
+    "sigmoid_cross_entropy_loss" => "src/layers/sigmoid_cross_entropy_loss.cu",
+    "soft_truncation" => "src/layers/soft_truncation.cu",
     "softmax" => "src/layers/softmax.cu",
     "softmax_with_loss" => "src/layers/softmax_with_loss.cu",
     "tanh" => "src/layers/tanh.cu",
+    "triplet_loss" => "src/layers/triplet_loss/triplet_loss.cu",
 ];
 
 /// The virtual architecture PTX is generated for: the device's own, so the

@@ -40,6 +40,7 @@ pub mod embed;
 pub mod euclidean_loss;
 pub mod exp;
 pub mod filler;
+pub mod filter;
 pub mod flatten;
 pub mod flip;
 pub mod focal_loss;

@@ -50,6 +50,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "Embed", params: &["embed_param"], build: embed::build },
     LayerType { name: "EuclideanLoss", params: &["loss_param"], build: euclidean_loss::build },
     LayerType { name: "Exp", params: &["exp_param"], build: exp::build },
+    LayerType { name: "Filter", params: &[], build: filter::build },
     LayerType { name: "Flatten", params: &["flatten_param"], build: flatten::build },
     LayerType { name: "Flip", params: &["flip_param"], build: flip::build },
     LayerType { name: "FocalLoss", params: &["focal_loss_param", "softmax_param", "loss_param"], build: focal_loss::build },

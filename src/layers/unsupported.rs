@@ -14,9 +14,9 @@ pub fn reason(type_name: &str) -> Option<(&'static str, &'static str)> {
              window files only describe crops whose warping and context padding netrun has not implemented",
             "cut the windows into image files beforehand and read them with an ImageData layer and a list file",
         ),
-        "Recurrent" | "RNN" | "LSTM" => (
-            "recurrent layers are not supported yet",
-            "unroll the recurrence by hand with built-in layers (InnerProduct, Eltwise, Sigmoid, TanH)",
+        "Recurrent" => (
+            "Recurrent is the abstract base of Caffe's recurrent layers (Caffe cannot build it either)",
+            "use type \"LSTM\" or \"RNN\" with the same `recurrent_param`",
         ),
         _ => return None,
     })

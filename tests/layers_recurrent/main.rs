@@ -6,3 +6,72 @@
 mod common;
 
 mod filter;
+mod lstm;
+mod reference;
+mod rnn;
+
+use netrun::blob::Blob;
+use netrun::testing::uniform_blob;
+
+/// T = 4 steps, N = 3 streams, x 4 × 3 × 2 × 2 (I = 4), static input 3 × 3 (S = 3), H = 3.
+pub const DIMS: reference::Dims = reference::Dims {
+    t: 4,
+    n: 3,
+    i: 4,
+    s: 3,
+    h: 3,
+};
+
+/// Stream 0 starts a sequence at step 0, stream 1 at steps 0 and 2, stream 2 at
+/// steps 0 and 1 (resets in the middle).
+pub const CONT_FROM_ZERO: [f32; 12] = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+/// As above but streams 0 and 1 continue from the initial state at step 0.
+pub const CONT_FROM_H0: [f32; 12] = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+
+/// A `type` (LSTM or RNN) layer over x, cont, optionally the static input xs and,
+/// with `expose`, the initial states.
+pub fn recurrent_spec(ty: &str, with_static: bool, expose: bool) -> String {
+    let states: &[&str] = if ty == "LSTM" { &["h0", "c0"] } else { &["h0"] };
+    let mut s = format!("name: \"rec\" type: \"{ty}\" bottom: \"x\" bottom: \"cont\"");
+    if with_static {
+        s.push_str(" bottom: \"xs\"");
+    }
+    if expose {
+        for b in states {
+            s.push_str(&format!(" bottom: \"{b}\""));
+        }
+    }
+    s.push_str(" top: \"y\"");
+    if expose {
+        for b in states {
+            s.push_str(&format!(" top: \"{}T\"", &b[..1]));
+        }
+    }
+    s.push_str(&format!(
+        " recurrent_param {{ num_output: {} expose_hidden: {expose}\n\
+         weight_filler {{ type: \"uniform\" min: -0.7 max: 0.7 }}\n\
+         bias_filler {{ type: \"uniform\" min: -0.4 max: 0.4 }} }}",
+        DIMS.h
+    ));
+    s
+}
+
+/// x, cont, (xs), (states): the bottoms for [`recurrent_spec`].
+pub fn recurrent_bottoms(cont: &[f32], with_static: bool, states: usize) -> Vec<Blob> {
+    let d = DIMS;
+    let mut b = vec![
+        uniform_blob(&[d.t, d.n, 2, 2], -1.0, 1.0, 21),
+        Blob::from_data(&[d.t, d.n], cont.to_vec()),
+    ];
+    if with_static {
+        b.push(uniform_blob(&[d.n, d.s], -1.0, 1.0, 22));
+    }
+    for k in 0..states {
+        b.push(uniform_blob(&[1, d.n, d.h], -0.8, 0.8, 23 + k as u64));
+    }
+    b
+}
+
+pub fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}

@@ -18,7 +18,6 @@
 //!     da_o = dh ⊙ tanh c_t ⊙ o(1 − o),  da_g = dc' ⊙ i ⊙ (1 − g²),
 //!     dc_{t−1} = dc' ⊙ f.
 
-use super::filler::fill;
 use super::recurrent::{sigmoid, Recurrence};
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
@@ -138,10 +137,7 @@ impl Layer for LstmLayer {
     }
 
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let states = self.rec.reshape(bottom)?;
-        let mut tops = vec![vec![self.rec.steps, self.rec.streams, self.rec.hidden]];
-        tops.extend(states);
-        Ok(tops)
+        self.rec.reshape(bottom)
     }
 
     fn param_shapes(&self) -> Vec<Shape> {
@@ -155,15 +151,7 @@ impl Layer for LstmLayer {
     }
 
     fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
-        let p = &self.rec.params;
-        for (i, blob) in params.iter_mut().enumerate() {
-            let filler = if i == 1 {
-                &p.bias_filler
-            } else {
-                &p.weight_filler
-            };
-            fill(filler, blob, streams.blob(i));
-        }
+        self.rec.fill(params, streams, &[1]);
     }
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {

@@ -23,12 +23,13 @@
 //! long sequence can be cut into consecutive batches, as in Caffe; no gradient
 //! crosses from one batch to the previous one.
 
-use super::filler::FillerParams;
+use super::filler::{fill, FillerParams};
 use super::{count, fmt_shape, required, Arity, Shape, ShapeError};
 use crate::backend::gemm;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::netdef::LayerDef;
+use crate::philox::ParamStreams;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -151,7 +152,8 @@ impl Recurrence {
     }
 
     /// Checks the bottoms (x: T × N × …, cont: T × N, x_s: N × …, states 1 × N × H)
-    /// and returns the shapes of the extra tops (one per exposed state, 1 × N × H).
+    /// and returns the tops' shapes: the output T × N × H, then one 1 × N × H per
+    /// exposed state.
     pub fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
         let x = &bottom[0];
         if x.len() < 2 {
@@ -210,7 +212,9 @@ impl Recurrence {
         }
         self.steps = t;
         self.streams = n;
-        Ok(vec![state; self.exposed()])
+        let mut tops = vec![vec![t, n, self.hidden]];
+        tops.extend(vec![state; self.exposed()]);
+        Ok(tops)
     }
 
     /// Learnable blobs of the input side: W_x (G × I), b (G), W_s (G × S) when static.
@@ -221,6 +225,20 @@ impl Recurrence {
             v.push(vec![g, self.static_input]);
         }
         v
+    }
+
+    /// Fills the learnable blobs: those at `biases` with `bias_filler`, the others
+    /// (the matrices) with `weight_filler`.
+    pub fn fill(&self, params: &mut [Blob], streams: &ParamStreams, biases: &[usize]) {
+        let p = &self.params;
+        for (i, blob) in params.iter_mut().enumerate() {
+            let filler = if biases.contains(&i) {
+                &p.bias_filler
+            } else {
+                &p.weight_filler
+            };
+            fill(filler, blob, streams.blob(i));
+        }
     }
 
     /// Index of the first learnable blob after the input side.

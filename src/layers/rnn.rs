@@ -14,7 +14,6 @@
 //! through time with dh_t = dz_o·W_ho + (the gradient from step t + 1),
 //! da_t = dh_t ⊙ (1 − h_t²), and the shared rules of recurrent.rs.
 
-use super::filler::fill;
 use super::recurrent::Recurrence;
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::backend::gemm;
@@ -61,10 +60,7 @@ impl Layer for RnnLayer {
     }
 
     fn reshape(&mut self, bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        let states = self.rec.reshape(bottom)?;
-        let mut tops = vec![vec![self.rec.steps, self.rec.streams, self.rec.hidden]];
-        tops.extend(states);
-        Ok(tops)
+        self.rec.reshape(bottom)
     }
 
     fn param_shapes(&self) -> Vec<Shape> {
@@ -80,17 +76,7 @@ impl Layer for RnnLayer {
     }
 
     fn fill_params(&self, params: &mut [Blob], streams: &ParamStreams) {
-        let p = &self.rec.params;
-        let last = params.len() - 1;
-        for (i, blob) in params.iter_mut().enumerate() {
-            let bias = i == 1 || i == last;
-            let filler = if bias {
-                &p.bias_filler
-            } else {
-                &p.weight_filler
-            };
-            fill(filler, blob, streams.blob(i));
-        }
+        self.rec.fill(params, streams, &[1, self.w_ho() + 1]);
     }
 
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {

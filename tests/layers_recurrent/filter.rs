@@ -83,18 +83,21 @@ fn filter_keeps_the_selected_samples_and_scatters_gradients_back() {
     assert!(bottoms[0].diff().iter().all(|&v| v == 0.0));
 }
 
-/// x (6×4) and labels through Filter, InnerProduct and SoftmaxWithLoss.
+/// x (6×4) and labels through Filter, an in-place ReLU, InnerProduct and SoftmaxWithLoss
+/// (xk also feeds a Silence layer, so a Split sits after the Filter).
 const NET: &str = "force_backward: true\n\
     layer { name: \"in\" type: \"Input\" top: \"x\" top: \"label\" top: \"sel\"\n\
       input_param { shape { dim: 6 dim: 4 } shape { dim: 6 } shape { dim: 6 } } }\n\
     layer { name: \"keep\" type: \"Filter\" bottom: \"x\" bottom: \"label\" bottom: \"sel\"\n\
       top: \"xk\" top: \"lk\" }\n\
+    layer { name: \"relu\" type: \"ReLU\" bottom: \"xk\" top: \"xk\" }\n\
+    layer { name: \"also\" type: \"Silence\" bottom: \"xk\" }\n\
     layer { name: \"ip\" type: \"InnerProduct\" bottom: \"xk\" top: \"score\"\n\
       inner_product_param { num_output: 3 weight_filler { type: \"gaussian\" std: 0.5 }\n\
       bias_filler { type: \"uniform\" min: -0.5 max: 0.5 } } }\n\
     layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"score\" bottom: \"lk\" top: \"loss\" }\n";
 
-/// Softmax loss (mean over the m samples, 0 when none) of x·Wᵀ + b and its
+/// Softmax loss (mean over the m samples, 0 when none) of max(x, 0)·Wᵀ + b and its
 /// gradients w.r.t. W, b and x, in float64.
 fn naive(x: &[f32], labels: &[f32], w: &[f32], b: &[f32]) -> (f64, Vec<f64>, Vec<f64>, Vec<f64>) {
     let (k, c) = (4, 3);
@@ -102,6 +105,8 @@ fn naive(x: &[f32], labels: &[f32], w: &[f32], b: &[f32]) -> (f64, Vec<f64>, Vec
     let (mut loss, mut dw, mut db, mut dx) =
         (0.0, vec![0.0; c * k], vec![0.0; c], vec![0.0; m * k]);
     let norm = m.max(1) as f64;
+    let relu: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
+    let x = &relu[..];
     for i in 0..m {
         let z: Vec<f64> = (0..c)
             .map(|j| {
@@ -121,7 +126,9 @@ fn naive(x: &[f32], labels: &[f32], w: &[f32], b: &[f32]) -> (f64, Vec<f64>, Vec
             db[j] += g;
             for q in 0..k {
                 dw[j * k + q] += g * x[i * k + q] as f64;
-                dx[i * k + q] += g * w[j * k + q] as f64;
+                if x[i * k + q] > 0.0 {
+                    dx[i * k + q] += g * w[j * k + q] as f64;
+                }
             }
         }
     }

@@ -1,15 +1,14 @@
 //! LSTM and LSTMUnit.
 
 use super::reference::{lstm, Dims};
-use super::{f64s, recurrent_bottoms, recurrent_spec, CONT_FROM_H0, CONT_FROM_ZERO, DIMS};
+use super::{
+    check_recurrent_gradients, f64s, params_of, recurrent_bottoms, recurrent_spec, CONT_FROM_H0,
+    CONT_FROM_ZERO, DIMS,
+};
 use netrun::blob::Blob;
 use netrun::testing::{
     assert_close, backward, forward, layer, setup, uniform_blob, GradientChecker,
 };
-
-fn params_of(p: &[Blob]) -> Vec<Vec<f32>> {
-    p.iter().map(|b| b.data().to_vec()).collect()
-}
 
 #[test]
 fn lstm_blobs_have_caffes_order_and_shapes() {
@@ -103,36 +102,15 @@ fn lstm_exposed_states_in_and_out_match_a_naive_loop() {
 
 #[test]
 fn lstm_gradients_match_finite_differences() {
-    // Every input and blob: x, the static input, h_0 and c_0, with resets inside the batch.
-    let mut l = layer(&recurrent_spec("LSTM", true, true));
-    let mut bottoms = recurrent_bottoms(&CONT_FROM_H0, true, 2);
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 4);
-    let checked = GradientChecker::default()
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, false, true, true, true],
-        )
-        .unwrap();
+    let checked = check_recurrent_gradients("LSTM", 2);
     let d = DIMS;
     let inputs = d.t * d.n * d.i + d.n * d.s + 2 * d.n * d.h;
     let blobs = 4 * d.h * (d.i + 1 + d.s + d.h);
-    assert_eq!(checked, inputs + blobs);
-    // The carried-state form (no exposed states), starting every stream afresh.
-    let mut l = layer(&recurrent_spec("LSTM", false, false));
-    let mut bottoms = recurrent_bottoms(&CONT_FROM_ZERO, false, 0);
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 5);
-    GradientChecker::default()
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, false],
-        )
-        .unwrap();
+    assert_eq!(
+        checked,
+        inputs + blobs,
+        "every input and learnable blob compared"
+    );
 }
 
 #[test]
@@ -208,4 +186,84 @@ fn lstm_unit_is_one_cell_step() {
     );
     assert!(bottoms[0].diff()[h..2 * h].iter().all(|&v| v == 0.0));
     assert!(bottoms[0].diff()[..h].iter().all(|&v| v != 0.0));
+}
+
+/// x (5 steps × 2 streams × 3) → LSTM (H = 4) → InnerProduct over axis 2 → EuclideanLoss.
+const SEQ_NET: &str = "layer { name: \"in\" type: \"Input\" top: \"x\" top: \"cont\" top: \"target\"\n\
+      input_param { shape { dim: 5 dim: 2 dim: 3 } shape { dim: 5 dim: 2 } shape { dim: 5 dim: 2 dim: 2 } } }\n\
+    layer { name: \"lstm\" type: \"LSTM\" bottom: \"x\" bottom: \"cont\" top: \"h\"\n\
+      recurrent_param { num_output: 4 weight_filler { type: \"uniform\" min: -0.5 max: 0.5 }\n\
+      bias_filler { type: \"uniform\" min: -0.5 max: 0.5 } } }\n\
+    layer { name: \"ip\" type: \"InnerProduct\" bottom: \"h\" top: \"y\"\n\
+      inner_product_param { num_output: 2 axis: 2 weight_filler { type: \"gaussian\" std: 0.3 } } }\n\
+    layer { name: \"loss\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"target\" top: \"loss\" }\n";
+
+fn seq_net(seed: u64) -> netrun::net::Net {
+    let graph = super::common::build(SEQ_NET, netrun::netdef::Phase::Train).unwrap();
+    let mut net = netrun::net::Net::new(graph, seed).unwrap();
+    let x = uniform_blob(&[5, 2, 3], -1.0, 1.0, 41);
+    net.blob_mut("x")
+        .unwrap()
+        .data_mut()
+        .copy_from_slice(x.data());
+    net
+}
+
+#[test]
+fn lstm_in_a_net_carries_state_across_forwards_and_its_weights_round_trip_a_caffemodel() {
+    let d = Dims {
+        t: 5,
+        n: 2,
+        i: 3,
+        s: 0,
+        h: 4,
+    };
+    let mut net = seq_net(3);
+    let names: Vec<&str> = net.learnables.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["lstm.0", "lstm.1", "lstm.2", "ip.0", "ip.1"]);
+    // Stream 0 starts at step 0, stream 1 continues from the (zero) carried state.
+    let cont = [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+    net.blob_mut("cont")
+        .unwrap()
+        .data_mut()
+        .copy_from_slice(&cont);
+    net.forward_backward().unwrap();
+    let p: Vec<Vec<f32>> = net.params[..3].iter().map(|b| b.data().to_vec()).collect();
+    let x = net.blob("x").unwrap().data().to_vec();
+    let zeros = vec![0.0; d.n * d.h];
+    let (want, h_t, c_t) = lstm(d, &p, &x, &cont, None, &zeros, &zeros);
+    let first = net.blob("h").unwrap().data().to_vec();
+    assert_close(&first, &want, 1e-5, 1e-6, "first forward");
+    assert!(
+        net.params[0].diff().iter().any(|&v| v != 0.0),
+        "W_xc has a gradient"
+    );
+    // The next forward continues both streams from the end of this one.
+    net.blob_mut("cont").unwrap().data_mut().fill(1.0);
+    net.forward().unwrap();
+    let (want, _, _) = lstm(d, &p, &x, &[1.0; 10], None, &h_t, &c_t);
+    assert_close(
+        net.blob("h").unwrap().data(),
+        &want,
+        1e-5,
+        1e-6,
+        "second forward",
+    );
+
+    // Written as a .caffemodel and loaded into a net filled from another seed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seq.caffemodel");
+    netrun::caffe::write::write(&net, &path).unwrap();
+    let mut other = seq_net(99);
+    assert_ne!(other.params[0].data(), net.params[0].data());
+    let tensors = netrun::weights::load(&path).unwrap();
+    let options = netrun::weights::ApplyOptions { require_all: true };
+    netrun::weights::apply(&mut other, &tensors, options).unwrap();
+    other
+        .blob_mut("cont")
+        .unwrap()
+        .data_mut()
+        .copy_from_slice(&cont);
+    other.forward().unwrap();
+    assert_eq!(other.blob("h").unwrap().data(), &first[..]);
 }

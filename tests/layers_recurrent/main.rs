@@ -11,7 +11,7 @@ mod reference;
 mod rnn;
 
 use netrun::blob::Blob;
-use netrun::testing::uniform_blob;
+use netrun::testing::{layer, setup, uniform_blob, GradientChecker};
 
 /// T = 4 steps, N = 3 streams, x 4 × 3 × 2 × 2 (I = 4), static input 3 × 3 (S = 3), H = 3.
 pub const DIMS: reference::Dims = reference::Dims {
@@ -74,4 +74,36 @@ pub fn recurrent_bottoms(cont: &[f32], with_static: bool, states: usize) -> Vec<
 
 pub fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
+}
+
+pub fn params_of(p: &[Blob]) -> Vec<Vec<f32>> {
+    p.iter().map(|b| b.data().to_vec()).collect()
+}
+
+/// Gradient checks of a `ty` (LSTM or RNN) layer: with a static input and exposed
+/// states (every input and blob checked, resets inside the batch), then in the
+/// carried-state form with every stream starting afresh. Returns how many
+/// elements the first check compared.
+pub fn check_recurrent_gradients(ty: &str, states: usize) -> usize {
+    let mut l = layer(&recurrent_spec(ty, true, true));
+    let mut bottoms = recurrent_bottoms(&CONT_FROM_H0, true, states);
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 4);
+    let mut down = vec![true; bottoms.len()];
+    down[1] = false;
+    let checked = GradientChecker::default()
+        .check(l.as_mut(), &mut bottoms, &mut tops, &mut params, &down)
+        .unwrap();
+    let mut l = layer(&recurrent_spec(ty, false, false));
+    let mut bottoms = recurrent_bottoms(&CONT_FROM_ZERO, false, 0);
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 5);
+    GradientChecker::default()
+        .check(
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+            &[true, false],
+        )
+        .unwrap();
+    checked
 }

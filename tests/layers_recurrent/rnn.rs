@@ -1,13 +1,12 @@
 //! RNN, and the errors of the recurrent family.
 
 use super::reference::{rnn, Dims};
-use super::{f64s, recurrent_bottoms, recurrent_spec, CONT_FROM_H0, CONT_FROM_ZERO, DIMS};
+use super::{
+    check_recurrent_gradients, f64s, params_of, recurrent_bottoms, recurrent_spec, CONT_FROM_H0,
+    CONT_FROM_ZERO, DIMS,
+};
 use netrun::blob::Blob;
-use netrun::testing::{assert_close, forward, layer, setup, GradientChecker};
-
-fn params_of(p: &[Blob]) -> Vec<Vec<f32>> {
-    p.iter().map(|b| b.data().to_vec()).collect()
-}
+use netrun::testing::{assert_close, forward, layer, setup};
 
 #[test]
 fn rnn_blobs_have_caffes_order_and_shapes() {
@@ -65,34 +64,15 @@ fn rnn_forward_matches_a_naive_loop() {
 
 #[test]
 fn rnn_gradients_match_finite_differences() {
-    let mut l = layer(&recurrent_spec("RNN", true, true));
-    let mut bottoms = recurrent_bottoms(&CONT_FROM_H0, true, 1);
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 4);
-    let checked = GradientChecker::default()
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, false, true, true],
-        )
-        .unwrap();
+    let checked = check_recurrent_gradients("RNN", 1);
     let d = DIMS;
     let inputs = d.t * d.n * d.i + d.n * d.s + d.n * d.h;
     let blobs = d.h * (d.i + 1 + d.s + d.h + d.h + 1);
-    assert_eq!(checked, inputs + blobs);
-    let mut l = layer(&recurrent_spec("RNN", false, false));
-    let mut bottoms = recurrent_bottoms(&CONT_FROM_ZERO, false, 0);
-    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 5);
-    GradientChecker::default()
-        .check(
-            l.as_mut(),
-            &mut bottoms,
-            &mut tops,
-            &mut params,
-            &[true, false],
-        )
-        .unwrap();
+    assert_eq!(
+        checked,
+        inputs + blobs,
+        "every input and learnable blob compared"
+    );
 }
 
 /// The error of a net with inputs x (4×3×4), cont (4×3), xs (3×3), h0 and c0 (1×3×3) and `layer`.

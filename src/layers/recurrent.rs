@@ -111,9 +111,11 @@ impl Recurrence {
             };
             return Err(def
                 .error(def.name_span(), format!("{}: has tops {want}, but {t} are given", def.describe()))
-                .with_help(format!(
-                    "the final states {outs} are tops only with `recurrent_param {{ expose_hidden: true }}`"
-                )));
+                .with_help(if p.expose_hidden {
+                    format!("give one top for the output, then one for each of {outs}")
+                } else {
+                    format!("the final states {outs} are tops only with `recurrent_param {{ expose_hidden: true }}`")
+                }));
         }
         Ok(Recurrence {
             has_static: b == 3 + exposed,

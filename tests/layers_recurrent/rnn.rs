@@ -109,6 +109,7 @@ fn recurrent_errors_say_what_is_wrong_and_what_to_do() {
         e.contains("has tops the output and then h_T and c_T (3), but 2 are given"),
         "{e}"
     );
+    assert!(e.contains("one for each of h_T and c_T"), "{e}");
     let e = error(
         "name: \"r\" type: \"RNN\" bottom: \"x\" bottom: \"xs\" top: \"y\" recurrent_param { num_output: 3 }",
     );

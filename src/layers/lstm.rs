@@ -18,13 +18,18 @@
 //!     da_o = dh ⊙ tanh c_t ⊙ o(1 − o),  da_g = dc' ⊙ i ⊙ (1 − g²),
 //!     dc_{t−1} = dc' ⊙ f.
 
-use super::recurrent::{sigmoid, Recurrence};
+use super::recurrent::Recurrence;
 use super::{Arity, BuildContext, Layer, Shape, ShapeError};
 use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
 use crate::netdef::LayerDef;
 use crate::philox::ParamStreams;
+
+/// σ(v) = 1 / (1 + e^(−v)).
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
 
 pub struct LstmLayer {
     rec: Recurrence,
@@ -157,37 +162,36 @@ impl Layer for LstmLayer {
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
         let r = &mut self.rec;
-        let (t_len, n, hd) = (r.steps, r.streams, r.hidden);
+        let (n, hd) = (r.streams, r.hidden);
         let (nh, ng) = (n * hd, n * r.gates());
-        let mut states = r.initial_states(&bottoms);
-        let mut a = r.project_inputs(&bottoms, params);
-        let w_h = params[r.recurrent_param()].data();
         let cont = bottoms[1].data();
-        self.acts.resize(a.len(), 0.0);
-        self.cells.resize(t_len * nh, 0.0);
-        self.continued.resize(t_len * nh, 0.0);
-        self.c0 = states[1].clone();
+        self.acts.resize(r.steps * ng, 0.0);
+        self.cells.resize(r.steps * nh, 0.0);
         let h_out = tops[0].data_mut();
-        for t in 0..t_len {
+        let (c0, cells, acts) = (&mut self.c0, &mut self.cells, &mut self.acts);
+        let step = |t: usize, a_t: &mut [f32], states: &mut [Vec<f32>]| {
+            if t == 0 {
+                c0.clone_from(&states[1]);
+            }
+            let (h_t, c_t) = (
+                &mut h_out[t * nh..(t + 1) * nh],
+                &mut cells[t * nh..(t + 1) * nh],
+            );
             let cont_t = &cont[t * n..(t + 1) * n];
-            let hc = r.continued(&states[0], cont_t);
-            let a_t = &mut a[t * ng..(t + 1) * ng];
-            r.add_recurrent(&hc, w_h, a_t);
-            self.continued[t * nh..(t + 1) * nh].copy_from_slice(&hc);
-            let c_prev = states[1].clone();
             cell_forward(
                 hd,
                 a_t,
-                &c_prev,
+                &states[1],
                 cont_t,
-                &mut self.cells[t * nh..(t + 1) * nh],
-                &mut h_out[t * nh..(t + 1) * nh],
-                &mut self.acts[t * ng..(t + 1) * ng],
+                c_t,
+                h_t,
+                &mut acts[t * ng..(t + 1) * ng],
             );
-            states[0].copy_from_slice(&h_out[t * nh..(t + 1) * nh]);
-            states[1].copy_from_slice(&self.cells[t * nh..(t + 1) * nh]);
-        }
-        r.finish(states, &mut tops);
+            states[0].copy_from_slice(h_t);
+            states[1].copy_from_slice(c_t);
+        };
+        let (_, finals) = r.forward_steps(&bottoms, params, &mut self.continued, step);
+        r.finish(finals, &mut tops);
         Ok(())
     }
 
@@ -199,16 +203,15 @@ impl Layer for LstmLayer {
     ) -> Result<(), String> {
         let (mut bottoms, tops, params) = io.backward_split();
         let r = &self.rec;
-        let (t_len, n, hd) = (r.steps, r.streams, r.hidden);
+        let (n, hd) = (r.streams, r.hidden);
         let (nh, ng) = (n * hd, n * r.gates());
         let cont = bottoms[1].data().to_vec();
-        let finals = r.final_state_diffs(&tops);
-        let (mut dh_next, mut dc_next) = (finals[0].clone(), finals[1].clone());
+        let mut finals = r.final_state_diffs(&tops);
+        let mut dc = finals.pop().expect("two states");
         let dh_top = tops[0].diff();
-        let mut da = vec![0.0; t_len * ng];
-        for t in (0..t_len).rev() {
-            let cont_t = &cont[t * n..(t + 1) * n];
-            let dh: Vec<f32> = (dh_top[t * nh..(t + 1) * nh].iter().zip(&dh_next))
+        let mut da = vec![0.0; r.steps * ng];
+        let step = |t: usize, dh_next: &[f32], da_t: &mut [f32]| {
+            let dh: Vec<f32> = (dh_top[t * nh..(t + 1) * nh].iter().zip(dh_next))
                 .map(|(a, b)| a + b)
                 .collect();
             let c_prev = if t == 0 {
@@ -216,23 +219,32 @@ impl Layer for LstmLayer {
             } else {
                 &self.cells[(t - 1) * nh..t * nh]
             };
-            let da_t = &mut da[t * ng..(t + 1) * ng];
-            dc_next = cell_backward(
-                hd,
+            let (acts, c_t) = (
                 &self.acts[t * ng..(t + 1) * ng],
-                c_prev,
                 &self.cells[t * nh..(t + 1) * nh],
-                cont_t,
+            );
+            dc = cell_backward(
+                hd,
+                acts,
+                c_prev,
+                c_t,
+                &cont[t * n..(t + 1) * n],
                 &dh,
-                &dc_next,
+                &dc,
                 da_t,
             );
-            let w_h = &mut *params[r.recurrent_param()];
-            dh_next =
-                r.backprop_recurrent(da_t, &self.continued[t * nh..(t + 1) * nh], cont_t, w_h);
-        }
+        };
+        let w_h = &mut *params[r.recurrent_param()];
+        let dh0 = r.backward_steps(
+            &cont,
+            &self.continued,
+            w_h,
+            &mut da,
+            finals.swap_remove(0),
+            step,
+        );
         r.backprop_inputs(&da, &mut bottoms, params, propagate_down);
-        r.backprop_states(&[dh_next, dc_next], &mut bottoms, propagate_down);
+        r.backprop_states(&[dh0, dc], &mut bottoms, propagate_down);
         Ok(())
     }
 }

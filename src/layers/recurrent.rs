@@ -78,44 +78,34 @@ impl Recurrence {
         let (b, t) = (def.bottom.len(), def.top.len());
         let names = if states == 2 { "h_0 and c_0" } else { "h_0" };
         let outs = if states == 2 { "h_T and c_T" } else { "h_T" };
-        if b != 2 + exposed && b != 3 + exposed {
-            let want = if p.expose_hidden {
-                format!(
-                    "x, cont, the optional static input and then {names} ({} or {})",
-                    2 + exposed,
-                    3 + exposed
-                )
-            } else {
-                "x, cont and an optional static input (2 or 3)".to_string()
-            };
-            let help = if p.expose_hidden {
-                format!("with `expose_hidden: true` the initial states {names} follow the inputs")
-            } else {
-                format!("to give the initial states ({names}) as bottoms, set `recurrent_param {{ expose_hidden: true }}`")
-            };
-            return Err(def
-                .error(
-                    def.name_span(),
-                    format!(
-                        "{}: takes bottoms {want}, but {b} are given",
-                        def.describe()
-                    ),
-                )
-                .with_help(help));
+        let fail = |message: String, help: String| {
+            let message = format!("{}: {message}", def.describe());
+            Err(def.error(def.name_span(), message).with_help(help))
+        };
+        let (lo, hi) = (2 + exposed, 3 + exposed);
+        if b != lo && b != hi {
+            return fail(
+                match p.expose_hidden {
+                    true => format!("takes bottoms x, cont, the optional static input and then {names} ({lo} or {hi}), but {b} are given"),
+                    false => format!("takes bottoms x, cont and an optional static input (2 or 3), but {b} are given"),
+                },
+                match p.expose_hidden {
+                    true => format!("with `expose_hidden: true` the initial states {names} follow the inputs"),
+                    false => format!("to give the initial states ({names}) as bottoms, set `recurrent_param {{ expose_hidden: true }}`"),
+                },
+            );
         }
         if t != 1 + exposed {
-            let want = if p.expose_hidden {
-                format!("the output and then {outs} ({})", 1 + exposed)
-            } else {
-                "the output only (1)".to_string()
-            };
-            return Err(def
-                .error(def.name_span(), format!("{}: has tops {want}, but {t} are given", def.describe()))
-                .with_help(if p.expose_hidden {
-                    format!("give one top for the output, then one for each of {outs}")
-                } else {
-                    format!("the final states {outs} are tops only with `recurrent_param {{ expose_hidden: true }}`")
-                }));
+            return fail(
+                match p.expose_hidden {
+                    true => format!("has tops the output and then {outs} ({}), but {t} are given", 1 + exposed),
+                    false => format!("has tops the output only (1), but {t} are given"),
+                },
+                match p.expose_hidden {
+                    true => format!("give one top for the output, then one for each of {outs}"),
+                    false => format!("the final states {outs} are tops only with `recurrent_param {{ expose_hidden: true }}`"),
+                },
+            );
         }
         Ok(Recurrence {
             has_static: b == 3 + exposed,
@@ -250,7 +240,7 @@ impl Recurrence {
 
     /// The initial states, N × H each: the state bottoms with `expose_hidden`, else the
     /// final states of the previous forward (zeros when there is none of this size).
-    pub fn initial_states(&mut self, bottoms: &[&Blob]) -> Vec<Vec<f32>> {
+    fn initial_states(&mut self, bottoms: &[&Blob]) -> Vec<Vec<f32>> {
         let size = self.streams * self.hidden;
         if self.params.expose_hidden {
             return (0..self.states)
@@ -276,7 +266,7 @@ impl Recurrence {
 
     /// The pre-activations of the inputs for every step, (T·N) × G:
     /// x_t·W_xᵀ + b (+ x_s·W_sᵀ for every step).
-    pub fn project_inputs(&self, bottoms: &[&Blob], params: &[&mut Blob]) -> Vec<f32> {
+    fn project_inputs(&self, bottoms: &[&Blob], params: &[&mut Blob]) -> Vec<f32> {
         let (tn, g) = (self.steps * self.streams, self.gates());
         let mut a = vec![0.0; tn * g];
         gemm(
@@ -315,8 +305,78 @@ impl Recurrence {
         a
     }
 
+    /// The forward time loop. For t = 1 … T: a_t = (the input part) + W_h·(cont_t ⊙ h_{t−1}),
+    /// then `step(t, a_t, states)` turns a_t into the new states (states[0] is h) and may
+    /// rewrite a_t. Keeps cont_t ⊙ h_{t−1} of every step in `continued` for backward.
+    /// Returns every a_t ((T·N) × G) and the final states.
+    pub fn forward_steps(
+        &mut self,
+        bottoms: &[&Blob],
+        params: &[&mut Blob],
+        continued: &mut Vec<f32>,
+        mut step: impl FnMut(usize, &mut [f32], &mut [Vec<f32>]),
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let (n, nh, ng) = (
+            self.streams,
+            self.streams * self.hidden,
+            self.streams * self.gates(),
+        );
+        let mut states = self.initial_states(bottoms);
+        let mut a = self.project_inputs(bottoms, params);
+        let w_h = params[self.recurrent_param()].data();
+        let cont = bottoms[1].data();
+        continued.resize(self.steps * nh, 0.0);
+        for t in 0..self.steps {
+            let hc = self.continued(&states[0], &cont[t * n..(t + 1) * n]);
+            let a_t = &mut a[t * ng..(t + 1) * ng];
+            // a_t += (cont_t ⊙ h_{t−1})·W_hᵀ, N × G.
+            gemm(
+                false,
+                true,
+                n,
+                self.gates(),
+                self.hidden,
+                1.0,
+                &hc,
+                w_h,
+                1.0,
+                a_t,
+            );
+            continued[t * nh..(t + 1) * nh].copy_from_slice(&hc);
+            step(t, a_t, &mut states);
+        }
+        (a, states)
+    }
+
+    /// The backward time loop. For t = T … 1: `step(t, dh, da_t)` writes da_t from dh,
+    /// the gradient reaching h_t from step t + 1 (`dh_last` for h_T); then dW_h
+    /// accumulates and the gradient for h_{t−1} is formed. Returns that of h_0.
+    pub fn backward_steps(
+        &self,
+        cont: &[f32],
+        continued: &[f32],
+        w_h: &mut Blob,
+        da: &mut [f32],
+        dh_last: Vec<f32>,
+        mut step: impl FnMut(usize, &[f32], &mut [f32]),
+    ) -> Vec<f32> {
+        let (n, nh, ng) = (
+            self.streams,
+            self.streams * self.hidden,
+            self.streams * self.gates(),
+        );
+        let mut dh = dh_last;
+        for t in (0..self.steps).rev() {
+            let da_t = &mut da[t * ng..(t + 1) * ng];
+            step(t, &dh, da_t);
+            let (hc, cont_t) = (&continued[t * nh..(t + 1) * nh], &cont[t * n..(t + 1) * n]);
+            dh = self.backprop_recurrent(da_t, hc, cont_t, w_h);
+        }
+        dh
+    }
+
     /// cont_t ⊙ h_{t−1} (N × H); a stream that starts a new sequence gets exact zeros.
-    pub fn continued(&self, h_prev: &[f32], cont_t: &[f32]) -> Vec<f32> {
+    fn continued(&self, h_prev: &[f32], cont_t: &[f32]) -> Vec<f32> {
         let h = self.hidden;
         let mut out = vec![0.0; h_prev.len()];
         for ((o, hp), &c) in out
@@ -331,25 +391,9 @@ impl Recurrence {
         out
     }
 
-    /// Adds W_h·(cont_t ⊙ h_{t−1}) to step t's pre-activations a_t (N × G).
-    pub fn add_recurrent(&self, hc: &[f32], w_h: &[f32], a_t: &mut [f32]) {
-        gemm(
-            false,
-            true,
-            self.streams,
-            self.gates(),
-            self.hidden,
-            1.0,
-            hc,
-            w_h,
-            1.0,
-            a_t,
-        );
-    }
-
     /// One step back through the recurrent product: dW_h += da_tᵀ·hc_t; returns
     /// dh_{t−1} = cont_t ⊙ (da_t·W_h).
-    pub fn backprop_recurrent(
+    fn backprop_recurrent(
         &self,
         da_t: &[f32],
         hc: &[f32],
@@ -450,9 +494,4 @@ fn fixed(slot: &mut usize, now: usize, bottom: usize, what: &str) -> Result<(), 
     }
     *slot = now;
     Ok(())
-}
-
-/// σ(v) = 1 / (1 + e^(−v)).
-pub fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
 }

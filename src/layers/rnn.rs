@@ -83,31 +83,23 @@ impl Layer for RnnLayer {
         let w_ho = self.w_ho();
         let (bottoms, mut tops, params) = io.forward_split();
         let r = &mut self.rec;
-        let (t_len, n, hd) = (r.steps, r.streams, r.hidden);
-        let nh = n * hd;
-        let mut states = r.initial_states(&bottoms);
-        let mut a = r.project_inputs(&bottoms, params);
-        let w_hh = params[r.recurrent_param()].data();
-        let cont = bottoms[1].data();
-        self.continued.resize(t_len * nh, 0.0);
-        for t in 0..t_len {
-            let hc = r.continued(&states[0], &cont[t * n..(t + 1) * n]);
-            let a_t = &mut a[t * nh..(t + 1) * nh];
-            r.add_recurrent(&hc, w_hh, a_t);
+        let (tn, hd) = (r.steps * r.streams, r.hidden);
+        // h_t = tanh(a_t), kept in place of a_t.
+        let step = |_t: usize, a_t: &mut [f32], states: &mut [Vec<f32>]| {
             a_t.iter_mut().for_each(|v| *v = v.tanh());
             states[0].copy_from_slice(a_t);
-            self.continued[t * nh..(t + 1) * nh].copy_from_slice(&hc);
-        }
-        self.hs = a;
+        };
+        let (hs, finals) = r.forward_steps(&bottoms, params, &mut self.continued, step);
+        self.hs = hs;
         let o = tops[0].data_mut();
         let (w, b) = (params[w_ho].data(), params[w_ho + 1].data());
-        gemm(false, true, t_len * n, hd, hd, 1.0, &self.hs, w, 0.0, o);
+        gemm(false, true, tn, hd, hd, 1.0, &self.hs, w, 0.0, o);
         for row in o.chunks_mut(hd.max(1)) {
             row.iter_mut()
                 .zip(b)
                 .for_each(|(v, &bi)| *v = (*v + bi).tanh());
         }
-        r.finish(states, &mut tops);
+        r.finish(finals, &mut tops);
         Ok(())
     }
 
@@ -120,36 +112,32 @@ impl Layer for RnnLayer {
         let w_ho = self.w_ho();
         let (mut bottoms, tops, params) = io.backward_split();
         let r = &self.rec;
-        let (t_len, n, hd) = (r.steps, r.streams, r.hidden);
-        let (tn, nh) = (t_len * n, n * hd);
+        let (hd, nh) = (r.hidden, r.streams * r.hidden);
+        let tn = r.steps * r.streams;
         // Output layer: dz_o = do ⊙ (1 − o²).
         let dz: Vec<f32> = (tops[0].data().iter().zip(tops[0].diff()))
             .map(|(&o, &d)| d * (1.0 - o * o))
             .collect();
         let (w, dw) = params[w_ho].data_and_diff_mut();
         gemm(true, false, hd, hd, tn, 1.0, &dz, &self.hs, 1.0, dw);
-        let mut dh_out = vec![0.0; tn * hd];
-        gemm(false, false, tn, hd, hd, 1.0, &dz, w, 0.0, &mut dh_out);
+        let mut da = vec![0.0; tn * hd];
+        gemm(false, false, tn, hd, hd, 1.0, &dz, w, 0.0, &mut da);
         let db = params[w_ho + 1].diff_mut();
         dz.chunks(hd.max(1))
             .for_each(|row| db.iter_mut().zip(row).for_each(|(d, &v)| *d += v));
-        // Back through time.
+        // Back through time: da holds dz_o·W_ho per step; add the recurrent part.
         let cont = bottoms[1].data().to_vec();
-        let mut dh_next = r.final_state_diffs(&tops).swap_remove(0);
-        let mut da = dh_out;
-        for t in (0..t_len).rev() {
-            let cont_t = &cont[t * n..(t + 1) * n];
-            let da_t = &mut da[t * nh..(t + 1) * nh];
+        let step = |t: usize, dh_next: &[f32], da_t: &mut [f32]| {
             let h_t = &self.hs[t * nh..(t + 1) * nh];
-            for ((d, &h), &next) in da_t.iter_mut().zip(h_t).zip(&dh_next) {
+            for ((d, &h), &next) in da_t.iter_mut().zip(h_t).zip(dh_next) {
                 *d = (*d + next) * (1.0 - h * h);
             }
-            let w_hh = &mut *params[r.recurrent_param()];
-            dh_next =
-                r.backprop_recurrent(da_t, &self.continued[t * nh..(t + 1) * nh], cont_t, w_hh);
-        }
+        };
+        let dh_last = r.final_state_diffs(&tops).swap_remove(0);
+        let w_hh = &mut *params[r.recurrent_param()];
+        let dh0 = r.backward_steps(&cont, &self.continued, w_hh, &mut da, dh_last, step);
         r.backprop_inputs(&da, &mut bottoms, params, propagate_down);
-        r.backprop_states(&[dh_next], &mut bottoms, propagate_down);
+        r.backprop_states(&[dh0], &mut bottoms, propagate_down);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! What RNN and LSTM share (Caffe's abstract RecurrentLayer): `recurrent_param`, the
 //! bottom and top layout, the shape rule, the hidden state carried between
-//! forwards, and the two matrix products around the time loop.
+//! forwards, and the time loops forward and backward with their matrix products;
+//! each layer gives only its per-step math.
 //!
 //! Legend: x is T × N × … (T time steps of N independent streams; I = values per
 //! step and stream), cont is T × N, the optional static input x_s is N × … (S values

@@ -1,7 +1,8 @@
 //! Net: a [`Graph`] with storage, run forward and backward on the CPU.
 //!
 //! Blobs are allocated once from the inferred shapes (in-place tops share
-//! their bottom's blob). Learnable blobs live in one store; a layer sharing a
+//! their bottom's blob); a layer whose output size depends on the data (Filter)
+//! resizes its tops, and the layers after it follow (`net/reshape.rs`). Learnable blobs live in one store; a layer sharing a
 //! `param { name: ... }` points at the owner's blob, so its diff accumulates
 //! into the owner's, as in Caffe.
 
@@ -13,6 +14,7 @@ use crate::philox::ParamStreams;
 use rand::SeedableRng;
 
 mod feed;
+mod reshape;
 
 /// A learnable blob as the solver sees it.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Net {
     pub param_ids: Vec<Vec<usize>>,
     pub learnables: Vec<Learnable>,
     pub rng: Rng,
+    /// Per node, the bottom shapes its shape rule last saw (see `reshape.rs`).
+    reshaped_for: Vec<Vec<crate::shape::Shape>>,
 }
 
 impl Net {
@@ -87,7 +91,9 @@ impl Net {
             param_ids.push(ids);
         }
         mark_rewritten_tops(&mut graph);
+        let reshaped_for = Net::build_time_bottom_shapes(&graph);
         let mut net = Net {
+            reshaped_for,
             graph,
             blobs,
             params,
@@ -150,8 +156,10 @@ impl Net {
         }
     }
 
-    /// Runs layer `n` forward; returns its weighted loss.
+    /// Runs layer `n` forward (after its shape rule again where its bottoms
+    /// changed shape); returns its weighted loss.
     pub fn forward_layer(&mut self, n: usize) -> Result<f64> {
+        self.reshape_if_bottoms_changed(n)?;
         let phase = self.graph.phase;
         let node = &mut self.graph.nodes[n];
         let params = select_mut(&mut self.params, &self.param_ids[n]);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Pages that document no single layer type.
-const SHARED_PAGES: &[&str] = &["README", "filler"];
+const SHARED_PAGES: &[&str] = &["README", "filler", "recurrent"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -14,15 +14,9 @@ pub fn reason(type_name: &str) -> Option<(&'static str, &'static str)> {
              window files only describe crops whose warping and context padding netrun has not implemented",
             "cut the windows into image files beforehand and read them with an ImageData layer and a list file",
         ),
-        "Filter" => (
-            "Filter's top holds as many samples as its selector has non-zero values, so its shape changes \
-             with the data at every forward; netrun fixes every blob's shape when the net is built",
-            "keep the whole batch and zero the unwanted samples' contribution instead: multiply by the \
-             selector (Scale with the selector as second bottom), or give the loss an `ignore_label`",
-        ),
-        "Recurrent" | "RNN" | "LSTM" => (
-            "recurrent layers are not supported yet",
-            "unroll the recurrence by hand with built-in layers (InnerProduct, Eltwise, Sigmoid, TanH)",
+        "Recurrent" => (
+            "Recurrent is the abstract base of Caffe's recurrent layers (Caffe cannot build it either)",
+            "use type \"LSTM\" or \"RNN\" with the same `recurrent_param`",
         ),
         _ => return None,
     })

@@ -1,0 +1,381 @@
+//! Nets shaped like more of the public face-recognition Caffe nets, written here in our
+//! own words with small trunks but the same layer types and parameters as the originals'
+//! distinctive parts. Each mirrors one public file:
+//!
+//! - `lightcnn_b_deploy`: AlfredXiangWu/face_verification_experiment
+//!   `proto/LightenedCNN_B_deploy.prototxt` (V1 `layers` syntax; Max-Feature-Map as
+//!   SLICE on channels + ELTWISE MAX after every convolution and the first fc; `input_dim`s).
+//! - `lsoftmax_cifar`: wy1iu/LargeMargin_Softmax_Loss
+//!   `myexamples/cifar10/model/cifar_train_test.prototxt` (and `cifar10+`, same layers):
+//!   the fork's `BN` layer with slope/bias fillers, msra fillers, `LargeMarginInnerProduct`
+//!   DOUBLE with base/gamma/power annealing in TRAIN, SINGLE with a frozen shared weight in
+//!   TEST, both with the `lambda` top.
+//! - `faceverification_casia`: happynear/FaceVerification
+//!   `caffe_proto/CASIA_train_test.prototxt`: LEVELDB `Data` with a mean file, `Insanity`
+//!   (randomised leaky ReLU) with lb/ub, msra fillers with `alpha`, named parameters, a 7×7
+//!   AVE pool, an fc with `decay_mult: 1e-5`.
+//! - `faceverification_center_loss_ms`: happynear/FaceVerification
+//!   `caffe_proto/center_loss_ms.prototxt`: `Flip` + `Concat` on the batch axis, a PReLU
+//!   residual trunk, then `Slice` on the batch axis and `Eltwise` MAX of the original and
+//!   mirrored features (that layer also carries a `concat_param` Caffe ignores).
+//! - `arcface_se_resnet`: xialuxi/arcface-caffe `mxnet_to_caffe/face.prototxt`: `Input`,
+//!   BatchNorm (`use_global_stats`, `eps: 2e-05`) + Scale with bias, PReLU, SE blocks
+//!   (global AVE pool, 1×1 convs, Sigmoid) fused into the shortcut by `Axpy`, Dropout 0.4,
+//!   an fc then BatchNorm + Scale on the 2-D embedding.
+//!
+//! Each passes `netrun check` in both phases with `--input-shape` (their data is not here)
+//! and runs one forward and backward through `netrun time`.
+
+mod common;
+
+/// LightCNN-B's Max-Feature-Map trunk in Caffe's V1 syntax: a convolution's channels
+/// split in halves and the element-wise maximum taken.
+const LIGHTCNN_B_DEPLOY: &str = r#"
+name: "lightcnn_b_small"
+input: "data"
+input_dim: 2 input_dim: 1 input_dim: 16 input_dim: 16
+layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  convolution_param { num_output: 8 kernel_size: 5 stride: 1 pad: 2
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+layers { name: "slice1" type: SLICE bottom: "conv1" top: "slice1_1" top: "slice1_2"
+  slice_param { slice_dim: 1 } }
+layers { name: "mfm1" type: ELTWISE bottom: "slice1_1" bottom: "slice1_2" top: "mfm1"
+  eltwise_param { operation: MAX } }
+layers { name: "pool1" type: POOLING bottom: "mfm1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layers { name: "conv2a" type: CONVOLUTION bottom: "pool1" top: "conv2a"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  convolution_param { num_output: 8 kernel_size: 1 stride: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+layers { name: "slice2a" type: SLICE bottom: "conv2a" top: "slice2a_1" top: "slice2a_2"
+  slice_param { slice_dim: 1 } }
+layers { name: "mfm2a" type: ELTWISE bottom: "slice2a_1" bottom: "slice2a_2" top: "mfm2a"
+  eltwise_param { operation: MAX } }
+layers { name: "conv2" type: CONVOLUTION bottom: "mfm2a" top: "conv2"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  convolution_param { num_output: 12 kernel_size: 3 stride: 1 pad: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+layers { name: "slice2" type: SLICE bottom: "conv2" top: "slice2_1" top: "slice2_2"
+  slice_param { slice_dim: 1 } }
+layers { name: "mfm2" type: ELTWISE bottom: "slice2_1" bottom: "slice2_2" top: "mfm2"
+  eltwise_param { operation: MAX } }
+layers { name: "pool2" type: POOLING bottom: "mfm2" top: "pool2"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layers { name: "fc1" type: INNER_PRODUCT bottom: "pool2" top: "fc1"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  inner_product_param { num_output: 16
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+layers { name: "slice_fc1" type: SLICE bottom: "fc1" top: "slice_fc1_1" top: "slice_fc1_2"
+  slice_param { slice_dim: 1 } }
+layers { name: "mfm_fc1" type: ELTWISE bottom: "slice_fc1_1" bottom: "slice_fc1_2"
+  top: "mfm_fc1" eltwise_param { operation: MAX } }
+layers { name: "drop1" type: DROPOUT bottom: "mfm_fc1" top: "mfm_fc1"
+  dropout_param { dropout_ratio: 0.75 } }
+layers { name: "fc2" type: INNER_PRODUCT bottom: "mfm_fc1" top: "fc2"
+  inner_product_param { num_output: 10
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+layers { name: "softmax" type: SOFTMAX bottom: "fc2" top: "prob" include: { phase: TEST } }
+layers { name: "accuracy" type: ACCURACY bottom: "prob" bottom: "label" top: "accuracy"
+  include: { phase: TEST } }
+"#;
+
+/// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
+fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "msra" }} bias_filler {{ type: "constant" }} }} }}
+layer {{ name: "bn{name}" type: "BN" bottom: "conv{name}" top: "bn{name}"
+  param {{ lr_mult: 1 decay_mult: 0 }} param {{ lr_mult: 1 decay_mult: 0 }}
+  bn_param {{ slope_filler {{ type: "constant" value: 1 }}
+    bias_filler {{ type: "constant" value: 0 }} }} }}
+layer {{ name: "relu{name}" type: "ReLU" bottom: "bn{name}" top: "bn{name}" }}
+"#
+    )
+}
+
+fn lsoftmax_cifar() -> String {
+    let mut net = String::from(
+        r#"name: "lsoftmax_cifar_small"
+layer { name: "cifar" type: "ImageData" top: "data" top: "label" include { phase: TRAIN }
+  transform_param { mean_file: "missing_cifar_mean.binaryproto" mirror: true }
+  image_data_param { source: "missing_train.txt" batch_size: 4 shuffle: true } }
+layer { name: "cifar" type: "ImageData" top: "data" top: "label" include { phase: TEST }
+  transform_param { mean_file: "missing_cifar_mean.binaryproto" }
+  image_data_param { source: "missing_val.txt" batch_size: 2 } }
+"#,
+    );
+    net += &lsoftmax_unit("_pre", "data", 8);
+    net += &lsoftmax_unit("1_1", "bn_pre", 8);
+    net += r#"
+layer { name: "pool1" type: "Pooling" bottom: "bn1_1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"#;
+    net += &lsoftmax_unit("2_1", "pool1", 16);
+    net += r#"
+layer { name: "pool2" type: "Pooling" bottom: "bn2_1" top: "pool2"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+  inner_product_param { num_output: 16 weight_filler { type: "msra" }
+    bias_filler { type: "constant" } } }
+layer { name: "bn_ip" type: "BN" bottom: "ip1" top: "bn_ip"
+  param { lr_mult: 1 decay_mult: 0 } param { lr_mult: 1 decay_mult: 0 }
+  bn_param { slope_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } } }
+layer { name: "relu_ip" type: "ReLU" bottom: "bn_ip" top: "bn_ip" }
+layer { name: "ip2" type: "LargeMarginInnerProduct" bottom: "bn_ip" bottom: "label"
+  top: "ip2" top: "lambda" param { name: "ip2" lr_mult: 1 }
+  largemargin_inner_product_param { num_output: 10 type: DOUBLE base: 1000 gamma: 0.00002
+    power: 45 iteration: 0 weight_filler { type: "msra" } }
+  include { phase: TRAIN } }
+layer { name: "ip2" type: "LargeMarginInnerProduct" bottom: "bn_ip" bottom: "label"
+  top: "ip2" top: "lambda" param { name: "ip2" lr_mult: 0 }
+  largemargin_inner_product_param { num_output: 10 type: SINGLE base: 0 gamma: 1
+    iteration: 0 weight_filler { type: "msra" } }
+  include { phase: TEST } }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy"
+  include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"#;
+    net
+}
+
+/// A convolution with named, shared-by-name parameters, msra-with-alpha weights and an
+/// Insanity (randomised leaky ReLU) after it, as in the CASIA net.
+fn insanity_unit(name: &str, bottom: &str, out: u32, alpha: f32, lb: f32, ub: f32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_w" }}
+  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_b" }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "msra" alpha: {alpha} }} bias_filler {{ type: "constant" }} }} }}
+layer {{ name: "relu{name}" type: "Insanity" bottom: "conv{name}" top: "conv{name}"
+  insanity_param {{ lb: {lb} ub: {ub} }} }}
+"#
+    )
+}
+
+fn faceverification_casia() -> String {
+    let mut net = String::from(
+        r#"name: "casia_small"
+layer { name: "pair_data1" type: "Data" top: "pair_data1" top: "label1"
+  data_param { backend: LEVELDB source: "missing_webface_train" batch_size: 4 }
+  transform_param { mean_file: "missing_mean.proto" scale: 0.0078125 }
+  include: { phase: TRAIN } }
+layer { name: "pair_data1" type: "Data" top: "pair_data1" top: "label1"
+  data_param { source: "missing_webface_test" backend: LEVELDB batch_size: 2 }
+  transform_param { mean_file: "missing_mean.proto" scale: 0.0078125 }
+  include: { phase: TEST } }
+"#,
+    );
+    net += &insanity_unit("11", "pair_data1", 8, 0.25, 3.0, 5.0);
+    net += r#"
+layer { name: "pool1" type: "Pooling" bottom: "conv11" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"#;
+    net += &insanity_unit("21", "pool1", 8, 0.2, 3.0, 8.0);
+    net += &insanity_unit("22", "conv21", 16, 0.1386, 5.0, 10.0);
+    net += r#"
+layer { name: "pool2" type: "Pooling" bottom: "conv22" top: "pool2"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv52" type: "Convolution" bottom: "pool2" top: "conv52"
+  param { lr_mult: 1 decay_mult: 0 name: "conv52_w" } param { lr_mult: 1 decay_mult: 0 name: "conv52_b" }
+  convolution_param { num_output: 16 kernel_size: 3 stride: 1 pad: 1
+    weight_filler { type: "msra" } bias_filler { type: "constant" } } }
+layer { name: "relu52" type: "ReLU" bottom: "conv52" top: "conv52" }
+layer { name: "pool5" type: "Pooling" bottom: "conv52" top: "pool5"
+  pooling_param { pool: AVE kernel_size: 7 stride: 1 } }
+layer { name: "drop5" type: "Dropout" bottom: "pool5" top: "drop5" dropout_param { dropout_ratio: 0.5 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "drop5" top: "ip1"
+  param { lr_mult: 1 decay_mult: 1e-5 name: "ip1_w" } param { lr_mult: 1 decay_mult: 0 name: "ip1_b" }
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "accuracy_loss" type: "Accuracy" bottom: "ip1" bottom: "label1" top: "accuracy_loss"
+  include: { phase: TEST } }
+layer { name: "softmax_loss1" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label1"
+  top: "softmax_loss1" loss_weight: 1 }
+"#;
+    net
+}
+
+/// A PReLU residual block (two bias-free gaussian convolutions added to the input).
+fn prelu_residual(name: &str, bottom: &str, out: u32) -> String {
+    let mut s = String::new();
+    let mut prev = bottom.to_string();
+    for i in 1..=2 {
+        s += &format!(
+            r#"
+layer {{ name: "conv{name}_{i}" type: "Convolution" bottom: "{prev}" top: "conv{name}_{i}"
+  param {{ lr_mult: 1 decay_mult: 1 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1 bias_term: false
+    weight_filler {{ type: "gaussian" std: 0.01 }} }} }}
+layer {{ name: "relu{name}_{i}" type: "PReLU" bottom: "conv{name}_{i}" top: "conv{name}_{i}" }}
+"#
+        );
+        prev = format!("conv{name}_{i}");
+    }
+    s += &format!(
+        r#"
+layer {{ name: "res{name}" type: "Eltwise" bottom: "{bottom}" bottom: "{prev}" top: "res{name}"
+  eltwise_param {{ operation: 1 }} }}
+"#
+    );
+    s
+}
+
+fn faceverification_center_loss_ms() -> String {
+    let mut net = String::from(
+        r#"input: "data"
+input_dim: 2 input_dim: 3 input_dim: 20 input_dim: 16
+layer { name: "flip_data" type: "Flip" bottom: "data" top: "flip_data" }
+layer { name: "concat_data" type: "Concat" bottom: "data" bottom: "flip_data" top: "concat_data"
+  concat_param { axis: 0 } }
+layer { name: "conv1a" type: "Convolution" bottom: "concat_data" top: "conv1a"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 1 decay_mult: 0 }
+  convolution_param { num_output: 8 kernel_size: 3 stride: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0 } } }
+layer { name: "relu1a" type: "PReLU" bottom: "conv1a" top: "conv1a" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1a" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"#,
+    );
+    net += &prelu_residual("2", "pool1", 8);
+    net += &prelu_residual("3", "res2", 8);
+    net += r#"
+layer { name: "fc5" type: "InnerProduct" bottom: "res3" top: "fc5"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 1 decay_mult: 0 }
+  inner_product_param { num_output: 16 weight_filler { type: "xavier" }
+    bias_filler { type: "constant" value: 0 } } }
+layer { name: "slice_fc5" type: "Slice" bottom: "fc5" top: "fc5_orig" top: "fc5_mirror"
+  slice_param { axis: 0 } }
+layer { name: "eltmax_fc5" type: "Eltwise" bottom: "fc5_orig" bottom: "fc5_mirror" top: "eltmax_fc5"
+  eltwise_param { operation: MAX } concat_param { axis: 1 } }
+"#;
+    net
+}
+
+/// A BatchNorm with frozen statistics followed by its learned Scale, as mxnet2caffe writes it.
+fn bn_scale(name: &str, bottom: &str, top: &str) -> String {
+    format!(
+        r#"
+layer {{ bottom: "{bottom}" top: "{top}" name: "{name}" type: "BatchNorm"
+  batch_norm_param {{ use_global_stats: true moving_average_fraction: 0.9 eps: 2e-05 }} }}
+layer {{ bottom: "{top}" top: "{top}" name: "{name}_scale" type: "Scale" scale_param {{ bias_term: true }} }}
+"#
+    )
+}
+
+fn conv(name: &str, bottom: &str, out: u32, k: u32, pad: u32, stride: u32, bias: bool) -> String {
+    format!(
+        r#"
+layer {{ bottom: "{bottom}" top: "{name}" name: "{name}" type: "Convolution"
+  convolution_param {{ num_output: {out} kernel_size: {k} pad: {pad} stride: {stride} bias_term: {bias} }} }}
+"#
+    )
+}
+
+/// One SE-ResNet unit: BN, conv, BN, PReLU, conv, BN; a squeeze-excite gate on that
+/// branch; `Axpy` computes gate·branch + shortcut.
+fn se_unit(name: &str, bottom: &str, out: u32, stride: u32, shortcut: Option<&str>) -> String {
+    let mut s = bn_scale(&format!("{name}_bn1"), bottom, &format!("{name}_bn1"));
+    s += &conv(&format!("{name}_conv1"), &format!("{name}_bn1"), out, 3, 1, 1, false);
+    s += &bn_scale(&format!("{name}_bn2"), &format!("{name}_conv1"), &format!("{name}_bn2"));
+    s += &format!(
+        r#"
+layer {{ bottom: "{name}_bn2" top: "{name}_relu1" name: "{name}_relu1" type: "PReLU" }}
+"#
+    );
+    s += &conv(&format!("{name}_conv2"), &format!("{name}_relu1"), out, 3, 1, stride, false);
+    s += &bn_scale(&format!("{name}_bn3"), &format!("{name}_conv2"), &format!("{name}_bn3"));
+    s += &format!(
+        r#"
+layer {{ bottom: "{name}_bn3" top: "{name}_se_pool1" name: "{name}_se_pool1" type: "Pooling"
+  pooling_param {{ pool: AVE global_pooling: true }} }}
+"#
+    );
+    s += &conv(&format!("{name}_se_conv1"), &format!("{name}_se_pool1"), out / 4, 1, 0, 1, true);
+    s += &format!(
+        r#"
+layer {{ bottom: "{name}_se_conv1" top: "{name}_se_relu1" name: "{name}_se_relu1" type: "PReLU" }}
+"#
+    );
+    s += &conv(&format!("{name}_se_conv2"), &format!("{name}_se_relu1"), out, 1, 0, 1, true);
+    s += &format!(
+        r#"
+layer {{ bottom: "{name}_se_conv2" top: "{name}_se_sigmoid" name: "{name}_se_sigmoid" type: "Sigmoid" }}
+"#
+    );
+    let sc = match shortcut {
+        Some(from) => {
+            let mut t = conv(&format!("{name}_conv1sc"), from, out, 1, 0, stride, false);
+            t += &bn_scale(&format!("{name}_sc"), &format!("{name}_conv1sc"), &format!("{name}_sc"));
+            s += &t;
+            format!("{name}_sc")
+        }
+        None => bottom.to_string(),
+    };
+    s += &format!(
+        r#"
+layer {{ type: "Axpy" top: "{name}_plus" name: "{name}_plus"
+  bottom: "{name}_se_sigmoid" bottom: "{name}_bn3" bottom: "{sc}" }}
+"#
+    );
+    s
+}
+
+fn arcface_se_resnet() -> String {
+    let mut net = String::from(
+        r#"name: "se_resnet_small"
+layer { name: "data" type: "Input" top: "data" input_param { shape: { dim: 1 dim: 3 dim: 16 dim: 16 } } }
+"#,
+    );
+    net += &conv("conv0", "data", 8, 3, 1, 1, false);
+    net += &bn_scale("bn0", "conv0", "bn0");
+    net += r#"
+layer { bottom: "bn0" top: "relu0" name: "relu0" type: "PReLU" }
+"#;
+    net += &se_unit("stage1_unit1", "relu0", 8, 2, Some("relu0"));
+    net += &se_unit("stage1_unit2", "stage1_unit1_plus", 8, 1, None);
+    net += &bn_scale("bn1", "stage1_unit2_plus", "bn1");
+    net += r#"
+layer { name: "drop0" type: "Dropout" bottom: "bn1" top: "drop0" dropout_param { dropout_ratio: 0.4 } }
+layer { bottom: "drop0" top: "pre_fc1" name: "pre_fc1" type: "InnerProduct"
+  inner_product_param { num_output: 16 } }
+"#;
+    net += &bn_scale("fc1", "pre_fc1", "fc1");
+    net
+}
+
+/// Name, net text and the `--input-shape`s each net needs.
+fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    vec![
+        (
+            "lightcnn_b_deploy",
+            LIGHTCNN_B_DEPLOY.to_string(),
+            vec!["data=1,16,16", "label=1"],
+        ),
+        ("lsoftmax_cifar", lsoftmax_cifar(), vec!["data=3,16,16"]),
+        (
+            "faceverification_casia",
+            faceverification_casia(),
+            vec!["pair_data1=3,28,28"],
+        ),
+        (
+            "faceverification_center_loss_ms",
+            faceverification_center_loss_ms(),
+            vec!["data=3,20,16"],
+        ),
+        ("arcface_se_resnet", arcface_se_resnet(), vec!["data=3,16,16"]),
+    ]
+}
+
+#[test]
+fn published_face_nets_check_and_run_forward_and_backward() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, shapes) in nets() {
+        common::forks::check_and_time(dir.path(), name, &text, &shapes);
+    }
+}

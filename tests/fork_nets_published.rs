@@ -22,6 +22,15 @@
 //!   BatchNorm (`use_global_stats`, `eps: 2e-05`) + Scale with bias, PReLU, SE blocks
 //!   (global AVE pool, 1×1 convs, Sigmoid) fused into the shortcut by `Axpy`, Dropout 0.4,
 //!   an fc then BatchNorm + Scale on the 2-D embedding.
+//! - `normface_lenet_contrastive`: happynear/NormFace `mnist/lenet_train_test.prototxt`:
+//!   LeNet++ with PReLUs (their own `param`), gaussian fillers given a `value` (unused),
+//!   a 3-value feature normalised, Parameter-held unit-ball centres, `InnerDistance` with
+//!   its defaults, an Accuracy in both phases with `min_is_better`, and a
+//!   `GeneralContrastiveLoss` carrying `square` / `max_negative_only` / `max_positive_only` /
+//!   `add_intra_mae` and a stray `general_triplet_loss_param`.
+//! - `normface_figure6`: happynear/NormFace `draw/figure6/normalize_layer.prototxt` (and
+//!   `draw/update_two_points/`): two legacy `input:`s, `force_backward`, a Normalize whose
+//!   options sit in a `softmax_param`, 2 centres of 3 dimensions.
 //!
 //! Each passes `netrun check` in both phases with `--input-shape` (their data is not here)
 //! and runs one forward and backward through `netrun time`.
@@ -349,6 +358,90 @@ layer { bottom: "drop0" top: "pre_fc1" name: "pre_fc1" type: "InnerProduct"
     net
 }
 
+/// A convolution and its PReLU, as LeNet++ in NormFace writes them.
+fn lenet_unit(name: &str, bottom: &str, out: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "gaussian" value: 0.01 }} bias_filler {{ type: "constant" value: 0 }} }} }}
+layer {{ name: "prelu{name}" type: "PReLU" bottom: "conv{name}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 0 }} }}
+"#
+    )
+}
+
+/// Normalised feature, unit-ball centres and the distance to each (NormFace's heads).
+const NORMFACE_CENTRE_DISTANCE: &str = r#"
+layer { name: "id_weight" type: "Parameter" top: "id_weight" param { lr_mult: 1 decay_mult: 1 }
+  parameter_param { shape { dim: 10 dim: 3 } blob_filler { type: "gaussian_unitball" } } }
+layer { name: "id_weight_normalize" type: "Normalize" bottom: "id_weight" top: "id_weight_normalize"
+  normalize_param { normalize_type: "L2" } }
+layer { name: "ip2" type: "InnerDistance" bottom: "norm1" bottom: "id_weight_normalize" top: "ip2" }
+"#;
+
+fn normface_lenet_contrastive() -> String {
+    let mut net = String::from(
+        r#"name: "lenet_pp_small"
+layer { name: "mnist" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+  transform_param { mean_value: 128 scale: 0.0078125 }
+  data_param { source: "missing_mnist_train_lmdb" batch_size: 4 backend: LMDB } }
+layer { name: "mnist" type: "Data" top: "data" top: "label" include { phase: TEST }
+  transform_param { mean_value: 128 scale: 0.0078125 }
+  data_param { source: "missing_mnist_test_lmdb" batch_size: 2 backend: LMDB } }
+"#,
+    );
+    net += &lenet_unit("1", "data", 8);
+    net += &lenet_unit("1+", "conv1", 8);
+    net += r#"
+layer { name: "pool1" type: "Pooling" bottom: "conv1+" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"#;
+    net += &lenet_unit("2", "pool1", 8);
+    net += r#"
+layer { name: "pool3" type: "Pooling" bottom: "conv2" top: "pool3"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool3" top: "ip1"
+  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+  inner_product_param { num_output: 3 weight_filler { type: "gaussian" value: 0.01 }
+    bias_filler { type: "constant" value: 0 } } }
+layer { name: "normalize1" type: "Normalize" bottom: "ip1" top: "norm1"
+  normalize_param { normalize_type: "L2" } }
+"#;
+    net += NORMFACE_CENTRE_DISTANCE;
+    net += r#"
+layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy"
+  accuracy_param { min_is_better: true } }
+layer { name: "loss" type: "GeneralContrastiveLoss" bottom: "ip2" bottom: "label"
+  top: "loss" top: "mean_distance" loss_weight: 1 loss_weight: 1
+  general_contrastive_loss_param { positive_margin: 0 negative_margin: 1 negative_weight: 1
+    square: false max_negative_only: false max_positive_only: false add_intra_mae: false }
+  general_triplet_loss_param { margin: 1 add_center_loss: true hardest_only: true
+    negative_weight: 1 positive_first: false positive_upper_bound: 1 } }
+"#;
+    net
+}
+
+/// NormFace's two-point figure net: 3-dimensional points and their labels fed directly.
+const NORMFACE_FIGURE6: &str = r#"name: "figure6_small"
+input: "data"
+input_dim: 4 input_dim: 3 input_dim: 1 input_dim: 1
+input: "label"
+input_dim: 4 input_dim: 1 input_dim: 1 input_dim: 1
+force_backward: true
+layer { name: "norm1" type: "Normalize" bottom: "data" top: "norm1"
+  softmax_param { normalize_type: "L2" } }
+layer { name: "id_weight" type: "Parameter" top: "id_weight" param { lr_mult: 1 decay_mult: 0 }
+  parameter_param { shape { dim: 2 dim: 3 } blob_filler { type: "gaussian_unitball" } } }
+layer { name: "id_weight_normalize" type: "Normalize" bottom: "id_weight" top: "id_weight_normalize"
+  normalize_param { normalize_type: "L2" } }
+layer { name: "ip2" type: "InnerDistance" bottom: "norm1" bottom: "id_weight_normalize" top: "ip2" }
+layer { name: "loss" type: "GeneralContrastiveLoss" bottom: "ip2" bottom: "label"
+  top: "loss" top: "mean_distance" loss_weight: 1 loss_weight: 1
+  general_contrastive_loss_param { positive_margin: 0 negative_margin: 1 negative_weight: 1 } }
+"#;
+
 /// Name, net text and the `--input-shape`s each net needs.
 fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
     vec![
@@ -369,6 +462,12 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["data=3,20,16"],
         ),
         ("arcface_se_resnet", arcface_se_resnet(), vec!["data=3,16,16"]),
+        (
+            "normface_lenet_contrastive",
+            normface_lenet_contrastive(),
+            vec!["data=1,12,12"],
+        ),
+        ("normface_figure6", NORMFACE_FIGURE6.to_string(), vec![]),
     ]
 }
 

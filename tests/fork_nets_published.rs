@@ -14,6 +14,12 @@
 //!   `caffe_proto/CASIA_train_test.prototxt`: LEVELDB `Data` with a mean file, `Insanity`
 //!   (randomised leaky ReLU) with lb/ub, msra fillers with `alpha`, named parameters, a 7×7
 //!   AVE pool, an fc with `decay_mult: 1e-5`.
+//! - `faceverification_siamese_concat`: happynear/FaceVerification
+//!   `caffe_proto/mnist_siamese_train_test_concate.prototxt`: two LEVELDB `Data` layers per
+//!   phase joined by `Concat` with the legacy `concat_dim: 0` (images and labels), a shared
+//!   Insanity trunk, a softmax head in TRAIN only, the pooled features split back into the
+//!   two sides by `Slice` at `slice_point` (the per-side batch) and a `ContrastiveLoss` fed
+//!   both sides' labels (the fork's four-bottom form).
 //! - `faceverification_center_loss_ms`: happynear/FaceVerification
 //!   `caffe_proto/center_loss_ms.prototxt`: `Flip` + `Concat` on the batch axis, a PReLU
 //!   residual trunk, then `Slice` on the batch axis and `Eltwise` MAX of the original and
@@ -206,6 +212,46 @@ layer { name: "accuracy_loss" type: "Accuracy" bottom: "ip1" bottom: "label1" to
   include: { phase: TEST } }
 layer { name: "softmax_loss1" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label1"
   top: "softmax_loss1" loss_weight: 1 }
+"#;
+    net
+}
+
+/// The siamese pairs net; the Slice point is the per-side batch, which `--batch 2` sets.
+fn faceverification_siamese_concat() -> String {
+    let mut net = String::from(r#"name: "siamese_concat_small""#);
+    for phase in ["TRAIN", "TEST"] {
+        for side in ["1", "2"] {
+            net += &format!(
+                r#"
+layer {{ name: "pair_data{side}" type: "Data" top: "pair_data{side}" top: "label{side}"
+  data_param {{ backend: LEVELDB source: "missing_pair{side}_{phase}" batch_size: 2 }}
+  transform_param {{ mean_file: "missing_mean.proto" scale: 0.0078125 mirror: true }}
+  include: {{ phase: {phase} }} }}
+"#
+            );
+        }
+    }
+    net += r#"
+layer { name: "concat_data" type: "Concat" bottom: "pair_data1" bottom: "pair_data2"
+  top: "concat_data" concat_param { concat_dim: 0 } }
+layer { name: "concat_label" type: "Concat" bottom: "label1" bottom: "label2"
+  top: "concat_label" concat_param { concat_dim: 0 } }
+"#;
+    net += &insanity_unit("11", "concat_data", 8, 0.25, 3.0, 5.0);
+    net += r#"
+layer { name: "pool5" type: "Pooling" bottom: "conv11" top: "pool5"
+  pooling_param { pool: AVE kernel_size: 7 stride: 1 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool5" top: "ip1"
+  param { lr_mult: 1 decay_mult: 1e-5 name: "ip1_w" } param { lr_mult: 2 decay_mult: 0 name: "ip1_b" }
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } }
+  include: { phase: TRAIN } }
+layer { name: "softmax_loss1" type: "SoftmaxWithLoss" loss_weight: 1 bottom: "ip1"
+  bottom: "concat_label" top: "softmax_loss1" include: { phase: TRAIN } }
+layer { name: "slice_pool5" type: "Slice" bottom: "pool5" slice_param { slice_point: 2 axis: 0 }
+  top: "pool5_l" top: "pool5_r" }
+layer { name: "simloss" type: "ContrastiveLoss" loss_weight: 0.001
+  contrastive_loss_param { margin: 0 }
+  bottom: "pool5_l" bottom: "pool5_r" bottom: "label1" bottom: "label2" top: "simloss" }
 "#;
     net
 }
@@ -455,6 +501,11 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
             "faceverification_casia",
             faceverification_casia(),
             vec!["pair_data1=3,28,28"],
+        ),
+        (
+            "faceverification_siamese_concat",
+            faceverification_siamese_concat(),
+            vec!["pair_data1=3,7,7", "pair_data2=3,7,7"],
         ),
         (
             "faceverification_center_loss_ms",

@@ -523,6 +523,55 @@ fn contrastive_loss_both_versions() {
     }
 }
 
+/// The fork's four-bottom form: a pair is similar when its two class labels agree
+/// (after truncation to integers), otherwise the usual loss on a, b.
+#[test]
+fn contrastive_loss_label_pair_form() {
+    let (n, c, m) = (5, 3, 0.9f64);
+    let a = uniform_blob(&[n, c], -0.5, 0.5, 41);
+    let bb = uniform_blob(&[n, c], -0.5, 0.5, 42);
+    // Pairs 0 and 3 share a label (3.7 reads as 3); the others differ.
+    let l1 = Blob::from_data(&[n], vec![2.0, 1.0, 4.0, 3.7, 0.0]);
+    let l2 = Blob::from_data(&[n, 1, 1, 1], vec![2.0, 5.0, 1.0, 3.0, 6.0]);
+    let text = format!(
+        "name: \"c\" type: \"ContrastiveLoss\" bottom: \"a\" bottom: \"b\" bottom: \"l1\"
+         bottom: \"l2\" top: \"loss\" contrastive_loss_param {{ margin: {m} }}"
+    );
+    let mut b = vec![a.clone(), bb.clone(), l1, l2];
+    let (mut l, mut tops) = run(&text, &mut b);
+    let g = 0.5;
+    let (mut loss, mut da) = (0.0, Vec::new());
+    for i in 0..n {
+        let diff: Vec<f64> = (0..c)
+            .map(|k| (a.data()[i * c + k] - bb.data()[i * c + k]) as f64)
+            .collect();
+        let d2: f64 = diff.iter().map(|v| v * v).sum();
+        let d = d2.sqrt();
+        let beta = if i == 0 || i == 3 {
+            loss += d2;
+            g / n as f64
+        } else {
+            loss += (m - d).max(0.0).powi(2);
+            if m - d > 0.0 {
+                -g / n as f64 * (m - d) / (d + 1e-4)
+            } else {
+                0.0
+            }
+        };
+        da.extend(diff.iter().map(|v| beta * v));
+    }
+    assert!(loss > 0.0);
+    assert_close(tops[0].data(), &[loss / (2.0 * n as f64)], 1e-5, 1e-7, "loss");
+    backward(l.as_mut(), &mut b, &mut tops, 0.5, &[true, true, false, false]);
+    assert_close(b[0].diff(), &da, 1e-5, 1e-7, "da");
+    let db: Vec<f64> = da.iter().map(|v| -v).collect();
+    assert_close(b[1].diff(), &db, 1e-5, 1e-7, "db");
+    assert_eq!(
+        check(l.as_mut(), &mut b, &mut tops, &[true, true, false, false]),
+        2 * n * c
+    );
+}
+
 // ---------------------------------------------------------------- TripletLoss
 
 fn sqdist(u: &[f32], v: &[f32]) -> f64 {

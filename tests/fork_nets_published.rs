@@ -336,28 +336,68 @@ layer {{ bottom: "{bottom}" top: "{name}" name: "{name}" type: "Convolution"
 /// branch; `Axpy` computes gate·branch + shortcut.
 fn se_unit(name: &str, bottom: &str, out: u32, stride: u32, shortcut: Option<&str>) -> String {
     let mut s = bn_scale(&format!("{name}_bn1"), bottom, &format!("{name}_bn1"));
-    s += &conv(&format!("{name}_conv1"), &format!("{name}_bn1"), out, 3, 1, 1, false);
-    s += &bn_scale(&format!("{name}_bn2"), &format!("{name}_conv1"), &format!("{name}_bn2"));
+    s += &conv(
+        &format!("{name}_conv1"),
+        &format!("{name}_bn1"),
+        out,
+        3,
+        1,
+        1,
+        false,
+    );
+    s += &bn_scale(
+        &format!("{name}_bn2"),
+        &format!("{name}_conv1"),
+        &format!("{name}_bn2"),
+    );
     s += &format!(
         r#"
 layer {{ bottom: "{name}_bn2" top: "{name}_relu1" name: "{name}_relu1" type: "PReLU" }}
 "#
     );
-    s += &conv(&format!("{name}_conv2"), &format!("{name}_relu1"), out, 3, 1, stride, false);
-    s += &bn_scale(&format!("{name}_bn3"), &format!("{name}_conv2"), &format!("{name}_bn3"));
+    s += &conv(
+        &format!("{name}_conv2"),
+        &format!("{name}_relu1"),
+        out,
+        3,
+        1,
+        stride,
+        false,
+    );
+    s += &bn_scale(
+        &format!("{name}_bn3"),
+        &format!("{name}_conv2"),
+        &format!("{name}_bn3"),
+    );
     s += &format!(
         r#"
 layer {{ bottom: "{name}_bn3" top: "{name}_se_pool1" name: "{name}_se_pool1" type: "Pooling"
   pooling_param {{ pool: AVE global_pooling: true }} }}
 "#
     );
-    s += &conv(&format!("{name}_se_conv1"), &format!("{name}_se_pool1"), out / 4, 1, 0, 1, true);
+    s += &conv(
+        &format!("{name}_se_conv1"),
+        &format!("{name}_se_pool1"),
+        out / 4,
+        1,
+        0,
+        1,
+        true,
+    );
     s += &format!(
         r#"
 layer {{ bottom: "{name}_se_conv1" top: "{name}_se_relu1" name: "{name}_se_relu1" type: "PReLU" }}
 "#
     );
-    s += &conv(&format!("{name}_se_conv2"), &format!("{name}_se_relu1"), out, 1, 0, 1, true);
+    s += &conv(
+        &format!("{name}_se_conv2"),
+        &format!("{name}_se_relu1"),
+        out,
+        1,
+        0,
+        1,
+        true,
+    );
     s += &format!(
         r#"
 layer {{ bottom: "{name}_se_conv2" top: "{name}_se_sigmoid" name: "{name}_se_sigmoid" type: "Sigmoid" }}
@@ -366,7 +406,11 @@ layer {{ bottom: "{name}_se_conv2" top: "{name}_se_sigmoid" name: "{name}_se_sig
     let sc = match shortcut {
         Some(from) => {
             let mut t = conv(&format!("{name}_conv1sc"), from, out, 1, 0, stride, false);
-            t += &bn_scale(&format!("{name}_sc"), &format!("{name}_conv1sc"), &format!("{name}_sc"));
+            t += &bn_scale(
+                &format!("{name}_sc"),
+                &format!("{name}_conv1sc"),
+                &format!("{name}_sc"),
+            );
             s += &t;
             format!("{name}_sc")
         }
@@ -512,7 +556,11 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
             faceverification_center_loss_ms(),
             vec!["data=3,20,16"],
         ),
-        ("arcface_se_resnet", arcface_se_resnet(), vec!["data=3,16,16"]),
+        (
+            "arcface_se_resnet",
+            arcface_se_resnet(),
+            vec!["data=3,16,16"],
+        ),
         (
             "normface_lenet_contrastive",
             normface_lenet_contrastive(),

@@ -524,6 +524,32 @@ fn contrastive_loss_shapes() {
         assert!(n.layer.can_backprop_to(0) && n.layer.can_backprop_to(1));
         assert!(!n.layer.can_backprop_to(2));
     }
+    // The fork's form with two label bottoms: each needs one value per pair.
+    let labels = r#"layer { name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b"
+        bottom: "l1" bottom: "l2" top: "loss" }"#;
+    let g = net(
+        &[
+            ("a", &[16, 2]),
+            ("b", &[16, 2]),
+            ("l1", &[16]),
+            ("l2", &[16, 1, 1, 1]),
+        ],
+        labels,
+    );
+    assert_eq!(shape_of(&g, "loss"), Vec::<usize>::new());
+    let err = net_error(
+        &[
+            ("a", &[16, 2]),
+            ("b", &[16, 2]),
+            ("l1", &[16]),
+            ("l2", &[8]),
+        ],
+        labels,
+    );
+    assert_contains(
+        &err,
+        &["the label bottom 3 (`l2`) has shape 8 but bottom 0 (`a`) has shape 16x2: it needs one value per pair (16)"],
+    );
     let layer = r#"layer { name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "sim" top: "loss" }"#;
     let err = net_error(&[("a", &[16, 2]), ("b", &[16, 3]), ("sim", &[16])], layer);
     assert_contains(

@@ -561,8 +561,20 @@ fn contrastive_loss_label_pair_form() {
         da.extend(diff.iter().map(|v| beta * v));
     }
     assert!(loss > 0.0);
-    assert_close(tops[0].data(), &[loss / (2.0 * n as f64)], 1e-5, 1e-7, "loss");
-    backward(l.as_mut(), &mut b, &mut tops, 0.5, &[true, true, false, false]);
+    assert_close(
+        tops[0].data(),
+        &[loss / (2.0 * n as f64)],
+        1e-5,
+        1e-7,
+        "loss",
+    );
+    backward(
+        l.as_mut(),
+        &mut b,
+        &mut tops,
+        0.5,
+        &[true, true, false, false],
+    );
     assert_close(b[0].diff(), &da, 1e-5, 1e-7, "da");
     let db: Vec<f64> = da.iter().map(|v| -v).collect();
     assert_close(b[1].diff(), &db, 1e-5, 1e-7, "db");

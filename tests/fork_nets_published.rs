@@ -43,48 +43,71 @@
 
 mod common;
 
-/// LightCNN-B's Max-Feature-Map trunk in Caffe's V1 syntax: a convolution's channels
-/// split in halves and the element-wise maximum taken.
-const LIGHTCNN_B_DEPLOY: &str = r#"
-name: "lightcnn_b_small"
+/// A V1-syntax learned layer (CONVOLUTION or INNER_PRODUCT, xavier weights, 0.1 biases)
+/// followed by LightCNN's Max-Feature-Map: its channels split in halves by SLICE and the
+/// element-wise maximum of the halves taken by ELTWISE MAX. `conv` is e.g. "kernel_size: 3 pad: 1".
+fn v1_mfm(name: &str, bottom: &str, kind: &str, out: u32, conv: &str) -> String {
+    let param = if kind == "CONVOLUTION" {
+        "convolution_param"
+    } else {
+        "inner_product_param"
+    };
+    format!(
+        r#"
+layers {{ name: "{name}" type: {kind} bottom: "{bottom}" top: "{name}"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  {param} {{ num_output: {out} {conv}
+    weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" value: 0.1 }} }} }}
+layers {{ name: "slice_{name}" type: SLICE bottom: "{name}" top: "{name}_1" top: "{name}_2"
+  slice_param {{ slice_dim: 1 }} }}
+layers {{ name: "mfm_{name}" type: ELTWISE bottom: "{name}_1" bottom: "{name}_2" top: "mfm_{name}"
+  eltwise_param {{ operation: MAX }} }}
+"#
+    )
+}
+
+/// A V1-syntax stride-2 2×2 max pooling.
+fn v1_pool(name: &str, bottom: &str) -> String {
+    format!(
+        r#"
+layers {{ name: "{name}" type: POOLING bottom: "{bottom}" top: "{name}"
+  pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+"#
+    )
+}
+
+fn lightcnn_b_deploy() -> String {
+    let mut net = String::from(
+        r#"name: "lightcnn_b_small"
 input: "data"
 input_dim: 2 input_dim: 1 input_dim: 16 input_dim: 16
-layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1"
-  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
-  convolution_param { num_output: 8 kernel_size: 5 stride: 1 pad: 2
-    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
-layers { name: "slice1" type: SLICE bottom: "conv1" top: "slice1_1" top: "slice1_2"
-  slice_param { slice_dim: 1 } }
-layers { name: "mfm1" type: ELTWISE bottom: "slice1_1" bottom: "slice1_2" top: "mfm1"
-  eltwise_param { operation: MAX } }
-layers { name: "pool1" type: POOLING bottom: "mfm1" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layers { name: "conv2a" type: CONVOLUTION bottom: "pool1" top: "conv2a"
-  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
-  convolution_param { num_output: 8 kernel_size: 1 stride: 1
-    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
-layers { name: "slice2a" type: SLICE bottom: "conv2a" top: "slice2a_1" top: "slice2a_2"
-  slice_param { slice_dim: 1 } }
-layers { name: "mfm2a" type: ELTWISE bottom: "slice2a_1" bottom: "slice2a_2" top: "mfm2a"
-  eltwise_param { operation: MAX } }
-layers { name: "conv2" type: CONVOLUTION bottom: "mfm2a" top: "conv2"
-  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
-  convolution_param { num_output: 12 kernel_size: 3 stride: 1 pad: 1
-    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
-layers { name: "slice2" type: SLICE bottom: "conv2" top: "slice2_1" top: "slice2_2"
-  slice_param { slice_dim: 1 } }
-layers { name: "mfm2" type: ELTWISE bottom: "slice2_1" bottom: "slice2_2" top: "mfm2"
-  eltwise_param { operation: MAX } }
-layers { name: "pool2" type: POOLING bottom: "mfm2" top: "pool2"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layers { name: "fc1" type: INNER_PRODUCT bottom: "pool2" top: "fc1"
-  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
-  inner_product_param { num_output: 16
-    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
-layers { name: "slice_fc1" type: SLICE bottom: "fc1" top: "slice_fc1_1" top: "slice_fc1_2"
-  slice_param { slice_dim: 1 } }
-layers { name: "mfm_fc1" type: ELTWISE bottom: "slice_fc1_1" bottom: "slice_fc1_2"
-  top: "mfm_fc1" eltwise_param { operation: MAX } }
+"#,
+    );
+    net += &v1_mfm(
+        "conv1",
+        "data",
+        "CONVOLUTION",
+        8,
+        "kernel_size: 5 stride: 1 pad: 2",
+    );
+    net += &v1_pool("pool1", "mfm_conv1");
+    net += &v1_mfm(
+        "conv2a",
+        "pool1",
+        "CONVOLUTION",
+        8,
+        "kernel_size: 1 stride: 1",
+    );
+    net += &v1_mfm(
+        "conv2",
+        "mfm_conv2a",
+        "CONVOLUTION",
+        12,
+        "kernel_size: 3 stride: 1 pad: 1",
+    );
+    net += &v1_pool("pool2", "mfm_conv2");
+    net += &v1_mfm("fc1", "pool2", "INNER_PRODUCT", 16, "");
+    net += r#"
 layers { name: "drop1" type: DROPOUT bottom: "mfm_fc1" top: "mfm_fc1"
   dropout_param { dropout_ratio: 0.75 } }
 layers { name: "fc2" type: INNER_PRODUCT bottom: "mfm_fc1" top: "fc2"
@@ -94,6 +117,18 @@ layers { name: "softmax" type: SOFTMAX bottom: "fc2" top: "prob" include: { phas
 layers { name: "accuracy" type: ACCURACY bottom: "prob" bottom: "label" top: "accuracy"
   include: { phase: TEST } }
 "#;
+    net
+}
+
+/// A stride-2 max pooling of `bottom` with a k×k window.
+fn max_pool(name: &str, bottom: &str, k: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "{name}" type: "Pooling" bottom: "{bottom}" top: "{name}"
+  pooling_param {{ pool: MAX kernel_size: {k} stride: 2 }} }}
+"#
+    )
+}
 
 /// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
 fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
@@ -125,14 +160,10 @@ layer { name: "cifar" type: "ImageData" top: "data" top: "label" include { phase
     );
     net += &lsoftmax_unit("_pre", "data", 8);
     net += &lsoftmax_unit("1_1", "bn_pre", 8);
-    net += r#"
-layer { name: "pool1" type: "Pooling" bottom: "bn1_1" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-"#;
+    net += &max_pool("pool1", "bn1_1", 2);
     net += &lsoftmax_unit("2_1", "pool1", 16);
+    net += &max_pool("pool2", "bn2_1", 2);
     net += r#"
-layer { name: "pool2" type: "Pooling" bottom: "bn2_1" top: "pool2"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
   param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
   inner_product_param { num_output: 16 weight_filler { type: "msra" }
@@ -188,15 +219,11 @@ layer { name: "pair_data1" type: "Data" top: "pair_data1" top: "label1"
 "#,
     );
     net += &insanity_unit("11", "pair_data1", 8, 0.25, 3.0, 5.0);
-    net += r#"
-layer { name: "pool1" type: "Pooling" bottom: "conv11" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-"#;
+    net += &max_pool("pool1", "conv11", 2);
     net += &insanity_unit("21", "pool1", 8, 0.2, 3.0, 8.0);
     net += &insanity_unit("22", "conv21", 16, 0.1386, 5.0, 10.0);
+    net += &max_pool("pool2", "conv22", 2);
     net += r#"
-layer { name: "pool2" type: "Pooling" bottom: "conv22" top: "pool2"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "conv52" type: "Convolution" bottom: "pool2" top: "conv52"
   param { lr_mult: 1 decay_mult: 0 name: "conv52_w" } param { lr_mult: 1 decay_mult: 0 name: "conv52_b" }
   convolution_param { num_output: 16 kernel_size: 3 stride: 1 pad: 1
@@ -484,14 +511,10 @@ layer { name: "mnist" type: "Data" top: "data" top: "label" include { phase: TES
     );
     net += &lenet_unit("1", "data", 8);
     net += &lenet_unit("1+", "conv1", 8);
-    net += r#"
-layer { name: "pool1" type: "Pooling" bottom: "conv1+" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-"#;
+    net += &max_pool("pool1", "conv1+", 2);
     net += &lenet_unit("2", "pool1", 8);
+    net += &max_pool("pool3", "conv2", 3);
     net += r#"
-layer { name: "pool3" type: "Pooling" bottom: "conv2" top: "pool3"
-  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "ip1" type: "InnerProduct" bottom: "pool3" top: "ip1"
   param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
   inner_product_param { num_output: 3 weight_filler { type: "gaussian" value: 0.01 }
@@ -537,7 +560,7 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
     vec![
         (
             "lightcnn_b_deploy",
-            LIGHTCNN_B_DEPLOY.to_string(),
+            lightcnn_b_deploy(),
             vec!["data=1,16,16", "label=1"],
         ),
         ("lsoftmax_cifar", lsoftmax_cifar(), vec!["data=3,16,16"]),

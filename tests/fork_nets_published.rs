@@ -43,38 +43,7 @@
 
 mod common;
 
-/// A V1-syntax learned layer (CONVOLUTION or INNER_PRODUCT, xavier weights, 0.1 biases)
-/// followed by LightCNN's Max-Feature-Map: its channels split in halves by SLICE and the
-/// element-wise maximum of the halves taken by ELTWISE MAX. `conv` is e.g. "kernel_size: 3 pad: 1".
-fn v1_mfm(name: &str, bottom: &str, kind: &str, out: u32, conv: &str) -> String {
-    let param = if kind == "CONVOLUTION" {
-        "convolution_param"
-    } else {
-        "inner_product_param"
-    };
-    format!(
-        r#"
-layers {{ name: "{name}" type: {kind} bottom: "{bottom}" top: "{name}"
-  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
-  {param} {{ num_output: {out} {conv}
-    weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" value: 0.1 }} }} }}
-layers {{ name: "slice_{name}" type: SLICE bottom: "{name}" top: "{name}_1" top: "{name}_2"
-  slice_param {{ slice_dim: 1 }} }}
-layers {{ name: "mfm_{name}" type: ELTWISE bottom: "{name}_1" bottom: "{name}_2" top: "mfm_{name}"
-  eltwise_param {{ operation: MAX }} }}
-"#
-    )
-}
-
-/// A V1-syntax stride-2 2×2 max pooling.
-fn v1_pool(name: &str, bottom: &str) -> String {
-    format!(
-        r#"
-layers {{ name: "{name}" type: POOLING bottom: "{bottom}" top: "{name}"
-  pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
-"#
-    )
-}
+use common::net_blocks::{bn_scale, conv, max_pool, plain, se_unit, v1_mfm, v1_pool};
 
 fn lightcnn_b_deploy() -> String {
     let mut net = String::from(
@@ -118,16 +87,6 @@ layers { name: "accuracy" type: ACCURACY bottom: "prob" bottom: "label" top: "ac
   include: { phase: TEST } }
 "#;
     net
-}
-
-/// A stride-2 max pooling of `bottom` with a k×k window.
-fn max_pool(name: &str, bottom: &str, k: u32) -> String {
-    format!(
-        r#"
-layer {{ name: "{name}" type: "Pooling" bottom: "{bottom}" top: "{name}"
-  pooling_param {{ pool: MAX kernel_size: {k} stride: 2 }} }}
-"#
-    )
 }
 
 /// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
@@ -339,119 +298,6 @@ layer { name: "eltmax_fc5" type: "Eltwise" bottom: "fc5_orig" bottom: "fc5_mirro
     net
 }
 
-/// A BatchNorm with frozen statistics followed by its learned Scale, as mxnet2caffe writes it.
-fn bn_scale(name: &str, bottom: &str, top: &str) -> String {
-    format!(
-        r#"
-layer {{ bottom: "{bottom}" top: "{top}" name: "{name}" type: "BatchNorm"
-  batch_norm_param {{ use_global_stats: true moving_average_fraction: 0.9 eps: 2e-05 }} }}
-layer {{ bottom: "{top}" top: "{top}" name: "{name}_scale" type: "Scale" scale_param {{ bias_term: true }} }}
-"#
-    )
-}
-
-fn conv(name: &str, bottom: &str, out: u32, k: u32, pad: u32, stride: u32, bias: bool) -> String {
-    format!(
-        r#"
-layer {{ bottom: "{bottom}" top: "{name}" name: "{name}" type: "Convolution"
-  convolution_param {{ num_output: {out} kernel_size: {k} pad: {pad} stride: {stride} bias_term: {bias} }} }}
-"#
-    )
-}
-
-/// One SE-ResNet unit: BN, conv, BN, PReLU, conv, BN; a squeeze-excite gate on that
-/// branch; `Axpy` computes gate·branch + shortcut.
-fn se_unit(name: &str, bottom: &str, out: u32, stride: u32, shortcut: Option<&str>) -> String {
-    let mut s = bn_scale(&format!("{name}_bn1"), bottom, &format!("{name}_bn1"));
-    s += &conv(
-        &format!("{name}_conv1"),
-        &format!("{name}_bn1"),
-        out,
-        3,
-        1,
-        1,
-        false,
-    );
-    s += &bn_scale(
-        &format!("{name}_bn2"),
-        &format!("{name}_conv1"),
-        &format!("{name}_bn2"),
-    );
-    s += &format!(
-        r#"
-layer {{ bottom: "{name}_bn2" top: "{name}_relu1" name: "{name}_relu1" type: "PReLU" }}
-"#
-    );
-    s += &conv(
-        &format!("{name}_conv2"),
-        &format!("{name}_relu1"),
-        out,
-        3,
-        1,
-        stride,
-        false,
-    );
-    s += &bn_scale(
-        &format!("{name}_bn3"),
-        &format!("{name}_conv2"),
-        &format!("{name}_bn3"),
-    );
-    s += &format!(
-        r#"
-layer {{ bottom: "{name}_bn3" top: "{name}_se_pool1" name: "{name}_se_pool1" type: "Pooling"
-  pooling_param {{ pool: AVE global_pooling: true }} }}
-"#
-    );
-    s += &conv(
-        &format!("{name}_se_conv1"),
-        &format!("{name}_se_pool1"),
-        out / 4,
-        1,
-        0,
-        1,
-        true,
-    );
-    s += &format!(
-        r#"
-layer {{ bottom: "{name}_se_conv1" top: "{name}_se_relu1" name: "{name}_se_relu1" type: "PReLU" }}
-"#
-    );
-    s += &conv(
-        &format!("{name}_se_conv2"),
-        &format!("{name}_se_relu1"),
-        out,
-        1,
-        0,
-        1,
-        true,
-    );
-    s += &format!(
-        r#"
-layer {{ bottom: "{name}_se_conv2" top: "{name}_se_sigmoid" name: "{name}_se_sigmoid" type: "Sigmoid" }}
-"#
-    );
-    let sc = match shortcut {
-        Some(from) => {
-            let mut t = conv(&format!("{name}_conv1sc"), from, out, 1, 0, stride, false);
-            t += &bn_scale(
-                &format!("{name}_sc"),
-                &format!("{name}_conv1sc"),
-                &format!("{name}_sc"),
-            );
-            s += &t;
-            format!("{name}_sc")
-        }
-        None => bottom.to_string(),
-    };
-    s += &format!(
-        r#"
-layer {{ type: "Axpy" top: "{name}_plus" name: "{name}_plus"
-  bottom: "{name}_se_sigmoid" bottom: "{name}_bn3" bottom: "{sc}" }}
-"#
-    );
-    s
-}
-
 fn arcface_se_resnet() -> String {
     let mut net = String::from(
         r#"name: "se_resnet_small"
@@ -460,9 +306,7 @@ layer { name: "data" type: "Input" top: "data" input_param { shape: { dim: 1 dim
     );
     net += &conv("conv0", "data", 8, 3, 1, 1, false);
     net += &bn_scale("bn0", "conv0", "bn0");
-    net += r#"
-layer { bottom: "bn0" top: "relu0" name: "relu0" type: "PReLU" }
-"#;
+    net += &plain("PReLU", "bn0", "relu0");
     net += &se_unit("stage1_unit1", "relu0", 8, 2, Some("relu0"));
     net += &se_unit("stage1_unit2", "stage1_unit1_plus", 8, 1, None);
     net += &bn_scale("bn1", "stage1_unit2_plus", "bn1");

@@ -1,0 +1,117 @@
+//! Layer blocks that the published-net tests write many times: LightCNN's V1
+//! Max-Feature-Map, max pooling, and mxnet2caffe's BatchNorm + Scale, bias-free
+//! convolutions and SE-ResNet units. Each returns prototxt text.
+
+/// A V1-syntax learned layer (CONVOLUTION or INNER_PRODUCT, xavier weights, 0.1 biases)
+/// followed by LightCNN's Max-Feature-Map: its channels split in halves by SLICE and the
+/// element-wise maximum of the halves taken by ELTWISE MAX. `conv` is e.g. "kernel_size: 3 pad: 1".
+pub fn v1_mfm(name: &str, bottom: &str, kind: &str, out: u32, conv: &str) -> String {
+    let param = if kind == "CONVOLUTION" {
+        "convolution_param"
+    } else {
+        "inner_product_param"
+    };
+    format!(
+        r#"
+layers {{ name: "{name}" type: {kind} bottom: "{bottom}" top: "{name}"
+  blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0
+  {param} {{ num_output: {out} {conv}
+    weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" value: 0.1 }} }} }}
+layers {{ name: "slice_{name}" type: SLICE bottom: "{name}" top: "{name}_1" top: "{name}_2"
+  slice_param {{ slice_dim: 1 }} }}
+layers {{ name: "mfm_{name}" type: ELTWISE bottom: "{name}_1" bottom: "{name}_2" top: "mfm_{name}"
+  eltwise_param {{ operation: MAX }} }}
+"#
+    )
+}
+
+/// A V1-syntax stride-2 2×2 max pooling.
+pub fn v1_pool(name: &str, bottom: &str) -> String {
+    format!(
+        r#"
+layers {{ name: "{name}" type: POOLING bottom: "{bottom}" top: "{name}"
+  pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+"#
+    )
+}
+
+/// A stride-2 max pooling of `bottom` with a k×k window.
+pub fn max_pool(name: &str, bottom: &str, k: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "{name}" type: "Pooling" bottom: "{bottom}" top: "{name}"
+  pooling_param {{ pool: MAX kernel_size: {k} stride: 2 }} }}
+"#
+    )
+}
+
+/// A BatchNorm with frozen statistics followed by its learned Scale, as mxnet2caffe writes it.
+pub fn bn_scale(name: &str, bottom: &str, top: &str) -> String {
+    format!(
+        r#"
+layer {{ bottom: "{bottom}" top: "{top}" name: "{name}" type: "BatchNorm"
+  batch_norm_param {{ use_global_stats: true moving_average_fraction: 0.9 eps: 2e-05 }} }}
+layer {{ bottom: "{top}" top: "{top}" name: "{name}_scale" type: "Scale" scale_param {{ bias_term: true }} }}
+"#
+    )
+}
+
+pub fn conv(
+    name: &str,
+    bottom: &str,
+    out: u32,
+    k: u32,
+    pad: u32,
+    stride: u32,
+    bias: bool,
+) -> String {
+    format!(
+        r#"
+layer {{ bottom: "{bottom}" top: "{name}" name: "{name}" type: "Convolution"
+  convolution_param {{ num_output: {out} kernel_size: {k} pad: {pad} stride: {stride} bias_term: {bias} }} }}
+"#
+    )
+}
+
+/// A layer with no parameters block (PReLU, Sigmoid) from `bottom` to `top`.
+pub fn plain(kind: &str, bottom: &str, top: &str) -> String {
+    format!("layer {{ bottom: \"{bottom}\" top: \"{top}\" name: \"{top}\" type: \"{kind}\" }}\n")
+}
+
+/// One SE-ResNet unit: BN, conv, BN, PReLU, conv, BN; a squeeze-excite gate on that
+/// branch (global AVE pool, 1×1 conv down by 4, PReLU, 1×1 conv back, Sigmoid); `Axpy`
+/// computes gate·branch + shortcut (a strided 1×1 conv + BN when `shortcut` is given).
+pub fn se_unit(name: &str, bottom: &str, out: u32, stride: u32, shortcut: Option<&str>) -> String {
+    let p = |s: &str| format!("{name}_{s}");
+    let mut s = bn_scale(&p("bn1"), bottom, &p("bn1"));
+    s += &conv(&p("conv1"), &p("bn1"), out, 3, 1, 1, false);
+    s += &bn_scale(&p("bn2"), &p("conv1"), &p("bn2"));
+    s += &plain("PReLU", &p("bn2"), &p("relu1"));
+    s += &conv(&p("conv2"), &p("relu1"), out, 3, 1, stride, false);
+    s += &bn_scale(&p("bn3"), &p("conv2"), &p("bn3"));
+    s += &format!(
+        r#"
+layer {{ bottom: "{name}_bn3" top: "{name}_se_pool1" name: "{name}_se_pool1" type: "Pooling"
+  pooling_param {{ pool: AVE global_pooling: true }} }}
+"#
+    );
+    s += &conv(&p("se_conv1"), &p("se_pool1"), out / 4, 1, 0, 1, true);
+    s += &plain("PReLU", &p("se_conv1"), &p("se_relu1"));
+    s += &conv(&p("se_conv2"), &p("se_relu1"), out, 1, 0, 1, true);
+    s += &plain("Sigmoid", &p("se_conv2"), &p("se_sigmoid"));
+    let sc = match shortcut {
+        Some(from) => {
+            s += &conv(&p("conv1sc"), from, out, 1, 0, stride, false);
+            s += &bn_scale(&p("sc"), &p("conv1sc"), &p("sc"));
+            p("sc")
+        }
+        None => bottom.to_string(),
+    };
+    s += &format!(
+        r#"
+layer {{ type: "Axpy" top: "{name}_plus" name: "{name}_plus"
+  bottom: "{name}_se_sigmoid" bottom: "{name}_bn3" bottom: "{sc}" }}
+"#
+    );
+    s
+}

@@ -5,6 +5,10 @@
 //! - `lightcnn_b_deploy`: AlfredXiangWu/face_verification_experiment
 //!   `proto/LightenedCNN_B_deploy.prototxt` (V1 `layers` syntax; Max-Feature-Map as
 //!   SLICE on channels + ELTWISE MAX after every convolution and the first fc; `input_dim`s).
+//! - `lightcnn_train_test`: AlfredXiangWu/face_verification_experiment
+//!   `proto/DeepFace_set003_train_test.prototxt` (V1): LMDB `DATA` layers with `crop_size`
+//!   and `mirror`, Max-Feature-Map after each pooling, an fc with only `weight_decay: 10`s,
+//!   SOFTMAX + ACCURACY in both phases and a SOFTMAX_LOSS declared without a top.
 //! - `lsoftmax_cifar`: wy1iu/LargeMargin_Softmax_Loss
 //!   `myexamples/cifar10/model/cifar_train_test.prototxt` (and `cifar10+`, same layers):
 //!   the fork's `BN` layer with slope/bias fillers, msra fillers, `LargeMarginInnerProduct`
@@ -24,6 +28,9 @@
 //!   `caffe_proto/center_loss_ms.prototxt`: `Flip` + `Concat` on the batch axis, a PReLU
 //!   residual trunk, then `Slice` on the batch axis and `Eltwise` MAX of the original and
 //!   mirrored features (that layer also carries a `concat_param` Caffe ignores).
+//! - `amsoftmax_deploy_mirror_normalize`: happynear/AMSoftmax
+//!   `prototxt/face_deploy_mirror_normalize.prototxt`: the same mirror trick with stride-2
+//!   convolutions, residual PReLU stages, `Eltwise` SUM of both halves and an L2 `Normalize`.
 //! - `arcface_se_resnet`: xialuxi/arcface-caffe `mxnet_to_caffe/face.prototxt`: `Input`,
 //!   BatchNorm (`use_global_stats`, `eps: 2e-05`) + Scale with bias, PReLU, SE blocks
 //!   (global AVE pool, 1×1 convs, Sigmoid) fused into the shortcut by `Axpy`, Dropout 0.4,
@@ -85,6 +92,46 @@ layers { name: "fc2" type: INNER_PRODUCT bottom: "mfm_fc1" top: "fc2"
 layers { name: "softmax" type: SOFTMAX bottom: "fc2" top: "prob" include: { phase: TEST } }
 layers { name: "accuracy" type: ACCURACY bottom: "prob" bottom: "label" top: "accuracy"
   include: { phase: TEST } }
+"#;
+    net
+}
+
+/// The LightCNN training net (V1): pooling before each Max-Feature-Map, a loss with no top.
+fn lightcnn_train_test() -> String {
+    let mut net = String::from(r#"name: "lightcnn_train_small""#);
+    for (phase, batch, mirror) in [("TRAIN", 4, true), ("TEST", 2, false)] {
+        net += &format!(
+            r#"
+layers {{ name: "data" type: DATA top: "data" top: "label"
+  data_param {{ source: "missing_casia_{phase}_lmdb" backend: LMDB batch_size: {batch} }}
+  transform_param {{ scale: 0.00390625 crop_size: 16 mirror: {mirror} }}
+  include: {{ phase: {phase} }} }}
+"#
+        );
+    }
+    net += r#"
+layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 stride: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+"#;
+    net += &v1_pool("pool1", "conv1");
+    net += r#"
+layers { name: "slice1" type: SLICE bottom: "pool1" top: "slice1_1" top: "slice1_2"
+  slice_param { slice_dim: 1 } }
+layers { name: "eltwise1" type: ELTWISE bottom: "slice1_1" bottom: "slice1_2" top: "eltwise1"
+  eltwise_param { operation: MAX } }
+"#;
+    net += &v1_mfm("fc1", "eltwise1", "INNER_PRODUCT", 16, "");
+    net += r#"
+layers { name: "dropout1" type: DROPOUT bottom: "mfm_fc1" top: "dropout1"
+  dropout_param { dropout_ratio: 0.7 } }
+layers { name: "fc2" type: INNER_PRODUCT weight_decay: 10 weight_decay: 10
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" }
+    bias_filler { type: "constant" value: 0.1 } }
+  bottom: "dropout1" top: "fc2" }
+layers { name: "softmax" type: SOFTMAX bottom: "fc2" top: "prob" }
+layers { name: "accuracy" type: ACCURACY bottom: "prob" bottom: "label" top: "accuracy" }
+layers { name: "loss" type: SOFTMAX_LOSS bottom: "fc2" bottom: "label" loss_weight: 1 }
 "#;
     net
 }
@@ -267,23 +314,33 @@ layer {{ name: "res{name}" type: "Eltwise" bottom: "{bottom}" bottom: "{prev}" t
     s
 }
 
-fn faceverification_center_loss_ms() -> String {
-    let mut net = String::from(
+/// The mirror-feature deploy nets: the batch and its mirror image through one trunk, the
+/// two halves of the features merged. FaceVerification's center-loss net takes the
+/// maximum after a pooled first stage; AMSoftmax's sums after a stride-2 convolution
+/// and L2-normalises.
+fn mirror_deploy(amsoftmax: bool) -> String {
+    let (stride, pad, first) = if amsoftmax {
+        (2, 1, "conv1a")
+    } else {
+        (1, 0, "pool1")
+    };
+    let mut net = format!(
         r#"input: "data"
 input_dim: 2 input_dim: 3 input_dim: 20 input_dim: 16
-layer { name: "flip_data" type: "Flip" bottom: "data" top: "flip_data" }
-layer { name: "concat_data" type: "Concat" bottom: "data" bottom: "flip_data" top: "concat_data"
-  concat_param { axis: 0 } }
-layer { name: "conv1a" type: "Convolution" bottom: "concat_data" top: "conv1a"
-  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 1 decay_mult: 0 }
-  convolution_param { num_output: 8 kernel_size: 3 stride: 1
-    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0 } } }
-layer { name: "relu1a" type: "PReLU" bottom: "conv1a" top: "conv1a" }
-layer { name: "pool1" type: "Pooling" bottom: "conv1a" top: "pool1"
-  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-"#,
+layer {{ name: "flip_data" type: "Flip" bottom: "data" top: "flip_data" }}
+layer {{ name: "concat_data" type: "Concat" bottom: "data" bottom: "flip_data" top: "concat_data"
+  concat_param {{ axis: 0 }} }}
+layer {{ name: "conv1a" type: "Convolution" bottom: "concat_data" top: "conv1a"
+  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{ num_output: 8 kernel_size: 3 stride: {stride} pad: {pad}
+    weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" value: 0 }} }} }}
+layer {{ name: "relu1a" type: "PReLU" bottom: "conv1a" top: "conv1a" }}
+"#
     );
-    net += &prelu_residual("2", "pool1", 8);
+    if !amsoftmax {
+        net += &max_pool("pool1", "conv1a", 2);
+    }
+    net += &prelu_residual("2", first, 8);
     net += &prelu_residual("3", "res2", 8);
     net += r#"
 layer { name: "fc5" type: "InnerProduct" bottom: "res3" top: "fc5"
@@ -292,9 +349,20 @@ layer { name: "fc5" type: "InnerProduct" bottom: "res3" top: "fc5"
     bias_filler { type: "constant" value: 0 } } }
 layer { name: "slice_fc5" type: "Slice" bottom: "fc5" top: "fc5_orig" top: "fc5_mirror"
   slice_param { axis: 0 } }
+"#;
+    net += if amsoftmax {
+        r#"
+layer { name: "eltmax_fc5" type: "Eltwise" bottom: "fc5_orig" bottom: "fc5_mirror" top: "eltmax_fc5"
+  eltwise_param { operation: SUM } }
+layer { name: "normalize1" type: "Normalize" bottom: "eltmax_fc5" top: "norm1"
+  normalize_param { normalize_type: "L2" } }
+"#
+    } else {
+        r#"
 layer { name: "eltmax_fc5" type: "Eltwise" bottom: "fc5_orig" bottom: "fc5_mirror" top: "eltmax_fc5"
   eltwise_param { operation: MAX } concat_param { axis: 1 } }
-"#;
+"#
+    };
     net
 }
 
@@ -420,8 +488,18 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
         ),
         (
             "faceverification_center_loss_ms",
-            faceverification_center_loss_ms(),
+            mirror_deploy(false),
             vec!["data=3,20,16"],
+        ),
+        (
+            "amsoftmax_deploy_mirror_normalize",
+            mirror_deploy(true),
+            vec!["data=3,20,16"],
+        ),
+        (
+            "lightcnn_train_test",
+            lightcnn_train_test(),
+            vec!["data=1,20,20"],
         ),
         (
             "arcface_se_resnet",

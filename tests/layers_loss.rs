@@ -804,6 +804,28 @@ fn loss_layers_default_to_weight_one_on_their_first_top() {
     assert_eq!(node(&g, "sx").loss_weights, vec![0.0]);
 }
 
+/// As Caffe's LossLayer::AutoTopBlobs: a loss layer written without a top (LightCNN's
+/// V1 training net does this) gets an automatic one and still counts with its
+/// `loss_weight`; other layers without their tops stay errors.
+#[test]
+fn loss_layers_without_a_top_get_an_automatic_one() {
+    let g = net(
+        &[("x", &[8, 10]), ("label", &[8])],
+        r#"layer { name: "sm" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" loss_weight: 2 }
+           layer { name: "eu" type: "EuclideanLoss" bottom: "x" bottom: "x" }"#,
+    );
+    assert_eq!(node(&g, "sm").def.top, vec!["sm (automatic)".to_string()]);
+    assert_eq!(node(&g, "sm").loss_weights, vec![2.0]);
+    assert_eq!(shape_of(&g, "sm (automatic)"), Vec::<usize>::new());
+    assert_eq!(node(&g, "eu").loss_weights, vec![1.0]);
+    assert_eq!(shape_of(&g, "eu (automatic)"), Vec::<usize>::new());
+    let err = net_error(
+        &[("x", &[8, 10]), ("label", &[8])],
+        r#"layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" }"#,
+    );
+    assert_contains(&err, &["layer `acc` (Accuracy) takes", "found 0"]);
+}
+
 #[test]
 fn propagate_down_on_a_label_bottom_is_rejected() {
     let cases = [

@@ -50,7 +50,10 @@
 
 mod common;
 
-use common::net_blocks::{bn_scale, conv, max_pool, plain, se_unit, v1_mfm, v1_pool};
+use common::net_blocks::{
+    bn_scale, conv, insanity_unit, lenet_unit, lsoftmax_unit, max_pool, plain, prelu_residual,
+    se_unit, v1_mfm, v1_pool,
+};
 
 fn lightcnn_b_deploy() -> String {
     let mut net = String::from(
@@ -136,23 +139,6 @@ layers { name: "loss" type: SOFTMAX_LOSS bottom: "fc2" bottom: "label" loss_weig
     net
 }
 
-/// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
-fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
-    format!(
-        r#"
-layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
-  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
-  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
-    weight_filler {{ type: "msra" }} bias_filler {{ type: "constant" }} }} }}
-layer {{ name: "bn{name}" type: "BN" bottom: "conv{name}" top: "bn{name}"
-  param {{ lr_mult: 1 decay_mult: 0 }} param {{ lr_mult: 1 decay_mult: 0 }}
-  bn_param {{ slope_filler {{ type: "constant" value: 1 }}
-    bias_filler {{ type: "constant" value: 0 }} }} }}
-layer {{ name: "relu{name}" type: "ReLU" bottom: "bn{name}" top: "bn{name}" }}
-"#
-    )
-}
-
 fn lsoftmax_cifar() -> String {
     let mut net = String::from(
         r#"name: "lsoftmax_cifar_small"
@@ -193,22 +179,6 @@ layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "ac
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
 "#;
     net
-}
-
-/// A convolution with named, shared-by-name parameters, msra-with-alpha weights and an
-/// Insanity (randomised leaky ReLU) after it, as in the CASIA net.
-fn insanity_unit(name: &str, bottom: &str, out: u32, alpha: f32, lb: f32, ub: f32) -> String {
-    format!(
-        r#"
-layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
-  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_w" }}
-  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_b" }}
-  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
-    weight_filler {{ type: "msra" alpha: {alpha} }} bias_filler {{ type: "constant" }} }} }}
-layer {{ name: "relu{name}" type: "Insanity" bottom: "conv{name}" top: "conv{name}"
-  insanity_param {{ lb: {lb} ub: {ub} }} }}
-"#
-    )
 }
 
 fn faceverification_casia() -> String {
@@ -289,31 +259,6 @@ layer { name: "simloss" type: "ContrastiveLoss" loss_weight: 0.001
     net
 }
 
-/// A PReLU residual block (two bias-free gaussian convolutions added to the input).
-fn prelu_residual(name: &str, bottom: &str, out: u32) -> String {
-    let mut s = String::new();
-    let mut prev = bottom.to_string();
-    for i in 1..=2 {
-        s += &format!(
-            r#"
-layer {{ name: "conv{name}_{i}" type: "Convolution" bottom: "{prev}" top: "conv{name}_{i}"
-  param {{ lr_mult: 1 decay_mult: 1 }}
-  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1 bias_term: false
-    weight_filler {{ type: "gaussian" std: 0.01 }} }} }}
-layer {{ name: "relu{name}_{i}" type: "PReLU" bottom: "conv{name}_{i}" top: "conv{name}_{i}" }}
-"#
-        );
-        prev = format!("conv{name}_{i}");
-    }
-    s += &format!(
-        r#"
-layer {{ name: "res{name}" type: "Eltwise" bottom: "{bottom}" bottom: "{prev}" top: "res{name}"
-  eltwise_param {{ operation: 1 }} }}
-"#
-    );
-    s
-}
-
 /// The mirror-feature deploy nets: the batch and its mirror image through one trunk, the
 /// two halves of the features merged. FaceVerification's center-loss net takes the
 /// maximum after a pooled first stage; AMSoftmax's sums after a stride-2 convolution
@@ -385,20 +330,6 @@ layer { bottom: "drop0" top: "pre_fc1" name: "pre_fc1" type: "InnerProduct"
 "#;
     net += &bn_scale("fc1", "pre_fc1", "fc1");
     net
-}
-
-/// A convolution and its PReLU, as LeNet++ in NormFace writes them.
-fn lenet_unit(name: &str, bottom: &str, out: u32) -> String {
-    format!(
-        r#"
-layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
-  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
-  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
-    weight_filler {{ type: "gaussian" value: 0.01 }} bias_filler {{ type: "constant" value: 0 }} }} }}
-layer {{ name: "prelu{name}" type: "PReLU" bottom: "conv{name}" top: "conv{name}"
-  param {{ lr_mult: 1 decay_mult: 0 }} }}
-"#
-    )
 }
 
 /// Normalised feature, unit-ball centres and the distance to each (NormFace's heads).

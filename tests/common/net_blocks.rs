@@ -1,6 +1,7 @@
 //! Layer blocks that the published-net tests write many times: LightCNN's V1
 //! Max-Feature-Map, max pooling, and mxnet2caffe's BatchNorm + Scale, bias-free
-//! convolutions and SE-ResNet units. Each returns prototxt text.
+//! convolutions and SE-ResNet units, and the conv + activation units of the L-Softmax,
+//! FaceVerification and NormFace nets. Each returns prototxt text.
 
 /// A V1-syntax learned layer (CONVOLUTION or INNER_PRODUCT, xavier weights, 0.1 biases)
 /// followed by LightCNN's Max-Feature-Map: its channels split in halves by SLICE and the
@@ -114,4 +115,76 @@ layer {{ type: "Axpy" top: "{name}_plus" name: "{name}_plus"
 "#
     );
     s
+}
+
+/// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
+pub fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "msra" }} bias_filler {{ type: "constant" }} }} }}
+layer {{ name: "bn{name}" type: "BN" bottom: "conv{name}" top: "bn{name}"
+  param {{ lr_mult: 1 decay_mult: 0 }} param {{ lr_mult: 1 decay_mult: 0 }}
+  bn_param {{ slope_filler {{ type: "constant" value: 1 }}
+    bias_filler {{ type: "constant" value: 0 }} }} }}
+layer {{ name: "relu{name}" type: "ReLU" bottom: "bn{name}" top: "bn{name}" }}
+"#
+    )
+}
+
+/// A convolution with named, shared-by-name parameters, msra-with-alpha weights and an
+/// Insanity (randomised leaky ReLU) after it, as in the CASIA net.
+pub fn insanity_unit(name: &str, bottom: &str, out: u32, alpha: f32, lb: f32, ub: f32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_w" }}
+  param {{ lr_mult: 1 decay_mult: 0 name: "conv{name}_b" }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "msra" alpha: {alpha} }} bias_filler {{ type: "constant" }} }} }}
+layer {{ name: "relu{name}" type: "Insanity" bottom: "conv{name}" top: "conv{name}"
+  insanity_param {{ lb: {lb} ub: {ub} }} }}
+"#
+    )
+}
+
+/// A PReLU residual block (two bias-free gaussian convolutions added to the input).
+pub fn prelu_residual(name: &str, bottom: &str, out: u32) -> String {
+    let mut s = String::new();
+    let mut prev = bottom.to_string();
+    for i in 1..=2 {
+        s += &format!(
+            r#"
+layer {{ name: "conv{name}_{i}" type: "Convolution" bottom: "{prev}" top: "conv{name}_{i}"
+  param {{ lr_mult: 1 decay_mult: 1 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1 bias_term: false
+    weight_filler {{ type: "gaussian" std: 0.01 }} }} }}
+layer {{ name: "relu{name}_{i}" type: "PReLU" bottom: "conv{name}_{i}" top: "conv{name}_{i}" }}
+"#
+        );
+        prev = format!("conv{name}_{i}");
+    }
+    s += &format!(
+        r#"
+layer {{ name: "res{name}" type: "Eltwise" bottom: "{bottom}" bottom: "{prev}" top: "res{name}"
+  eltwise_param {{ operation: 1 }} }}
+"#
+    );
+    s
+}
+
+/// A convolution and its PReLU, as LeNet++ in NormFace writes them.
+pub fn lenet_unit(name: &str, bottom: &str, out: u32) -> String {
+    format!(
+        r#"
+layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
+    weight_filler {{ type: "gaussian" value: 0.01 }} bias_filler {{ type: "constant" value: 0 }} }} }}
+layer {{ name: "prelu{name}" type: "PReLU" bottom: "conv{name}" top: "conv{name}"
+  param {{ lr_mult: 1 decay_mult: 0 }} }}
+"#
+    )
 }

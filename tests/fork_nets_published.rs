@@ -35,6 +35,11 @@
 //!   BatchNorm (`use_global_stats`, `eps: 2e-05`) + Scale with bias, PReLU, SE blocks
 //!   (global AVE pool, 1×1 convs, Sigmoid) fused into the shortcut by `Axpy`, Dropout 0.4,
 //!   an fc then BatchNorm + Scale on the 2-D embedding.
+//! - `mobilenet_v2_landmark`: xialuxi/arcface-caffe
+//!   `landmark_and_pose/MobileNet-V2_deploy.prototxt`: slash-named inverted-residual units
+//!   (1×1 expand, 3×3 `DepthwiseConvolution` with `engine: CAFFE`, 1×1 project, all
+//!   bias-free), frozen-parameter BatchNorm (three `param`s at lr 0) + Scale with fillers,
+//!   `Eltwise` SUM skips.
 //! - `normface_lenet_contrastive`: happynear/NormFace `mnist/lenet_train_test.prototxt`:
 //!   LeNet++ with PReLUs (their own `param`), gaussian fillers given a `value` (unused),
 //!   a 3-value feature normalised, Parameter-held unit-ball centres, `InnerDistance` with
@@ -51,8 +56,8 @@
 mod common;
 
 use common::net_blocks::{
-    bn_scale, conv, insanity_unit, lenet_unit, lsoftmax_unit, max_pool, plain, prelu_residual,
-    se_unit, v1_mfm, v1_pool,
+    bn_scale, conv, insanity_unit, lenet_unit, lsoftmax_unit, max_pool, mbv2_conv, mbv2_unit,
+    plain, prelu_residual, se_unit, v1_mfm, v1_pool,
 };
 
 fn lightcnn_b_deploy() -> String {
@@ -332,6 +337,24 @@ layer { bottom: "drop0" top: "pre_fc1" name: "pre_fc1" type: "InnerProduct"
     net
 }
 
+fn mobilenet_v2_landmark() -> String {
+    let mut net = String::from(
+        r#"name: "mobilenet_v2_small"
+layer { name: "data" type: "Input" top: "data" input_param { shape: { dim: 1 dim: 3 dim: 16 dim: 16 } } }
+"#,
+    );
+    net += &mbv2_conv("conv1", "data", "Convolution", 4, 3, 2, true);
+    net += &mbv2_unit("conv1_1", "conv1", 4, 6, 2);
+    net += &mbv2_unit("conv1_2", "conv1_1/out/pw", 6, 6, 1);
+    net += r#"
+layer { name: "fuse_conv1_2" type: "Eltwise" bottom: "conv1_1/out/pw" bottom: "conv1_2/out/pw"
+  top: "fuse_conv1_2" eltwise_param { operation: SUM } }
+layer { name: "fc" type: "InnerProduct" bottom: "fuse_conv1_2" top: "fc"
+  inner_product_param { num_output: 10 weight_filler { type: "msra" } } }
+"#;
+    net
+}
+
 /// Normalised feature, unit-ball centres and the distance to each (NormFace's heads).
 const NORMFACE_CENTRE_DISTANCE: &str = r#"
 layer { name: "id_weight" type: "Parameter" top: "id_weight" param { lr_mult: 1 decay_mult: 1 }
@@ -435,6 +458,11 @@ fn nets() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "arcface_se_resnet",
             arcface_se_resnet(),
+            vec!["data=3,16,16"],
+        ),
+        (
+            "mobilenet_v2_landmark",
+            mobilenet_v2_landmark(),
             vec!["data=3,16,16"],
         ),
         (

@@ -1,7 +1,7 @@
 //! Layer blocks that the published-net tests write many times: LightCNN's V1
 //! Max-Feature-Map, max pooling, and mxnet2caffe's BatchNorm + Scale, bias-free
 //! convolutions and SE-ResNet units, and the conv + activation units of the L-Softmax,
-//! FaceVerification and NormFace nets. Each returns prototxt text.
+//! FaceVerification and NormFace nets, and MobileNet-V2's inverted residuals. Each returns prototxt text.
 
 /// A V1-syntax learned layer (CONVOLUTION or INNER_PRODUCT, xavier weights, 0.1 biases)
 /// followed by LightCNN's Max-Feature-Map: its channels split in halves by SLICE and the
@@ -117,15 +117,29 @@ layer {{ type: "Axpy" top: "{name}_plus" name: "{name}_plus"
     s
 }
 
-/// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
-pub fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
+/// A 3×3, stride-1, padded convolution `conv<name>` with weight lr 1 and bias lr 2, and
+/// the given filler blocks.
+pub fn conv3x3(name: &str, bottom: &str, out: u32, weights: &str, bias: &str) -> String {
     format!(
         r#"
 layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
   param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
   convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
-    weight_filler {{ type: "msra" }} bias_filler {{ type: "constant" }} }} }}
-layer {{ name: "bn{name}" type: "BN" bottom: "conv{name}" top: "bn{name}"
+    weight_filler {weights} bias_filler {bias} }} }}
+"#
+    )
+}
+
+/// A convolution + fork `BN` + ReLU unit of the L-Softmax CIFAR net.
+pub fn lsoftmax_unit(name: &str, bottom: &str, out: u32) -> String {
+    conv3x3(
+        name,
+        bottom,
+        out,
+        r#"{ type: "msra" }"#,
+        r#"{ type: "constant" }"#,
+    ) + &format!(
+        r#"layer {{ name: "bn{name}" type: "BN" bottom: "conv{name}" top: "bn{name}"
   param {{ lr_mult: 1 decay_mult: 0 }} param {{ lr_mult: 1 decay_mult: 0 }}
   bn_param {{ slope_filler {{ type: "constant" value: 1 }}
     bias_filler {{ type: "constant" value: 0 }} }} }}
@@ -177,14 +191,80 @@ layer {{ name: "res{name}" type: "Eltwise" bottom: "{bottom}" bottom: "{prev}" t
 
 /// A convolution and its PReLU, as LeNet++ in NormFace writes them.
 pub fn lenet_unit(name: &str, bottom: &str, out: u32) -> String {
-    format!(
-        r#"
-layer {{ name: "conv{name}" type: "Convolution" bottom: "{bottom}" top: "conv{name}"
-  param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
-  convolution_param {{ num_output: {out} kernel_size: 3 stride: 1 pad: 1
-    weight_filler {{ type: "gaussian" value: 0.01 }} bias_filler {{ type: "constant" value: 0 }} }} }}
-layer {{ name: "prelu{name}" type: "PReLU" bottom: "conv{name}" top: "conv{name}"
+    conv3x3(
+        name,
+        bottom,
+        out,
+        r#"{ type: "gaussian" value: 0.01 }"#,
+        r#"{ type: "constant" value: 0 }"#,
+    ) + &format!(
+        r#"layer {{ name: "prelu{name}" type: "PReLU" bottom: "conv{name}" top: "conv{name}"
   param {{ lr_mult: 1 decay_mult: 0 }} }}
 "#
     )
+}
+
+/// One MobileNet-V2 stage: a conv + BatchNorm + Scale (+ ReLU) unit per step, named
+/// the way the arcface-caffe landmark net names them.
+pub fn mbv2_conv(
+    name: &str,
+    bottom: &str,
+    kind: &str,
+    out: u32,
+    k: u32,
+    stride: u32,
+    relu: bool,
+) -> String {
+    let pad = k / 2;
+    let mut s = format!(
+        r#"
+layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{name}"
+  param {{ lr_mult: 1 decay_mult: 1 }}
+  convolution_param {{ num_output: {out} bias_term: false pad: {pad} kernel_size: {k}
+    engine: CAFFE stride: {stride} weight_filler {{ type: "msra" }} }} }}
+layer {{ name: "{name}/bn" type: "BatchNorm" bottom: "{name}" top: "{name}"
+  param {{ lr_mult: 0 decay_mult: 0 }} param {{ lr_mult: 0 decay_mult: 0 }}
+  param {{ lr_mult: 0 decay_mult: 0 }} }}
+layer {{ name: "{name}/scale" type: "Scale" bottom: "{name}" top: "{name}"
+  scale_param {{ filler {{ value: 1 }} bias_term: true bias_filler {{ value: 0 }} }} }}
+"#
+    );
+    if relu {
+        s += &format!(
+            "layer {{ name: \"{name}/relu\" type: \"ReLU\" bottom: \"{name}\" top: \"{name}\" }}\n"
+        );
+    }
+    s
+}
+
+/// An inverted-residual unit: expand ×6 by 1×1, depthwise 3×3, project by 1×1.
+pub fn mbv2_unit(name: &str, bottom: &str, cin: u32, cout: u32, stride: u32) -> String {
+    let mut s = mbv2_conv(
+        &format!("{name}/in/pw"),
+        bottom,
+        "Convolution",
+        6 * cin,
+        1,
+        1,
+        true,
+    );
+    s += &mbv2_conv(
+        &format!("{name}/dw"),
+        &format!("{name}/in/pw"),
+        "DepthwiseConvolution",
+        6 * cin,
+        3,
+        stride,
+        true,
+    );
+    s += &mbv2_conv(
+        &format!("{name}/out/pw"),
+        &format!("{name}/dw"),
+        "Convolution",
+        cout,
+        1,
+        1,
+        false,
+    );
+    s
 }

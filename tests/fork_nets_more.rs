@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 /// Image data from a list that is not here (`--input-shape` supplies the shape).
 const DATA: &str = r#"
 layer { name: "data" type: "ImageData" top: "data" top: "label" include { phase: TRAIN }
@@ -181,30 +179,11 @@ fn nets() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn write_net(dir: &Path, name: &str, head: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.prototxt"));
-    std::fs::write(&path, format!("name: \"{name}\"\n{DATA}{TRUNK}{head}")).unwrap();
-    path
-}
-
-fn shape_args() -> Vec<String> {
-    vec!["--input-shape".into(), "data=3,12,12".into()]
-}
-
-fn netrun(args: &[&str], net: &Path) -> String {
-    common::forks::netrun_ok(args, net, &shape_args())
-}
-
 #[test]
 fn fork_shaped_nets_check_and_run_forward_and_backward() {
     let dir = tempfile::tempdir().unwrap();
     for (name, head) in nets() {
-        let net = write_net(dir.path(), name, &head);
-        for phase in ["TRAIN", "TEST"] {
-            let text = netrun(&["check", "--phase", phase], &net);
-            assert!(text.contains("parameters:"), "{name} {phase}:\n{text}");
-        }
-        let text = netrun(&["time", "--iterations", "1", "--batch", "2"], &net);
-        assert!(text.contains("Average Forward-Backward"), "{name}:\n{text}");
+        let text = format!("name: \"{name}\"\n{DATA}{TRUNK}{head}");
+        common::forks::check_and_time(dir.path(), name, &text, &["data=3,12,12"]);
     }
 }

@@ -524,6 +524,32 @@ fn contrastive_loss_shapes() {
         assert!(n.layer.can_backprop_to(0) && n.layer.can_backprop_to(1));
         assert!(!n.layer.can_backprop_to(2));
     }
+    // The fork's form with two label bottoms: each needs one value per pair.
+    let labels = r#"layer { name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b"
+        bottom: "l1" bottom: "l2" top: "loss" }"#;
+    let g = net(
+        &[
+            ("a", &[16, 2]),
+            ("b", &[16, 2]),
+            ("l1", &[16]),
+            ("l2", &[16, 1, 1, 1]),
+        ],
+        labels,
+    );
+    assert_eq!(shape_of(&g, "loss"), Vec::<usize>::new());
+    let err = net_error(
+        &[
+            ("a", &[16, 2]),
+            ("b", &[16, 2]),
+            ("l1", &[16]),
+            ("l2", &[8]),
+        ],
+        labels,
+    );
+    assert_contains(
+        &err,
+        &["the label bottom 3 (`l2`) has shape 8 but bottom 0 (`a`) has shape 16x2: it needs one value per pair (16)"],
+    );
     let layer = r#"layer { name: "c" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "sim" top: "loss" }"#;
     let err = net_error(&[("a", &[16, 2]), ("b", &[16, 3]), ("sim", &[16])], layer);
     assert_contains(
@@ -776,6 +802,28 @@ fn loss_layers_default_to_weight_one_on_their_first_top() {
     assert_eq!(node(&g, "eu").loss_weights, vec![1.0]);
     assert_eq!(node(&g, "cl").loss_weights, vec![0.01]);
     assert_eq!(node(&g, "sx").loss_weights, vec![0.0]);
+}
+
+/// As Caffe's LossLayer::AutoTopBlobs: a loss layer written without a top (LightCNN's
+/// V1 training net does this) gets an automatic one and still counts with its
+/// `loss_weight`; other layers without their tops stay errors.
+#[test]
+fn loss_layers_without_a_top_get_an_automatic_one() {
+    let g = net(
+        &[("x", &[8, 10]), ("label", &[8])],
+        r#"layer { name: "sm" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" loss_weight: 2 }
+           layer { name: "eu" type: "EuclideanLoss" bottom: "x" bottom: "x" }"#,
+    );
+    assert_eq!(node(&g, "sm").def.top, vec!["sm (automatic)".to_string()]);
+    assert_eq!(node(&g, "sm").loss_weights, vec![2.0]);
+    assert_eq!(shape_of(&g, "sm (automatic)"), Vec::<usize>::new());
+    assert_eq!(node(&g, "eu").loss_weights, vec![1.0]);
+    assert_eq!(shape_of(&g, "eu (automatic)"), Vec::<usize>::new());
+    let err = net_error(
+        &[("x", &[8, 10]), ("label", &[8])],
+        r#"layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" }"#,
+    );
+    assert_contains(&err, &["layer `acc` (Accuracy) takes", "found 0"]);
 }
 
 #[test]

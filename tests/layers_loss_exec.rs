@@ -468,6 +468,67 @@ fn normalize_in_place_matches_out_of_place() {
 
 // ---------------------------------------------------------------- ContrastiveLoss
 
+/// Float64 contrastive loss (before the 1/2N) and ∂/∂a for top diff `g`, margin `m`:
+/// similar pairs add d², dissimilar ones max(m − d, 0)² (legacy: max(m − d², 0)); the
+/// gradient factor on a − b follows Caffe's CPU code, 1e-4 in the divisor included.
+fn contrastive_reference(
+    a: &Blob,
+    b: &Blob,
+    similar: &[bool],
+    m: f64,
+    g: f64,
+    legacy: bool,
+) -> (f64, Vec<f64>) {
+    let (n, c) = (a.dim(0), a.count_from(1));
+    let (mut loss, mut da) = (0.0, Vec::new());
+    for (i, &sim) in similar.iter().enumerate() {
+        let diff: Vec<f64> = (0..c)
+            .map(|k| (a.data()[i * c + k] - b.data()[i * c + k]) as f64)
+            .collect();
+        let d2: f64 = diff.iter().map(|v| v * v).sum();
+        let d = d2.sqrt();
+        let beta = if sim {
+            loss += d2;
+            g / n as f64
+        } else if legacy {
+            loss += (m - d2).max(0.0);
+            if m - d2 > 0.0 {
+                -g / n as f64
+            } else {
+                0.0
+            }
+        } else {
+            loss += (m - d).max(0.0).powi(2);
+            if m - d > 0.0 {
+                -g / n as f64 * (m - d) / (d + 1e-4)
+            } else {
+                0.0
+            }
+        };
+        da.extend(diff.iter().map(|v| beta * v));
+    }
+    (loss, da)
+}
+
+/// Checks a ContrastiveLoss forward (at top diff 0.5) against `contrastive_reference`,
+/// its backward to both feature bottoms, and the gradient checker on them.
+fn check_contrastive(text: &str, b: &mut [Blob], similar: &[bool], m: f64, legacy: bool) {
+    let (a, bb) = (b[0].clone(), b[1].clone());
+    let (mut l, mut tops) = run(text, b);
+    let (loss, da) = contrastive_reference(&a, &bb, similar, m, 0.5, legacy);
+    assert!(loss > 0.0);
+    let n = similar.len() as f64;
+    assert_close(tops[0].data(), &[loss / (2.0 * n)], 1e-5, 1e-7, "loss");
+    let mut down = vec![false; b.len()];
+    down[..2].fill(true);
+    backward(l.as_mut(), b, &mut tops, 0.5, &down);
+    assert_close(b[0].diff(), &da, 1e-5, 1e-7, "da");
+    let db: Vec<f64> = da.iter().map(|v| -v).collect();
+    assert_close(b[1].diff(), &db, 1e-5, 1e-7, "db");
+    // The 1e-4 in the divisor is within the checker's tolerance at these distances.
+    assert_eq!(check(l.as_mut(), b, &mut tops, &down), 2 * a.count());
+}
+
 #[test]
 fn contrastive_loss_both_versions() {
     // d per pair chosen across the margin (1.2): similar, dissimilar inside, dissimilar outside.
@@ -480,47 +541,25 @@ fn contrastive_loss_both_versions() {
              top: \"loss\" contrastive_loss_param {{ margin: 1.2 legacy_version: {legacy} }}"
         );
         let mut b = vec![a.clone(), bb.clone(), sim.clone()];
-        let (mut l, mut tops) = run(&text, &mut b);
-        let (g, n, m) = (0.5, 4.0, 1.2f64);
-        let (mut loss, mut da) = (0.0, Vec::new());
-        for i in 0..4 {
-            let diff: Vec<f64> = (0..2)
-                .map(|k| (a.data()[i * 2 + k] - bb.data()[i * 2 + k]) as f64)
-                .collect();
-            let d2: f64 = diff.iter().map(|v| v * v).sum();
-            let d = d2.sqrt();
-            let similar = i == 0;
-            let beta = if similar {
-                loss += d2;
-                g / n
-            } else if legacy {
-                loss += (m - d2).max(0.0);
-                if m - d2 > 0.0 {
-                    -g / n
-                } else {
-                    0.0
-                }
-            } else {
-                loss += (m - d).max(0.0).powi(2);
-                if m - d > 0.0 {
-                    -g / n * (m - d) / (d + 1e-4)
-                } else {
-                    0.0
-                }
-            };
-            da.extend(diff.iter().map(|v| beta * v));
-        }
-        assert_close(tops[0].data(), &[loss / 8.0], 1e-5, 1e-7, "loss");
-        backward(l.as_mut(), &mut b, &mut tops, 0.5, &[true, true, false]);
-        assert_close(b[0].diff(), &da, 1e-5, 1e-7, "da");
-        let db: Vec<f64> = da.iter().map(|v| -v).collect();
-        assert_close(b[1].diff(), &db, 1e-5, 1e-7, "db");
-        // The 1e-4 in the divisor is within the checker's tolerance at these distances.
-        assert_eq!(
-            check(l.as_mut(), &mut b, &mut tops, &[true, true, false]),
-            16
-        );
+        check_contrastive(&text, &mut b, &[true, false, false, false], 1.2, legacy);
     }
+}
+
+/// The fork's four-bottom form: a pair is similar when its two class labels agree
+/// (after truncation to integers), otherwise the usual loss on a, b.
+#[test]
+fn contrastive_loss_label_pair_form() {
+    let (n, c) = (5, 3);
+    let a = uniform_blob(&[n, c], -0.5, 0.5, 41);
+    let bb = uniform_blob(&[n, c], -0.5, 0.5, 42);
+    // Pairs 0 and 3 share a label (3.7 reads as 3); the others differ.
+    let l1 = Blob::from_data(&[n], vec![2.0, 1.0, 4.0, 3.7, 0.0]);
+    let l2 = Blob::from_data(&[n, 1, 1, 1], vec![2.0, 5.0, 1.0, 3.0, 6.0]);
+    let text = "name: \"c\" type: \"ContrastiveLoss\" bottom: \"a\" bottom: \"b\" bottom: \"l1\"
+         bottom: \"l2\" top: \"loss\" contrastive_loss_param { margin: 0.9 }";
+    let mut b = vec![a, bb, l1, l2];
+    let similar = [true, false, false, true, false];
+    check_contrastive(text, &mut b, &similar, 0.9, false);
 }
 
 // ---------------------------------------------------------------- TripletLoss

@@ -24,6 +24,10 @@ pub fn instantiate(
             };
         match built {
             Ok(layer) => {
+                let mut def = def;
+                if layer.is_loss() {
+                    add_automatic_tops(&mut def, layer.as_ref());
+                }
                 let mut errs = check_counts(&def, layer.as_ref());
                 if errs.is_empty() {
                     nodes.push(Node::new(def, layer));
@@ -68,6 +72,22 @@ fn legacy_input(net: &NetDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diag
         shapes.push(shape);
     }
     Ok(Box::new(input::InputLayer::with_shapes(shapes)))
+}
+
+/// Caffe gives a loss layer written with fewer tops than it needs anonymous ones
+/// (`LossLayer::AutoTopBlobs`), so `SoftmaxWithLoss` declared with bottoms only still adds
+/// its loss. They are named `<layer> (automatic)`: unique per layer, and no file can name
+/// them as a bottom.
+fn add_automatic_tops(def: &mut LayerDef, layer: &dyn Layer) {
+    let needed = layer.tops().min;
+    for i in def.top.len()..needed {
+        let suffix = if i == 0 {
+            String::new()
+        } else {
+            format!(" {i}")
+        };
+        def.top.push(format!("{} (automatic){suffix}", def.name));
+    }
 }
 
 /// Bottom/top counts, and per-top/per-bottom lists that must match them.

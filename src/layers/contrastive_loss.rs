@@ -1,6 +1,9 @@
 //! ContrastiveLoss (BVLC): pulls similar pairs together, pushes dissimilar ones past a margin.
 //! Legend: N pairs; a_n, b_n ∈ R^C (bottoms 0, 1: N×C or N×C×1×1); s_n = (int) bottom 2
-//! (N values; non-zero = similar); d_n = ‖a_n − b_n‖.
+//! (N values; non-zero = similar); d_n = ‖a_n − b_n‖. With four bottoms (the form of
+//! happynear's Caffe fork, used by FaceVerification's siamese nets) bottoms 2 and 3 are the
+//! two sides' class labels and s_n = [(int) l1_n = (int) l2_n]: a pair is similar when both
+//! images show the same identity.
 //!
 //! Forward: loss = 1/(2N) · Σ_n [ s_n·d_n² + (1 − s_n)·max(margin − d_n, 0)² ];
 //! with `legacy_version` the dissimilar term is max(margin − d_n², 0).
@@ -69,7 +72,7 @@ impl Layer for ContrastiveLossLayer {
         "ContrastiveLoss"
     }
     fn bottoms(&self) -> Arity {
-        Arity::exactly(3)
+        Arity::between(3, 4)
     }
     fn tops(&self) -> Arity {
         Arity::exactly(1)
@@ -88,17 +91,24 @@ impl Layer for ContrastiveLossLayer {
         if bottom[0][0] != bottom[1][0] || channels(&bottom[0]) != channels(&bottom[1]) {
             return Err(ShapeError::mismatch(1, &bottom[1], 0, &bottom[0]));
         }
-        let (sim, n) = (&bottom[2], bottom[0][0]);
-        if sim.first() != Some(&n) || count(sim) != n {
-            return Err(ShapeError::at_bottom(
-                2,
-                format!(
-                    "the similarity bottom 2 has shape {} but bottom 0 has shape {}: \
-                     it needs one value per pair ({n})",
-                    fmt_shape(sim),
-                    fmt_shape(&bottom[0])
-                ),
-            ));
+        let n = bottom[0][0];
+        let what = if bottom.len() == 4 {
+            "label"
+        } else {
+            "similarity"
+        };
+        for (i, sim) in bottom.iter().enumerate().skip(2) {
+            if sim.first() != Some(&n) || count(sim) != n {
+                return Err(ShapeError::at_bottom(
+                    i,
+                    format!(
+                        "the {what} bottom {i} has shape {} but bottom 0 has shape {}: \
+                         it needs one value per pair ({n})",
+                        fmt_shape(sim),
+                        fmt_shape(&bottom[0])
+                    ),
+                ));
+            }
         }
         Ok(vec![vec![]])
     }
@@ -121,12 +131,23 @@ impl Layer for ContrastiveLossLayer {
                 .map(|(&a, &b)| a - b),
         );
         self.similar.clear();
-        for (i, &s) in bottoms[2].data().iter().enumerate() {
-            if !s.is_finite() {
-                return Err(format!("pair {i} has similarity {s}"));
+        if bottoms.len() == 4 {
+            let pairs = bottoms[2].data().iter().zip(bottoms[3].data());
+            for (i, (&l1, &l2)) in pairs.enumerate() {
+                if !l1.is_finite() || !l2.is_finite() {
+                    return Err(format!("pair {i} has labels {l1} and {l2}"));
+                }
+                // Labels are read as integers, as Caffe's static_cast<int> does.
+                self.similar.push(l1.trunc() == l2.trunc());
             }
-            // Caffe reads the flag with static_cast<int>: 0.5 is dissimilar.
-            self.similar.push(s.trunc() != 0.0);
+        } else {
+            for (i, &s) in bottoms[2].data().iter().enumerate() {
+                if !s.is_finite() {
+                    return Err(format!("pair {i} has similarity {s}"));
+                }
+                // Caffe reads the flag with static_cast<int>: 0.5 is dissimilar.
+                self.similar.push(s.trunc() != 0.0);
+            }
         }
         self.dist_sq.clear();
         let mut sum = 0.0f64;

@@ -103,3 +103,21 @@ pub fn netrun_ok(args: &[&str], net: &std::path::Path, extra: &[String]) -> Stri
     );
     text
 }
+
+/// Writes `text` as `DIR/NAME.prototxt`, asserts it passes `netrun check` in TRAIN and
+/// TEST and runs one forward/backward `netrun time` iteration, each at batch 2 (so that
+/// inputs made from `--input-shape` values, TOP=C,H,W, get the nets' batch).
+pub fn check_and_time(dir: &std::path::Path, name: &str, text: &str, shapes: &[&str]) {
+    let net = dir.join(format!("{name}.prototxt"));
+    std::fs::write(&net, text).unwrap();
+    let extra: Vec<String> = shapes
+        .iter()
+        .flat_map(|s| ["--input-shape".to_string(), s.to_string()])
+        .collect();
+    for phase in ["TRAIN", "TEST"] {
+        let out = netrun_ok(&["check", "--batch", "2", "--phase", phase], &net, &extra);
+        assert!(out.contains("parameters:"), "{name} {phase}:\n{out}");
+    }
+    let out = netrun_ok(&["time", "--iterations", "1", "--batch", "2"], &net, &extra);
+    assert!(out.contains("Average Forward-Backward"), "{name}:\n{out}");
+}

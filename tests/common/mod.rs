@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod forks;
 pub mod isa;
+pub mod net_blocks;
 pub mod python;
 
 use netrun::graph::{BuildOptions, Graph};

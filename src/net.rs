@@ -2,9 +2,10 @@
 //!
 //! Blobs are allocated once from the inferred shapes (in-place tops share
 //! their bottom's blob); a layer whose output size depends on the data (Filter)
-//! resizes its tops, and the layers after it follow (`net/reshape.rs`). Learnable blobs live in one store; a layer sharing a
-//! `param { name: ... }` points at the owner's blob, so its diff accumulates
-//! into the owner's, as in Caffe.
+//! resizes its tops, and the layers after it follow (`net/reshape.rs`).
+//! Learnable blobs live in one store; a layer sharing a `param { name: ... }`
+//! points at the owner's blob, so its diff accumulates into the owner's, as in
+//! Caffe.
 
 use crate::blob::Blob;
 use crate::error::{Error, Result};

@@ -14,6 +14,10 @@
 //! [`Blob::data`] / [`Blob::diff`]. A build without CUDA has host storage only:
 //! the accessors below are plain slice borrows, with no head to check.
 //!
+//! Every write of the values gives the blob a new [`Blob::data_stamp`], so a
+//! layer can keep something derived from its weights (a convolution's packed
+//! copy) and know without comparing values whether it is still current.
+//!
 //! Host values are also offered as `ndarray` views ([`Blob::data_view`], ...)
 //! for library users and for tests' reference loops (`x[[n, c, h, w]]`
 //! instead of index arithmetic).
@@ -22,6 +26,7 @@
 use crate::backend::cuda::{Head, Mirror};
 use crate::shape::{count, fmt_shape, Shape};
 use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +34,7 @@ pub struct Blob {
     shape: Shape,
     data: Arc<Vec<f32>>,
     diff: Vec<f32>,
+    stamp: Stamp,
     #[cfg(feature = "cuda")]
     data_device: Mirror,
     #[cfg(feature = "cuda")]
@@ -60,6 +66,7 @@ impl Blob {
             shape: shape.to_vec(),
             data: Arc::new(data),
             diff,
+            stamp: Stamp::new(),
             #[cfg(feature = "cuda")]
             data_device: Mirror::default(),
             #[cfg(feature = "cuda")]
@@ -69,6 +76,13 @@ impl Blob {
 
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    /// A number that changes whenever the values may have changed (any write
+    /// access, a reshape, shared values taken over) and never repeats across
+    /// blobs: equal stamps mean equal values (a clone keeps its original's).
+    pub fn data_stamp(&self) -> u64 {
+        self.stamp.0
     }
 
     /// Extent of axis `i` (Caffe's `shape(i)`; missing trailing axes read as 1).
@@ -182,6 +196,7 @@ impl Blob {
     pub fn share_data(&mut self, other: &Blob) {
         debug_assert_eq!(self.count(), other.count());
         self.data = Arc::clone(&other.data);
+        self.stamp = other.stamp;
         #[cfg(feature = "cuda")]
         {
             self.data_device = other.data_device.clone();
@@ -194,6 +209,7 @@ impl Blob {
     pub fn release_shared_data(&mut self) {
         if Arc::strong_count(&self.data) > 1 {
             self.data = Arc::new(Vec::new());
+            self.stamp = Stamp::new();
             #[cfg(feature = "cuda")]
             {
                 self.data_device = Mirror::default();
@@ -244,6 +260,7 @@ impl Blob {
 
     #[inline(always)]
     fn host_data_written(&mut self) {
+        self.stamp = Stamp::new();
         #[cfg(feature = "cuda")]
         self.data_device.host_written();
     }
@@ -252,6 +269,30 @@ impl Blob {
     fn host_diff_written(&mut self) {
         #[cfg(feature = "cuda")]
         self.diff_device.host_written();
+    }
+}
+
+/// See [`Blob::data_stamp`]. It says nothing about the values themselves,
+/// so blobs compare equal whatever their stamps.
+#[derive(Debug, Clone, Copy)]
+struct Stamp(u64);
+
+impl Stamp {
+    fn new() -> Stamp {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Stamp(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for Stamp {
+    fn default() -> Stamp {
+        Stamp::new()
+    }
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, _: &Stamp) -> bool {
+        true
     }
 }
 
@@ -272,6 +313,7 @@ impl Blob {
     }
     /// The data on the device for writing: the host copy becomes stale.
     pub fn device_data_mut(&mut self) -> &mut [f32] {
+        self.stamp = Stamp::new();
         self.data_device.device_mut(&self.data)
     }
     /// The diff on the device, copied up when only the host copy is current.

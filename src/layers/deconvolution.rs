@@ -221,7 +221,7 @@ impl Layer for DeconvolutionLayer {
             }
             if propagate_down.get(i).copied().unwrap_or(false) {
                 per_sample(dx, in_len, dy, out_len, |inner, dx, dy| {
-                    plan.forward(inner, w, None, dy, dx);
+                    plan.forward(inner, (w, None), None, dy, dx);
                 });
             }
         }

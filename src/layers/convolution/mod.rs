@@ -6,7 +6,7 @@
 
 mod params;
 
-use crate::backend::cpu::conv::{ranges, split_parts, Plan};
+use crate::backend::cpu::conv::{ranges, split_parts, PackedWeights, Plan};
 
 pub use params::{geometry, ConvolutionParams, Engine, Geometry};
 
@@ -27,6 +27,9 @@ pub struct ConvolutionLayer {
     pub num_output: usize,
     pub group: usize,
     pub channels: usize,
+    /// The weights in the shifted-window kernel's packed order, kept while
+    /// they stay the same (deploy and TEST nets).
+    packed: PackedWeights,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -62,6 +65,7 @@ pub fn new_layer(def: &LayerDef) -> Result<ConvolutionLayer, Diagnostic> {
         num_output,
         group,
         channels: 0,
+        packed: PackedWeights::default(),
     })
 }
 
@@ -210,9 +214,10 @@ impl Layer for ConvolutionLayer {
             };
             let x_all = b.data();
             let ys = split_parts(t.data_mut(), &parts, out_len);
+            let w = (wk, self.packed.get(&plan, wk, params[0].data_stamp()));
             let run = |(r, ys): (std::ops::Range<usize>, &mut [f32])| {
                 for (s, y) in r.zip(ys.chunks_mut(out_len)) {
-                    plan.forward(inner, wk, bias, &x_all[s * in_len..(s + 1) * in_len], y);
+                    plan.forward(inner, w, bias, &x_all[s * in_len..(s + 1) * in_len], y);
                 }
             };
             if parts.len() == 1 {

@@ -102,7 +102,21 @@ pub(super) fn split_rows<F>(
 ) where
     F: Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
 {
-    let parts = ranges(n, threads);
+    split_rows_at(ranges(n, threads), a, ua, b, ub, f)
+}
+
+/// [`split_rows`] over the given contiguous ranges, which cover 0..n.
+pub(super) fn split_rows_at<F>(
+    parts: Vec<Range<usize>>,
+    a: &mut [f32],
+    ua: usize,
+    b: &mut [f32],
+    ub: usize,
+    f: F,
+) where
+    F: Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
+{
+    let n = parts.last().map_or(0, |r| r.end);
     let pairs = split_parts(a, &parts, ua)
         .into_iter()
         .zip(split_parts(b, &parts, ub));
@@ -180,11 +194,12 @@ impl Plan {
         (self.window.channels / self.group, self.outputs / self.group)
     }
 
-    /// y (O × Ho·Wo) = conv(x) + bias, for one sample.
+    /// y (O × Ho·Wo) = conv(x) + bias, for one sample; `packed`, W packed
+    /// for the shifted windows ([`PackedWeights`]), read in its place.
     pub fn forward(
         &self,
         threads: usize,
-        w: &[f32],
+        (w, packed): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -193,7 +208,7 @@ impl Plan {
         let (cg, og) = self.per_group();
         let k = cg * t;
         if self.shifted() {
-            return self.forward_shifted(threads, w, bias, x, y);
+            return self.forward_shifted(threads, (w, packed), bias, x, y);
         }
         with_scratch(&SAMPLE, [self.window.col_rows() * hw, 0, 0], |col, _, _| {
             im2col(&self.window, x, col);

@@ -10,6 +10,7 @@
 mod chunked;
 mod direct;
 mod kernels;
+mod packed;
 mod shifted;
 mod winograd;
 mod winograd_banded;
@@ -18,3 +19,4 @@ mod winograd_tiles;
 mod winograd_weights;
 
 pub use kernels::{ranges, split_parts, Plan};
+pub use packed::PackedWeights;

@@ -14,7 +14,9 @@
 //! per tap.
 
 use super::direct;
-use super::kernels::{by_group, grown, mm, split_rows, with_scratch, Plan, RANGE, SAMPLE};
+use super::kernels::{
+    by_group, grown, mm, ranges, split_rows, split_rows_at, with_scratch, Plan, RANGE, SAMPLE,
+};
 use crate::backend::copy::{copy, zero};
 
 /// Below this many input channels per group a tap's GEMM is too thin (K = C/g)
@@ -30,6 +32,10 @@ impl Plan {
         let w = &self.window;
         (w.stride == [1, 1] || w.stride == [2, 2] && w.dilation == [1, 1])
             && w.channels / self.group >= SHIFTED_MIN_CHANNELS
+    }
+    /// Whether the fused forward reads packed weights better (`direct.rs`).
+    pub fn packs(&self) -> bool {
+        self.shifted() && direct::worth_packing(self.grid())
     }
     fn phased(&self) -> bool {
         self.window.stride == [2, 2]
@@ -149,7 +155,7 @@ impl Plan {
     pub(super) fn forward_shifted(
         &self,
         threads: usize,
-        w: &[f32],
+        (w, packed): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -159,13 +165,19 @@ impl Plan {
         let k = cg * t;
         let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
         let fused = direct::available();
+        let packed = packed.filter(|_| fused);
+        let parts = match packed {
+            Some(_) => direct::tile_ranges(self.outputs, og, threads),
+            None => ranges(self.outputs, threads),
+        };
+        let w = packed.unwrap_or(w);
         let ld = if fused { direct::grid_len(n) } else { n };
         let shifts: Vec<usize> = (0..t).map(|tap| self.shift(tap)).collect();
         let p_len = self.window.channels * plane + direct::SLACK;
         with_scratch(&SAMPLE, [p_len, 0, 0], |p, _, _| {
             self.pad_into(x, p);
             let p: &[f32] = p;
-            split_rows(threads, self.outputs, y, hw, &mut [], 0, |rows, y, _| {
+            split_rows_at(parts, y, hw, &mut [], 0, |rows, y, _| {
                 RANGE.with(|cell| {
                     let mut buf = cell.borrow_mut();
                     let grid = grown(&mut buf, rows.len() * ld);
@@ -177,6 +189,7 @@ impl Plan {
                             let op = direct::Operands {
                                 w,
                                 w_row: k,
+                                packed: packed.is_some(),
                                 p,
                                 plane,
                                 channels: cg,

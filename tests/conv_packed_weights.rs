@@ -1,0 +1,87 @@
+//! The convolution's packed weights (`backend/cpu/conv/packed.rs`): a layer
+//! whose weights stay the same packs them on its second forward and reads the
+//! packed copy from then on. The sums are the same in either layout, so the
+//! outputs must be the same bits, at any thread count (the rows are split on
+//! tile boundaries), and a weight change must be seen at once.
+
+mod common;
+
+use common::conv::naive_conv;
+use common::isa::each_isa;
+use netrun::backend::{self, WinogradPolicy};
+use netrun::blob::Blob;
+use netrun::testing::{assert_close, forward, layer, setup, uniform_blob};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+#[test]
+fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
+    backend::set_winograd(WinogradPolicy::Never);
+    // 13 outputs per group: tiles of 6, 6 and 1 rows. A 20×18 image padded by
+    // 2 at dilation 2 gives a grid of 23 rows of 22 columns, 30 panels of 16.
+    let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 26 group: 2 \
+        kernel_size: 3 pad: 2 dilation: 2 weight_filler { type: \"gaussian\" std: 0.3 } \
+        bias_filler { type: \"uniform\" min: -1 max: 1 } }";
+    let geo = (2, [1, 1], [2, 2], [2, 2]);
+    let mut first: Option<Vec<u32>> = None;
+    each_isa(|isa| {
+        for threads in [1, 2, 3] {
+            backend::set_threads(threads);
+            let mut l = layer(text);
+            let mut bottoms = vec![uniform_blob(&[1, 16, 20, 18], -1.0, 1.0, 3)];
+            let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 11);
+            let mut run = |bottoms: &mut Vec<Blob>, params: &mut Vec<Blob>| {
+                forward(l.as_mut(), bottoms, &mut tops, params);
+                tops[0].data().to_vec()
+            };
+            let unpacked = run(&mut bottoms, &mut params);
+            let want = naive_conv(
+                &bottoms[0],
+                &params[0],
+                params.get(1),
+                geo.0,
+                geo.1,
+                geo.2,
+                geo.3,
+                [20, 18],
+            );
+            assert_close(&unpacked, &want, 1e-4, 1e-4, "first forward");
+            // Every level and thread count gives the same bits (`tests/isa_levels.rs`).
+            let reference = first.get_or_insert_with(|| bits(&unpacked));
+            assert_eq!(&bits(&unpacked), reference, "{isa}, {threads} threads");
+            let packed = run(&mut bottoms, &mut params);
+            assert_eq!(bits(&packed), bits(&unpacked), "{isa}, {threads} threads");
+            assert_eq!(
+                bits(&run(&mut bottoms, &mut params)),
+                bits(&unpacked),
+                "third forward"
+            );
+
+            // New weights: the packed copy is stale and must not be read.
+            params[0]
+                .data_mut()
+                .iter_mut()
+                .for_each(|v| *v = -0.5 * *v + 0.01);
+            let changed = run(&mut bottoms, &mut params);
+            let want = naive_conv(
+                &bottoms[0],
+                &params[0],
+                params.get(1),
+                geo.0,
+                geo.1,
+                geo.2,
+                geo.3,
+                [20, 18],
+            );
+            assert_close(&changed, &want, 1e-4, 1e-4, "after the weights changed");
+            assert_eq!(
+                bits(&run(&mut bottoms, &mut params)),
+                bits(&changed),
+                "repacked"
+            );
+        }
+    });
+    backend::set_threads(0);
+}

@@ -22,9 +22,11 @@
 //! The tile is AVX2+FMA (the AVX-512 level runs it too); the baseline level
 //! runs a portable tile computing the same correctly rounded fused
 //! multiply-adds in the same order, so every level gives the same bits. Grid
-//! columns are computed in panels of 16, so the
-//! caller's P must hold [`SLACK`] readable floats past the last plane and the
-//! output rows `grid_len(n)` columns; the extra columns are never read back.
+//! columns are computed in panels of 16 and a last panel of 8 where 8 columns
+//! are left or fewer (the 7×6 stage's grid of 54 columns is 56 computed, not
+//! 64), so the caller's P must hold [`SLACK`] readable floats past the last
+//! plane and the output rows `grid_len(n)` columns; the extra columns are
+//! never read back.
 
 use super::kernels::ranges;
 use std::ops::Range;
@@ -33,6 +35,8 @@ use std::ops::Range;
 const MR: usize = 6;
 /// Grid columns per register tile (two 8-lane vectors).
 const NR: usize = 16;
+/// Columns of the narrow last panel (one vector).
+const HALF: usize = 8;
 /// Readable floats P needs past its last plane for the final panel.
 pub const SLACK: usize = NR;
 /// Panels of 16 columns a tile must sweep before packed weights pay for their
@@ -55,7 +59,7 @@ fn fma_in_cpu() -> bool {
 
 /// Columns of a grid row the kernel writes for a grid of `n` columns.
 pub fn grid_len(n: usize) -> usize {
-    n.div_ceil(NR) * NR
+    n.div_ceil(HALF) * HALF
 }
 
 /// Whether keeping packed weights pays for a grid of `n` columns.
@@ -127,20 +131,25 @@ pub fn rows(op: &Operands, rows: usize, n: usize, grid: &mut [f32], ld: usize) {
     for i0 in (0..rows).step_by(MR) {
         let m = (rows - i0).min(MR);
         for j0 in (0..cols).step_by(NR) {
+            let wide = cols - j0 >= NR;
             let a = op.w[i0 * op.w_row..].as_ptr();
             let b = op.p[j0..].as_ptr();
             let c = grid[i0 * ld + j0..].as_mut_ptr();
             // SAFETY: the assert above bounds every read (rows i0..i0+m of w
-            // over C·taps, planes of p up to shift + j0 + NR ≤ reach) and
-            // write (NR columns of m rows, ld apart); the vector tile runs
+            // over C·taps, planes of p up to shift + j0 + 16 or 8 ≤ reach) and
+            // write (16 or 8 columns of m rows, ld apart); the vector tile runs
             // only where the dispatch level has AVX2 and FMA.
             unsafe {
                 #[cfg(target_arch = "x86_64")]
                 if vector {
-                    x86::tile(op, m, a, b, c, ld);
+                    match wide {
+                        true => x86::tile::<2>(op, m, a, b, c, ld),
+                        false => x86::tile::<1>(op, m, a, b, c, ld),
+                    }
                     continue;
                 }
-                tile(op, m, a, b, c, ld);
+                let width = if wide { NR } else { HALF };
+                tile(op, m, width, a, b, c, ld);
             }
         }
     }
@@ -150,12 +159,21 @@ pub fn rows(op: &Operands, rows: usize, n: usize, grid: &mut [f32], ld: usize) {
 /// (c, tap) order with a correctly rounded fused multiply-add (`mul_add`), so
 /// its bits equal the vector tile's. Without FMA in the CPU `mul_add` is a
 /// library routine; [`available`] keeps such CPUs on the per-tap GEMMs.
-unsafe fn tile(op: &Operands, m: usize, a: *const f32, b: *const f32, c: *mut f32, ld: usize) {
+unsafe fn tile(
+    op: &Operands,
+    m: usize,
+    width: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ld: usize,
+) {
     let taps = op.shifts.len();
     // Weight (i, c·taps + t) is at i·row + (c·taps + t)·step.
     let (row, step) = if op.packed { (1, m) } else { (op.w_row, 1) };
     for i in 0..m {
         let mut acc = [0.0f32; NR];
+        let acc = &mut acc[..width];
         for ci in 0..op.channels {
             let bc = b.add(ci * op.plane);
             for (t, &s) in op.shifts.iter().enumerate() {
@@ -165,7 +183,7 @@ unsafe fn tile(op: &Operands, m: usize, a: *const f32, b: *const f32, c: *mut f3
                 }
             }
         }
-        std::ptr::write_unaligned(c.add(i * ld).cast(), acc);
+        std::ptr::copy_nonoverlapping(acc.as_ptr(), c.add(i * ld), width);
     }
 }
 
@@ -174,10 +192,11 @@ mod x86 {
     use super::Operands;
     use std::arch::x86_64::*;
 
-    /// One m × 16 tile: `a` at the tile's first weight row (or its packed
-    /// weights), `b` at its first grid column in plane 0, `c` at its first output.
+    /// One m × 8·V tile (V vectors of 8 columns): `a` at the tile's first
+    /// weight row (or its packed weights), `b` at its first grid column in
+    /// plane 0, `c` at its first output.
     #[inline(always)]
-    pub(super) unsafe fn tile(
+    pub(super) unsafe fn tile<const V: usize>(
         op: &Operands,
         m: usize,
         a: *const f32,
@@ -186,23 +205,23 @@ mod x86 {
         ld: usize,
     ) {
         match (m, op.packed) {
-            (6, false) => sums::<6, false>(op, a, b, c, ld),
-            (6, true) => sums::<6, true>(op, a, b, c, ld),
-            (5, false) => sums::<5, false>(op, a, b, c, ld),
-            (5, true) => sums::<5, true>(op, a, b, c, ld),
-            (4, false) => sums::<4, false>(op, a, b, c, ld),
-            (4, true) => sums::<4, true>(op, a, b, c, ld),
-            (3, false) => sums::<3, false>(op, a, b, c, ld),
-            (3, true) => sums::<3, true>(op, a, b, c, ld),
-            (2, false) => sums::<2, false>(op, a, b, c, ld),
-            (2, true) => sums::<2, true>(op, a, b, c, ld),
-            (_, false) => sums::<1, false>(op, a, b, c, ld),
-            (_, true) => sums::<1, true>(op, a, b, c, ld),
+            (6, false) => sums::<6, false, V>(op, a, b, c, ld),
+            (6, true) => sums::<6, true, V>(op, a, b, c, ld),
+            (5, false) => sums::<5, false, V>(op, a, b, c, ld),
+            (5, true) => sums::<5, true, V>(op, a, b, c, ld),
+            (4, false) => sums::<4, false, V>(op, a, b, c, ld),
+            (4, true) => sums::<4, true, V>(op, a, b, c, ld),
+            (3, false) => sums::<3, false, V>(op, a, b, c, ld),
+            (3, true) => sums::<3, true, V>(op, a, b, c, ld),
+            (2, false) => sums::<2, false, V>(op, a, b, c, ld),
+            (2, true) => sums::<2, true, V>(op, a, b, c, ld),
+            (_, false) => sums::<1, false, V>(op, a, b, c, ld),
+            (_, true) => sums::<1, true, V>(op, a, b, c, ld),
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn sums<const M: usize, const PACKED: bool>(
+    unsafe fn sums<const M: usize, const PACKED: bool, const V: usize>(
         op: &Operands,
         a: *const f32,
         b: *const f32,
@@ -218,17 +237,25 @@ mod x86 {
             let ac = a.add(ci * taps * step);
             for (t, &s) in op.shifts.iter().enumerate() {
                 let b0 = _mm256_loadu_ps(bc.add(s));
-                let b1 = _mm256_loadu_ps(bc.add(s + 8));
+                let b1 = if V == 2 {
+                    _mm256_loadu_ps(bc.add(s + 8))
+                } else {
+                    b0
+                };
                 for i in 0..M {
                     let w = _mm256_broadcast_ss(&*ac.add(i * row + t * step));
                     lo[i] = _mm256_fmadd_ps(w, b0, lo[i]);
-                    hi[i] = _mm256_fmadd_ps(w, b1, hi[i]);
+                    if V == 2 {
+                        hi[i] = _mm256_fmadd_ps(w, b1, hi[i]);
+                    }
                 }
             }
         }
         for i in 0..M {
             _mm256_storeu_ps(c.add(i * ld), lo[i]);
-            _mm256_storeu_ps(c.add(i * ld + 8), hi[i]);
+            if V == 2 {
+                _mm256_storeu_ps(c.add(i * ld + 8), hi[i]);
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! GEMM shapes and convolution layers of SphereFace-20, for GFLOP/s against
-//! the machine's FMA peak. `cargo bench --bench sphereface`.
+//! the machine's FMA peak (`netrun peak`). `cargo bench --bench sphereface`;
+//! `forward` keeps the same weights (a deploy net: packed after the first
+//! call), `forward-new-weights` writes them before every call (training).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use netrun::backend::gemm;
@@ -69,6 +71,26 @@ fn conv_layers(c: &mut Criterion) {
             let mut rng = Rng::seed_from_u64(0);
             group.bench_function(BenchmarkId::new("forward", &id), |bench| {
                 bench.iter(|| {
+                    let mut io = LayerIo::new(
+                        bottoms.iter_mut().collect(),
+                        tops.iter_mut().collect(),
+                        params.iter_mut().collect(),
+                    );
+                    l.forward(
+                        &mut io,
+                        &mut RunCtx {
+                            phase: Phase::Train,
+                            rng: &mut rng,
+                        },
+                    )
+                    .unwrap();
+                })
+            });
+            // As in training: the weights are written between forwards (their
+            // stamp changes), so the layer reads them unpacked.
+            group.bench_function(BenchmarkId::new("forward-new-weights", &id), |bench| {
+                bench.iter(|| {
+                    params[0].data_mut();
                     let mut io = LayerIo::new(
                         bottoms.iter_mut().collect(),
                         tops.iter_mut().collect(),

@@ -85,3 +85,44 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
     });
     backend::set_threads(0);
 }
+
+/// Nets run side by side from parallel code (a service extracting features on
+/// a pool): a pool thread waiting inside one net's convolution may pick up
+/// another net's, and each must still find its own scratch buffers.
+#[test]
+fn nets_run_side_by_side_from_parallel_code() {
+    use netrun::net::Net;
+    use netrun::netdef::Phase;
+    use rayon::prelude::*;
+    // Batch 1 splits one sample's shifted windows over threads inside the
+    // layer's scratch; the 7×6 planes at batch 4 run chunks of samples.
+    let text = "layer { name: \"in\" type: \"Input\" top: \"x\" input_param { shape { dim: 1 dim: 16 dim: 20 dim: 18 } } }\n\
+        layer { name: \"a\" type: \"Convolution\" bottom: \"x\" top: \"a\" convolution_param { num_output: 24 kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } } }\n\
+        layer { name: \"p\" type: \"Pooling\" bottom: \"a\" top: \"p\" pooling_param { pool: MAX kernel_size: 3 stride: 3 } }\n\
+        layer { name: \"r\" type: \"Reshape\" bottom: \"p\" top: \"q\" reshape_param { shape { dim: 4 dim: 6 dim: 7 dim: 6 } } }\n\
+        layer { name: \"b\" type: \"Convolution\" bottom: \"q\" top: \"y\" convolution_param { num_output: 8 kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } } }\n";
+    backend::set_winograd(WinogradPolicy::Never);
+    let mut nets: Vec<Net> = (0..16)
+        .map(|seed| Net::new(common::build(text, Phase::Test).unwrap(), seed).unwrap())
+        .collect();
+    let x = uniform_blob(&[1, 16, 20, 18], -1.0, 1.0, 9);
+    let mut want = Vec::new();
+    for net in &mut nets {
+        net.blob_mut("x")
+            .unwrap()
+            .data_mut()
+            .copy_from_slice(x.data());
+        net.forward().unwrap();
+        want.push(bits(net.blob("y").unwrap().data()));
+    }
+    for _ in 0..20 {
+        let got: Vec<Vec<u32>> = nets
+            .par_iter_mut()
+            .map(|net| {
+                net.forward().unwrap();
+                bits(net.blob("y").unwrap().data())
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+}

@@ -54,16 +54,24 @@ pub(super) fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 pub(super) type Scratch = RefCell<[Vec<f32>; 3]>;
 
 /// Runs `f` with slices of `lens` floats from this thread's buffers in `key`
-/// (contents unspecified), grown as needed and kept for the next call.
+/// (contents unspecified), grown as needed and kept for the next call. The
+/// buffers are taken out of `key` for the call: `f` runs parallel loops, and a
+/// pool thread waiting in one may pick up another net's layer (nets run side
+/// by side from parallel code), whose own call then starts from empty buffers
+/// instead of finding these borrowed.
 pub(super) fn with_scratch<R>(
     key: &'static LocalKey<Scratch>,
     lens: [usize; 3],
     f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
 ) -> R {
-    key.with(|cell| {
-        let [a, b, c] = &mut *cell.borrow_mut();
-        f(grown(a, lens[0]), grown(b, lens[1]), grown(c, lens[2]))
-    })
+    let [mut a, mut b, mut c] = key.with(RefCell::take);
+    let r = f(
+        grown(&mut a, lens[0]),
+        grown(&mut b, lens[1]),
+        grown(&mut c, lens[2]),
+    );
+    key.with(|cell| cell.replace([a, b, c]));
+    r
 }
 
 /// Splits 0..n into at most `parts` contiguous ranges.

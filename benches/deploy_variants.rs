@@ -6,6 +6,7 @@
 //! - the convolutions read packed weights (the same weights as the forward
 //!   before) or unpacked ones (weights written before the forward, as in
 //!   training).
+//!
 //! Prints min, first quartile and median per variant.
 //! `cargo bench --bench deploy_variants [-- ROUNDS]`.
 

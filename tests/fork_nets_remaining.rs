@@ -18,14 +18,11 @@
 //!   the attribute half through fc + Insanity + in-place Dropout + fc to 80 values,
 //!   `Reshape`d to N × 2 × 40 × 1 (dims 0 and −1) for a 40-way two-class
 //!   `SoftmaxWithLoss` and `Accuracy` on axis 1 (loss weight 0.02). Reduced as above,
-//!   10575 identities to 10. Two differences, kept here on purpose: the fork's
-//!   `MultiLabelImageData` (a list of images with 40 labels each) is not a netrun layer,
-//!   so the attribute images and their N × 40 labels come from `HDF5Data` (BVLC's
-//!   multi-label source, shapes from `--input-shape`; it takes no `transform_param`, so
-//!   the fork's scale and mirroring would be done when the file is written); and the
-//!   published `Reshape` works
-//!   in place, which the Caffe of 2015 let through and BVLC Caffe since 2016 and netrun
-//!   refuse, so it has its own top.
+//!   10575 identities to 10. The fork's `MultiLabelImageData` (a list of images with 40
+//!   labels each) is read as published; its N × 40 labels come from `--input-shape`.
+//!   One difference, kept on purpose: the published `Reshape` works in place, which the
+//!   Caffe of 2015 let through and BVLC Caffe since 2016 and netrun refuse, so it has
+//!   its own top here.
 //! - `face_deploy_20`: FaceVerification `dataset/Megaface/face_deploy_20.prototxt` (the
 //!   SphereFace-20 deploy net): `Flip` + `Concat` of the batch and its mirror, stages of a
 //!   stride-2 convolution (xavier, bias lr 2) and residual pairs of gaussian convolutions
@@ -152,15 +149,17 @@ fn casia_deploy() -> String {
 /// The attribute net; the identity half is the ImageData batch, which `--batch 2` sets.
 fn casia_train_test_attribute() -> String {
     let mut net = String::from("name: \"CASIA_small\"\n");
-    for (phase, list) in [("TRAIN", "train"), ("TEST", "val")] {
+    for (phase, list, mirror) in [("TRAIN", "train", true), ("TEST", "val", false)] {
         net += &format!(
             r#"layer {{ name: "pair_data1" type: "ImageData" top: "pair_data1" top: "label1"
   image_data_param {{ source: "missing_identities_{list}.txt" is_color: false batch_size: 4
     shuffle: true }}
   transform_param {{ mean_file: "missing_mean.proto" scale: 0.0078125 }}
   include: {{ phase: {phase} }} }}
-layer {{ name: "attribute_data" type: "HDF5Data" top: "attribute_data" top: "atrribute_label"
-  hdf5_data_param {{ source: "missing_celeba_attr_{list}.txt" batch_size: 4 }}
+layer {{ name: "attribute_data" type: "MultiLabelImageData" top: "attribute_data"
+  top: "atrribute_label"
+  image_data_param {{ source: "missing_celeba_attr_{list}.txt" is_color: false batch_size: 4 }}
+  transform_param {{ mean_file: "missing_mean.proto" scale: 0.0078125 mirror: {mirror} }}
   include: {{ phase: {phase} }} }}
 "#
         );

@@ -9,6 +9,8 @@
 //! `prefetch` batches ahead on a background thread (see `crate::data`).
 //! State (saved in snapshots): the read position of the next batch the net
 //! takes, `epoch`, `cursor` and `rng` (see `crate::data::sources`).
+//! MultiLabelImageData (multi_label_image_data.rs) is this layer built by
+//! `with_labels(…, true)`: K labels per list line, label top N×K.
 
 use super::transform::{param_span, sample_shape, SampleError, TransformParams, Unreadable};
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};

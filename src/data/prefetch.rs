@@ -14,7 +14,7 @@
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
-/// One batch: N samples' values and their N labels.
+/// One batch: N samples' values and their N labels (N × K for MultiLabelImageData).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub data: Vec<f32>,

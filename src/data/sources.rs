@@ -42,6 +42,9 @@ pub struct ListSource {
     pub list: PathBuf,
     /// In list order.
     pub entries: Vec<Entry>,
+    /// MultiLabelImageData: each entry's labels (K per entry, written in a row of the
+    /// label top); empty for ImageData, whose label is the entry's own.
+    pub label_rows: Vec<Vec<f32>>,
     /// Prefixed, as a string, to every listed path.
     pub root_folder: String,
     /// Where relative image paths are looked for, in order.
@@ -167,7 +170,10 @@ impl BatchSource for ListSource {
                     return Err(err);
                 }
             };
-            b.labels.push(self.entries[e].label as f32);
+            match self.label_rows.get(e) {
+                Some(row) => b.labels.extend_from_slice(row),
+                None => b.labels.push(self.entries[e].label as f32),
+            }
             self.transformer.transform(&values, out, &mut self.rng);
         }
         Ok(b)

@@ -9,6 +9,8 @@
 //! `prefetch` batches ahead on a background thread (see `crate::data`).
 //! State (saved in snapshots): the read position of the next batch the net
 //! takes, `epoch`, `cursor` and `rng` (see `crate::data::sources`).
+//! MultiLabelImageData (multi_label_image_data.rs) is this layer built by
+//! `with_labels(…, true)`: K labels per list line, label top N×K.
 
 use super::transform::{param_span, sample_shape, SampleError, TransformParams, Unreadable};
 use super::{required, Arity, BuildContext, Layer, Shape, ShapeError};
@@ -66,6 +68,9 @@ pub struct ImageDataLayer {
     pub shape: [usize; 4],
     /// Batches prepared ahead by a background thread; 0 reads them in forward.
     pub prefetch: usize,
+    /// K, the labels per image of MultiLabelImageData (label top N × K); None for
+    /// ImageData (label top N).
+    pub label_count: Option<usize>,
     feed: Feed,
 }
 
@@ -79,6 +84,17 @@ pub fn build(def: &LayerDef, ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagn
 impl ImageDataLayer {
     /// Builds the layer (the concrete type, e.g. to change `prefetch`).
     pub fn new(def: &LayerDef, ctx: &BuildContext) -> Result<ImageDataLayer, Diagnostic> {
+        Self::with_labels(def, ctx, false)
+    }
+
+    /// ImageData, or with `multi` MultiLabelImageData's reading: K labels per list line
+    /// (see `image_list::read_multi`), K from the list or, without it, from
+    /// `--input-shape LABEL=K`.
+    pub fn with_labels(
+        def: &LayerDef,
+        ctx: &BuildContext,
+        multi: bool,
+    ) -> Result<ImageDataLayer, Diagnostic> {
         let p: ImageDataParams = def.params(BLOCK)?;
         let transform = TransformParams::read(def)?;
         let source = required(def, p.source.as_deref(), BLOCK, "source")?.to_string();
@@ -108,17 +124,22 @@ impl ImageDataLayer {
         let channels = if p.is_color { 3 } else { 1 };
         let found = data::resolve(&source, &ctx.data_dirs);
         let source_path = found.as_ref().ok().map(|r| r.path.clone());
-        let list = match read_list(def, &source, found) {
+        let list = match read_list(def, &source, found, multi) {
             Err(SampleError::Invalid(d)) => return Err(d),
             Err(SampleError::Unreadable(u)) => Err(u),
             Ok(l) => Ok(l),
+        };
+        let label_count = match (&list, multi) {
+            (_, false) => None,
+            (Ok((_, _, rows)), true) => Some(rows[0].len()),
+            (Err(u), true) => Some(label_count_given(def, ctx, u)?),
         };
         let mut image_base = None;
         let mut first = None;
         let read = match (&list, p.new_height) {
             (_, nh) if nh > 0 => Ok([channels, nh as usize, p.new_width as usize]),
             (Err(u), _) => Err(SampleError::Unreadable(u.clone())),
-            (Ok((path, entries)), _) => first_image(def, &p, path, &entries[0], &ctx.data_dirs)
+            (Ok((path, entries, _)), _) => first_image(def, &p, path, &entries[0], &ctx.data_dirs)
                 .map(|(base, image, h, w)| {
                     image_base = Some(base);
                     first = Some(image);
@@ -129,10 +150,11 @@ impl ImageDataLayer {
         let [c, h, w] = transform.apply(def, sample)?;
         let feed = match list {
             Err(u) => Feed::new(Err(u.message)),
-            Ok((list, entries)) => {
+            Ok((list, entries, label_rows)) => {
                 let source = ListSource {
                     list,
                     entries,
+                    label_rows,
                     root_folder: p.root_folder.clone(),
                     dirs: ctx.data_dirs.clone(),
                     shuffle: p.shuffle,
@@ -160,8 +182,30 @@ impl ImageDataLayer {
             image_base,
             shape: [batch, c, h, w],
             prefetch: PREFETCH,
+            label_count,
             feed,
         })
+    }
+}
+
+/// The list file's path, its entries (at least one) and, with `multi`, each entry's
+/// labels (empty without).
+type List = (PathBuf, Vec<Entry>, Vec<Vec<f32>>);
+
+/// MultiLabelImageData's K without its list: `--input-shape LABEL=K`.
+fn label_count_given(
+    def: &LayerDef,
+    ctx: &BuildContext,
+    u: &Unreadable,
+) -> Result<usize, Diagnostic> {
+    let top = def.top.get(1).map_or("label", String::as_str);
+    match ctx.input_shapes.get(top).map(|s| &s[..]) {
+        Some(&[k]) if k > 0 => Ok(k),
+        _ => Err(def
+            .error(u.span, format!("{}: {}", def.describe(), u.message))
+            .with_help(format!(
+                "pass `--input-shape {top}=K` (the labels per image) to check the net without its list"
+            ))),
     }
 }
 
@@ -170,7 +214,8 @@ fn read_list(
     def: &LayerDef,
     source: &str,
     found: Result<data::Resolved, Vec<PathBuf>>,
-) -> Result<(PathBuf, Vec<Entry>), SampleError> {
+    multi: bool,
+) -> Result<List, SampleError> {
     let unreadable = |message: String| {
         SampleError::Unreadable(Unreadable {
             message,
@@ -187,12 +232,17 @@ fn read_list(
             )))
         }
     };
-    match image_list::read(&list, None) {
-        Ok(entries) if entries.is_empty() => Err(unreadable(format!(
+    let read = if multi {
+        image_list::read_multi(&list).map(|v| v.into_iter().unzip())
+    } else {
+        image_list::read(&list, None).map(|e| (e, Vec::new()))
+    };
+    match read {
+        Ok((entries, _)) if entries.is_empty() => Err(unreadable(format!(
             "list file `{}` lists no images",
             list.display()
         ))),
-        Ok(entries) => Ok((list, entries)),
+        Ok((entries, rows)) => Ok((list, entries, rows)),
         Err(image_list::ListError::Io(e)) => Err(unreadable(format!(
             "cannot read list file `{}`: {e}",
             list.display()
@@ -280,7 +330,12 @@ impl Layer for ImageDataLayer {
         true
     }
     fn reshape(&mut self, _bottom: &[Shape]) -> Result<Vec<Shape>, ShapeError> {
-        Ok(vec![self.shape.to_vec(), vec![self.shape[0]]])
+        let n = self.shape[0];
+        let label = match self.label_count {
+            Some(k) => vec![n, k],
+            None => vec![n],
+        };
+        Ok(vec![self.shape.to_vec(), label])
     }
     fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
         let b = self.feed.next(self.prefetch)?;

@@ -67,6 +67,7 @@ pub mod lstm;
 pub mod lstm_unit;
 pub mod margin_inner_product;
 pub mod memory_data;
+pub mod multi_label_image_data;
 pub mod multinomial_logistic_loss;
 pub mod mvn;
 pub mod norm_l2;

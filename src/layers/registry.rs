@@ -77,6 +77,7 @@ pub static REGISTRY: &[LayerType] = &[
     LayerType { name: "MVN", params: &["mvn_param"], build: mvn::build },
     LayerType { name: "MarginInnerProduct", params: &["margin_inner_product_param"], build: margin_inner_product::build },
     LayerType { name: "MemoryData", params: &["memory_data_param"], build: memory_data::build },
+    LayerType { name: "MultiLabelImageData", params: &["image_data_param", "transform_param"], build: multi_label_image_data::build },
     LayerType { name: "MultinomialLogisticLoss", params: &["loss_param"], build: multinomial_logistic_loss::build },
     LayerType { name: "NormL2", params: &[], build: norm_l2::build },
     LayerType { name: "Normalize", params: &["normalize_param"], build: normalize::build },

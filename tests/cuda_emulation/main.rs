@@ -10,6 +10,7 @@ mod bvlc_losses;
 mod cu_files;
 mod existing;
 mod face_forks;
+mod general_contrastive;
 mod harness;
 mod losses;
 mod margins;

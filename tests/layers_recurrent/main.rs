@@ -7,6 +7,7 @@ mod common;
 
 mod filter;
 mod lstm;
+mod lstm_torch;
 mod reference;
 mod rnn;
 

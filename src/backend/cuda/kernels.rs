@@ -41,6 +41,7 @@ pub static SOURCES: &[KernelSource] = sources![
     "eltwise" => "src/layers/eltwise.cu",
     "euclidean_loss" => "src/layers/euclidean_loss.cu",
     "focal_loss" => "src/layers/focal_loss.cu",
+    "general_contrastive_loss" => "src/layers/general_contrastive_loss.cu",
     "general_triplet_loss" => "src/layers/general_triplet_loss.cu",
     "global_lse_margin" => "src/layers/global_lse_margin.cu",
     "hinge_loss" => "src/layers/hinge_loss.cu",

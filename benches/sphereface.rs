@@ -69,43 +69,30 @@ fn conv_layers(c: &mut Criterion) {
             group.throughput(Throughput::Elements(flops as u64));
             let id = format!("{channels}x{h}x{w}/b{batch}");
             let mut rng = Rng::seed_from_u64(0);
-            group.bench_function(BenchmarkId::new("forward", &id), |bench| {
-                bench.iter(|| {
-                    let mut io = LayerIo::new(
-                        bottoms.iter_mut().collect(),
-                        tops.iter_mut().collect(),
-                        params.iter_mut().collect(),
-                    );
-                    l.forward(
-                        &mut io,
-                        &mut RunCtx {
-                            phase: Phase::Train,
-                            rng: &mut rng,
-                        },
-                    )
-                    .unwrap();
-                })
-            });
-            // As in training: the weights are written between forwards (their
-            // stamp changes), so the layer reads them unpacked.
-            group.bench_function(BenchmarkId::new("forward-new-weights", &id), |bench| {
-                bench.iter(|| {
-                    params[0].data_mut();
-                    let mut io = LayerIo::new(
-                        bottoms.iter_mut().collect(),
-                        tops.iter_mut().collect(),
-                        params.iter_mut().collect(),
-                    );
-                    l.forward(
-                        &mut io,
-                        &mut RunCtx {
-                            phase: Phase::Train,
-                            rng: &mut rng,
-                        },
-                    )
-                    .unwrap();
-                })
-            });
+            // "forward-new-weights" as in training: the weights are written
+            // between forwards (their stamp changes), so the layer reads them unpacked.
+            for (name, new_weights) in [("forward", false), ("forward-new-weights", true)] {
+                group.bench_function(BenchmarkId::new(name, &id), |bench| {
+                    bench.iter(|| {
+                        if new_weights {
+                            params[0].data_mut();
+                        }
+                        let mut io = LayerIo::new(
+                            bottoms.iter_mut().collect(),
+                            tops.iter_mut().collect(),
+                            params.iter_mut().collect(),
+                        );
+                        l.forward(
+                            &mut io,
+                            &mut RunCtx {
+                                phase: Phase::Train,
+                                rng: &mut rng,
+                            },
+                        )
+                        .unwrap();
+                    })
+                });
+            }
             group.throughput(Throughput::Elements(2 * flops as u64));
             group.bench_function(BenchmarkId::new("backward", &id), |bench| {
                 bench.iter(|| {

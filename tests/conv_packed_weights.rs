@@ -24,7 +24,19 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
     let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 26 group: 2 \
         kernel_size: 3 pad: 2 dilation: 2 weight_filler { type: \"gaussian\" std: 0.3 } \
         bias_filler { type: \"uniform\" min: -1 max: 1 } }";
-    let geo = (2, [1, 1], [2, 2], [2, 2]);
+    // The direct loops: 2 groups, stride 1, pad 2, dilation 2, 20×18 out.
+    let expected = |bottoms: &[Blob], params: &[Blob]| {
+        naive_conv(
+            &bottoms[0],
+            &params[0],
+            params.get(1),
+            2,
+            [1, 1],
+            [2, 2],
+            [2, 2],
+            [20, 18],
+        )
+    };
     let mut first: Option<Vec<u32>> = None;
     each_isa(|isa| {
         for threads in [1, 2, 3] {
@@ -37,16 +49,7 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
                 tops[0].data().to_vec()
             };
             let unpacked = run(&mut bottoms, &mut params);
-            let want = naive_conv(
-                &bottoms[0],
-                &params[0],
-                params.get(1),
-                geo.0,
-                geo.1,
-                geo.2,
-                geo.3,
-                [20, 18],
-            );
+            let want = expected(&bottoms, &params);
             assert_close(&unpacked, &want, 1e-4, 1e-4, "first forward");
             // Every level and thread count gives the same bits (`tests/isa_levels.rs`).
             let reference = first.get_or_insert_with(|| bits(&unpacked));
@@ -65,16 +68,7 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
                 .iter_mut()
                 .for_each(|v| *v = -0.5 * *v + 0.01);
             let changed = run(&mut bottoms, &mut params);
-            let want = naive_conv(
-                &bottoms[0],
-                &params[0],
-                params.get(1),
-                geo.0,
-                geo.1,
-                geo.2,
-                geo.3,
-                [20, 18],
-            );
+            let want = expected(&bottoms, &params);
             assert_close(&changed, &want, 1e-4, 1e-4, "after the weights changed");
             assert_eq!(
                 bits(&run(&mut bottoms, &mut params)),

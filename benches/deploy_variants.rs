@@ -1,11 +1,8 @@
 //! SphereFace-20's deploy forward (batch 1, `NETRUN_THREADS` or 2 threads)
 //! in variants that one process alternates forward by forward, so that the
-//! noise of a shared machine falls on all of them alike:
-//! - the net's passes run on a compute thread (`Net::forward`) or their
-//!   layers are called one by one from outside the pool;
-//! - the convolutions read packed weights (the same weights as the forward
-//!   before) or unpacked ones (weights written before the forward, as in
-//!   training).
+//! noise of a shared machine falls on all of them alike: the convolutions read
+//! packed weights (the same weights as the forward before) or unpacked ones
+//! (weights written before the forward, as in training).
 //!
 //! Prints min, first quartile and median per variant.
 //! `cargo bench --bench deploy_variants [-- ROUNDS]`.
@@ -41,32 +38,21 @@ fn main() {
     let def = read_net_file(&path).expect("the shared SphereFace deploy net");
     let graph = Graph::build(&def, &BuildOptions::for_phase(Phase::Test)).unwrap();
     let mut net = Net::new(graph, 42).unwrap();
-    let layers = net.graph.nodes.len();
     for _ in 0..3 {
         net.forward().unwrap();
     }
-    let names = [
-        "on a compute thread, unpacked",
-        "from outside the pool, unpacked",
-        "on a compute thread, packed",
-    ];
+    let names = ["weights written before (unpacked)", "same weights (packed)"];
     let mut times = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
         touch_weights(&mut net);
         let t = Instant::now();
         net.forward().unwrap();
         times[0].push(ms(t));
-        touch_weights(&mut net);
-        let t = Instant::now();
-        for l in 0..layers {
-            net.forward_layer(l).unwrap();
-        }
-        times[1].push(ms(t));
         // Same weights twice: the first of these packs, the second reads.
         net.forward().unwrap();
         let t = Instant::now();
         net.forward().unwrap();
-        times[2].push(ms(t));
+        times[1].push(ms(t));
     }
     println!("SphereFace-20 deploy b1, {threads} threads, {rounds} rounds (ms)");
     for (name, t) in names.iter().zip(&mut times) {

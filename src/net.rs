@@ -7,7 +7,6 @@
 //! points at the owner's blob, so its diff accumulates into the owner's, as in
 //! Caffe.
 
-use crate::backend::on_compute_thread;
 use crate::blob::Blob;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamOwner};
@@ -139,13 +138,11 @@ impl Net {
     /// Runs every layer forward; returns Σ loss_weight · loss over all loss tops.
     pub fn forward(&mut self) -> Result<f64> {
         self.release_split_views();
-        on_compute_thread(|| {
-            let mut loss = 0.0f64;
-            for n in 0..self.graph.nodes.len() {
-                loss += self.forward_layer(n)?;
-            }
-            Ok(loss)
-        })
+        let mut loss = 0.0f64;
+        for n in 0..self.graph.nodes.len() {
+            loss += self.forward_layer(n)?;
+        }
+        Ok(loss)
     }
 
     /// Split tops view their bottom's values; dropping those views before a
@@ -189,12 +186,10 @@ impl Net {
     /// Learnable diffs accumulate; call [`Net::clear_param_diffs`] between steps.
     pub fn backward(&mut self) -> Result<()> {
         self.set_loss_weights();
-        on_compute_thread(|| {
-            for n in (0..self.graph.nodes.len()).rev() {
-                self.backward_layer(n)?;
-            }
-            Ok(())
-        })
+        for n in (0..self.graph.nodes.len()).rev() {
+            self.backward_layer(n)?;
+        }
+        Ok(())
     }
 
     /// Runs layer `n` backward if it needs it (loss tops' diffs must hold their weights).

@@ -3,7 +3,6 @@
 //! Data layers are not run: their tops are filled once with random values
 //! (labels with class 0), so any net can be timed without its data set.
 
-use crate::backend::on_compute_thread;
 use crate::error::Result;
 use crate::layer_io::Rng;
 use crate::net::Net;
@@ -76,16 +75,12 @@ pub fn time(net: &mut Net, iterations: usize, backward: bool) -> Result<Timings>
         Ok(())
     };
     let (mut fwd, mut bwd) = (vec![0.0; n], vec![0.0; n]);
+    run(net, &mut fwd, &mut bwd)?;
+    let (mut fwd, mut bwd) = (vec![0.0; n], vec![0.0; n]);
     let iterations = iterations.max(1);
-    on_compute_thread(|| {
+    for _ in 0..iterations {
         run(net, &mut fwd, &mut bwd)?;
-        fwd.fill(0.0);
-        bwd.fill(0.0);
-        for _ in 0..iterations {
-            run(net, &mut fwd, &mut bwd)?;
-        }
-        Ok::<_, crate::error::Error>(())
-    })?;
+    }
     let k = iterations as f64;
     let layers = net
         .graph

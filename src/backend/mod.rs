@@ -54,21 +54,6 @@ pub fn set_threads(n: usize) {
     });
 }
 
-/// Runs `f` on one of the compute threads, the caller waiting (at once where
-/// the caller is one). A net's passes run so: the serial work between the
-/// parallel loops then happens where those loops start, and a loop split in
-/// two runs one half in place and hands the other to a thread that is likely
-/// still spinning from the loop before. Called from outside the pool, every
-/// loop would instead wake pool threads from sleep and put the caller to sleep
-/// until they finish, once per layer.
-pub fn on_compute_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
-    }
-}
-
 /// Compute threads in use: as [`set_threads`] set them, else all cores (the
 /// command line reads `--threads` and `NETRUN_THREADS` and calls `set_threads`).
 pub fn threads() -> usize {

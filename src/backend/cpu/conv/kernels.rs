@@ -258,7 +258,10 @@ impl Plan {
         let (hw, t) = (self.window.col_cols(), self.taps());
         let (cg, og) = self.per_group();
         let k = cg * t;
-        if self.shifted() {
+        // On planes under 64 positions (7×6) the per-tap products have an inner
+        // dimension of a few dozen and write dW at a stride of kh·kw: one
+        // im2col product each way does better.
+        if self.shifted() && hw >= PER_SAMPLE_MIN_POSITIONS {
             return self.backward_shifted(threads, w, x, dy, dw, dx);
         }
         let col_len = self.window.col_rows() * hw;

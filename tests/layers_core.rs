@@ -81,16 +81,20 @@ fn convolution_shifted_windows_pad_and_batch() {
     );
 }
 
+// A 7×6 plane runs its backward by im2col (under 64 positions), a 12×10 one by
+// shifted windows; the forward is shifted windows in both.
 #[test]
 fn convolution_shifted_windows_groups_dilation_per_axis_pad() {
-    conv_case(
-        "num_output: 4 group: 2 kernel_h: 3 kernel_w: 2 dilation: 2 pad_h: 2 pad_w: 1",
-        &[1, 16, 7, 6],
-        2,
-        [1, 1],
-        [2, 1],
-        [2, 2],
-    );
+    for shape in [[1, 16, 7, 6], [1, 16, 12, 10]] {
+        conv_case(
+            "num_output: 4 group: 2 kernel_h: 3 kernel_w: 2 dilation: 2 pad_h: 2 pad_w: 1",
+            &shape,
+            2,
+            [1, 1],
+            [2, 1],
+            [2, 2],
+        );
+    }
 }
 
 #[test]

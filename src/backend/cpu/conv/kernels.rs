@@ -346,3 +346,30 @@ impl Plan {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{with_scratch, SAMPLE};
+
+    /// A pool thread waiting inside a parallel loop may run another layer's
+    /// call on the same thread: the nested call gets buffers of its own, and
+    /// the outer call's buffers are kept for the next one.
+    #[test]
+    fn scratch_buffers_serve_a_nested_call_on_the_same_thread() {
+        let outer = with_scratch(&SAMPLE, [4, 0, 0], |a, _, _| {
+            a.fill(1.0);
+            let inner = with_scratch(&SAMPLE, [3, 0, 0], |b, _, _| {
+                b.fill(2.0);
+                b.len()
+            });
+            assert!(
+                a.iter().all(|&v| v == 1.0),
+                "the nested call wrote the outer buffer"
+            );
+            inner + a.len()
+        });
+        assert_eq!(outer, 7);
+        let kept = SAMPLE.with(|cell| cell.borrow()[0].clone());
+        assert_eq!(kept, [1.0; 4], "the outer call's buffer is the one kept");
+    }
+}

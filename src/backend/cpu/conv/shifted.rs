@@ -165,6 +165,8 @@ impl Plan {
         let k = cg * t;
         let (plane, n, wp) = (self.plane(), self.grid(), self.pitch());
         let fused = direct::available();
+        // Only the fused kernel reads the packed layout (PackedWeights packs only
+        // where it runs; the per-tap GEMMs need W as stored).
         let packed = packed.filter(|_| fused);
         let parts = match packed {
             Some(_) => direct::tile_ranges(self.outputs, og, threads),

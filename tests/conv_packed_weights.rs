@@ -2,7 +2,8 @@
 //! whose weights stay the same packs them on its second forward and reads the
 //! packed copy from then on. The sums are the same in either layout, so the
 //! outputs must be the same bits, at any thread count (the rows are split on
-//! tile boundaries), and a weight change must be seen at once.
+//! tile boundaries), and a weight change must be seen at once. Winograd layers
+//! keep their transformed weights the same way.
 
 mod common;
 
@@ -18,7 +19,6 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
-    backend::set_winograd(WinogradPolicy::Never);
     // 13 outputs per group: tiles of 6, 6 and 1 rows. A 20×18 image padded by
     // 2 at dilation 2 gives a grid of 23 rows of 22 columns, 30 panels of 16.
     let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 26 group: 2 \
@@ -39,6 +39,8 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
     };
     let mut first: Option<Vec<u32>> = None;
     each_isa(|isa| {
+        // Process-wide, so set under each_isa's lock.
+        backend::set_winograd(WinogradPolicy::Never);
         for threads in [1, 2, 3] {
             backend::set_threads(threads);
             let mut l = layer(text);
@@ -80,6 +82,72 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
     backend::set_threads(0);
 }
 
+/// A Winograd layer whose weights stay the same keeps their transform U from
+/// its second forward on: the same U as a forward computes for itself, so the
+/// same bits, and new weights are transformed afresh. Banded (narrow) and
+/// whole-batch (wide) layers, 3×3 and 5×5.
+#[test]
+fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
+    // (inputs, outputs, kernel, pad, batch, H, W): 96 → 96 at 3×3 has a U of
+    // 16·96·96 floats, past the banded limit.
+    for (c, o, k, pad, batch, h, w) in [
+        (20, 24, 3, 1, 2, 14, 12),
+        (96, 96, 3, 1, 2, 8, 7),
+        (16, 20, 5, 2, 3, 12, 10),
+    ] {
+        let text = format!(
+            "name: \"c\" type: \"Convolution\" convolution_param {{ num_output: {o} \
+             kernel_size: {k} pad: {pad} weight_filler {{ type: \"gaussian\" std: 0.2 }} \
+             bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
+        );
+        let expected = |bottoms: &[Blob], params: &[Blob]| {
+            naive_conv(
+                &bottoms[0],
+                &params[0],
+                params.get(1),
+                1,
+                [1, 1],
+                [pad, pad],
+                [1, 1],
+                [h, w],
+            )
+        };
+        each_isa(|isa| {
+            // Process-wide, so set under each_isa's lock.
+            backend::set_winograd(WinogradPolicy::Always);
+            for threads in [1, 2] {
+                backend::set_threads(threads);
+                let mut l = layer(&text);
+                let mut bottoms = vec![uniform_blob(&[batch, c, h, w], -1.0, 1.0, 5)];
+                let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 13);
+                let mut run = |bottoms: &mut Vec<Blob>, params: &mut Vec<Blob>| {
+                    forward(l.as_mut(), bottoms, &mut tops, params);
+                    tops[0].data().to_vec()
+                };
+                let case = format!("{c}->{o} {k}x{k}, {isa}, {threads} threads");
+                let fresh = run(&mut bottoms, &mut params);
+                let want = expected(&bottoms, &params);
+                assert_close(&fresh, &want, 1e-3, 1e-3, &format!("{case}: first forward"));
+                for nth in ["second (keeps U)", "third (reads it)"] {
+                    let kept = run(&mut bottoms, &mut params);
+                    assert_eq!(bits(&kept), bits(&fresh), "{case}: {nth} forward");
+                }
+                // New weights: the kept U is stale and must not be read.
+                params[0].data_mut().iter_mut().for_each(|v| *v = 0.5 - *v);
+                let changed = run(&mut bottoms, &mut params);
+                let want = expected(&bottoms, &params);
+                assert_close(&changed, &want, 1e-3, 1e-3, &format!("{case}: new weights"));
+                for _ in 0..2 {
+                    let again = run(&mut bottoms, &mut params);
+                    assert_eq!(bits(&again), bits(&changed), "{case}: kept again");
+                }
+            }
+            backend::set_winograd(WinogradPolicy::Auto);
+        });
+    }
+    backend::set_threads(0);
+}
+
 /// Nets run side by side from parallel code (a service extracting features on
 /// a pool) give the same bits as one at a time. Whether a pool thread picks up
 /// another net's convolution while waiting inside one depends on timing; the
@@ -97,6 +165,7 @@ fn nets_run_side_by_side_from_parallel_code() {
         layer { name: \"p\" type: \"Pooling\" bottom: \"a\" top: \"p\" pooling_param { pool: MAX kernel_size: 3 stride: 3 } }\n\
         layer { name: \"r\" type: \"Reshape\" bottom: \"p\" top: \"q\" reshape_param { shape { dim: 4 dim: 6 dim: 7 dim: 6 } } }\n\
         layer { name: \"b\" type: \"Convolution\" bottom: \"q\" top: \"y\" convolution_param { num_output: 8 kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } } }\n";
+    let _alone = common::isa::exclusive();
     backend::set_winograd(WinogradPolicy::Never);
     let mut nets: Vec<Net> = (0..16)
         .map(|seed| Net::new(common::build(text, Phase::Test).unwrap(), seed).unwrap())

@@ -27,9 +27,10 @@ pub struct ConvolutionLayer {
     pub num_output: usize,
     pub group: usize,
     pub channels: usize,
-    /// The weights in the shifted-window kernel's packed order, kept while
-    /// they stay the same (deploy and TEST nets).
+    /// The weights in the shifted-window kernel's packed order, and as
+    /// Winograd's U, each kept while they stay the same (deploy and TEST nets).
     packed: PackedWeights,
+    winograd: PackedWeights,
 }
 
 pub fn build(def: &LayerDef, _ctx: &BuildContext) -> Result<Box<dyn Layer>, Diagnostic> {
@@ -66,6 +67,7 @@ pub fn new_layer(def: &LayerDef) -> Result<ConvolutionLayer, Diagnostic> {
         group,
         channels: 0,
         packed: PackedWeights::default(),
+        winograd: PackedWeights::default(),
     })
 }
 
@@ -191,8 +193,10 @@ impl Layer for ConvolutionLayer {
             let plan = self.plan(b.shape(), t.shape());
             let wk = params[0].data();
             let (in_len, out_len) = (b.count_from(1), t.count_from(1));
+            let stamp = params[0].data_stamp();
             if plan.winograd(b.dim(0)) {
-                plan.winograd_forward(wk, bias, b.data(), t.data_mut());
+                let u = self.winograd.winograd(&plan, wk, stamp);
+                plan.winograd_forward((wk, u), bias, b.data(), t.data_mut());
                 continue;
             }
             if plan.chunked(b.dim(0), threads()) {
@@ -214,7 +218,7 @@ impl Layer for ConvolutionLayer {
             };
             let x_all = b.data();
             let ys = split_parts(t.data_mut(), &parts, out_len);
-            let w = (wk, self.packed.get(&plan, wk, params[0].data_stamp()));
+            let w = (wk, self.packed.packed(&plan, wk, stamp));
             let run = |(r, ys): (std::ops::Range<usize>, &mut [f32])| {
                 for (s, y) in r.zip(ys.chunks_mut(out_len)) {
                     plan.forward(inner, w, bias, &x_all[s * in_len..(s + 1) * in_len], y);

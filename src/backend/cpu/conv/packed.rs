@@ -1,13 +1,16 @@
-//! A convolution's weights kept in the fused shifted-window kernel's packed
-//! layout (`direct.rs`) for as long as they stay the same.
+//! A convolution's weights kept in a kernel's own layout for as long as they
+//! stay the same: packed for the fused shifted-window kernel (`direct.rs`), or
+//! transformed to Winograd's U = G g Gᵀ (`winograd_weights.rs`).
 
 use super::{direct, Plan};
 
-/// Packed weights and the stamp ([`crate::blob::Blob::data_stamp`]) of the
-/// weights they were packed from. Weights are packed when a forward sees the
-/// same stamp as the forward before it: a training step changes them every
-/// iteration and would pay for a copy it reads once, while a deploy net packs
-/// on its second forward and keeps the copy.
+/// Weights in one kernel's layout and the stamp
+/// ([`crate::blob::Blob::data_stamp`]) of the weights they were made from.
+/// They are made when a forward sees the same stamp as the forward before it:
+/// a training step changes the weights every iteration and would pay for a
+/// copy it reads once, while a deploy net makes it on its second forward and
+/// keeps it. A layer holds one per layout, so that bottoms of different
+/// shapes (one shifted, one Winograd) do not evict each other's copy.
 #[derive(Debug, Default)]
 pub struct PackedWeights {
     seen: u64,
@@ -18,17 +21,27 @@ impl PackedWeights {
     /// The packed form of `w` (stamped `stamp`) for `plan`, where the plan's
     /// kernel reads packed weights and they are current; otherwise `None`,
     /// and a stale copy is dropped.
-    pub fn get(&mut self, plan: &Plan, w: &[f32], stamp: u64) -> Option<&[f32]> {
+    pub fn packed(&mut self, plan: &Plan, w: &[f32], stamp: u64) -> Option<&[f32]> {
         if !plan.packs() {
             return None;
         }
+        let (cg, og) = plan.per_group();
+        self.kept(stamp, || direct::pack(w, og, cg * plan.taps()))
+    }
+
+    /// Winograd's U for `w` (stamped `stamp`), for a plan whose forward runs
+    /// Winograd, when current; otherwise `None`, as [`PackedWeights::packed`].
+    pub fn winograd(&mut self, plan: &Plan, w: &[f32], stamp: u64) -> Option<&[f32]> {
+        self.kept(stamp, || plan.winograd_weights(w))
+    }
+
+    fn kept(&mut self, stamp: u64, make: impl FnOnce() -> Vec<f32>) -> Option<&[f32]> {
         if !matches!(&self.held, Some((s, _)) if *s == stamp) {
             self.held = None;
             if std::mem::replace(&mut self.seen, stamp) != stamp {
                 return None;
             }
-            let (cg, og) = plan.per_group();
-            self.held = Some((stamp, direct::pack(w, og, cg * plan.taps())));
+            self.held = Some((stamp, make()));
         }
         self.held.as_ref().map(|(_, p)| p.as_slice())
     }

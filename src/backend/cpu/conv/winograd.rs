@@ -106,14 +106,32 @@ impl Plan {
         }
     }
 
-    /// y = conv(x) + bias for a whole batch (`x`, `y` hold every sample).
-    pub fn winograd_forward(&self, w: &[f32], bias: Option<&[f32]>, x: &[f32], y: &mut [f32]) {
-        self.winograd_batch(self.forward_transform(), false, w, bias, x, y);
+    /// y = conv(x) + bias for a whole batch (`x`, `y` hold every sample);
+    /// `u`, the weights already transformed ([`Plan::winograd_weights`]).
+    pub fn winograd_forward(
+        &self,
+        (w, u): (&[f32], Option<&[f32]>),
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        let wg = self.forward_transform();
+        self.winograd_batch(wg, false, (w, u), bias, x, y);
+    }
+
+    /// The forward's U = G g Gᵀ of weights `w`, for a layer to keep while
+    /// they stay the same.
+    pub fn winograd_weights(&self, w: &[f32]) -> Vec<f32> {
+        let (o, c, r) = (self.outputs, self.window.channels, self.window.kernel[0]);
+        let mut u = vec![0.0; (r + 1) * (r + 1) * o * c];
+        transform_weights(w, [o, c, r], false, &mut u);
+        u
     }
 
     /// dx = ∂L/∂x for a whole batch from dy.
     pub fn winograd_data_gradient(&self, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-        self.winograd_batch(self.data_gradient_transform(), true, w, None, dy, dx);
+        let wg = self.data_gradient_transform();
+        self.winograd_batch(wg, true, (w, None), None, dy, dx);
     }
 
     /// dW += ∂L/∂W for a whole batch: the tile sums N accumulate over chunks in
@@ -139,7 +157,7 @@ impl Plan {
         &self,
         wg: Winograd,
         backward_data: bool,
-        w: &[f32],
+        (w, kept): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -150,8 +168,19 @@ impl Plan {
         // transform the rotated kernels.
         let rotated_points = backward_data && wg.taps == 3;
         let rotated_kernels = backward_data && !rotated_points;
-        with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |u, v, m| {
-            transform_weights(w, [o, c, wg.taps], rotated_kernels, u);
+        let u_len = if kept.is_some() {
+            0
+        } else {
+            wg.points() * o * c
+        };
+        with_scratch(&WINOGRAD, [u_len, ch.v, ch.m], |fresh, v, m| {
+            let u: &[f32] = match kept {
+                Some(u) => u,
+                None => {
+                    transform_weights(w, [o, c, wg.taps], rotated_kernels, fresh);
+                    fresh
+                }
+            };
             if wg.banded() {
                 return wg.run_banded(u, rotated_points, bias, x, y);
             }

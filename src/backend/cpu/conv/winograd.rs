@@ -36,10 +36,11 @@ const BANDED_MIN_WIDTH: usize = 32;
 /// 1.1× to 2.5×.
 const FIVE_MIN_WIDTH: usize = 16;
 
-/// Fewer tiles in a batch than this leave the α² GEMMs too narrow (N = tiles):
-/// at batch 1 SphereFace's 14×12 and 7×6 stages (42 and 12 tiles) ran slower
-/// than direct convolution.
-const WINOGRAD_MIN_TILES: usize = 256;
+/// Fewer tiles in a batch than this leave the α² GEMMs too narrow (M = tiles)
+/// to beat the shifted windows: at batch 1 SphereFace's 28×24 and 14×12 stages
+/// (168 and 42 tiles) train and infer faster with Winograd, its 7×6 stage (12
+/// tiles) slower (`deploy_variants`, `netrun time`; README, "CPU speed").
+const WINOGRAD_MIN_TILES: usize = 40;
 
 /// Floats of V or M per chunk (8 MiB each): sets the samples per chunk.
 const TILE_BUDGET: usize = 2 << 20;

@@ -55,6 +55,15 @@ pub fn time(net: &mut Net, iterations: usize, backward: bool) -> Result<Timings>
         .collect();
     let run = |net: &mut Net, fwd: &mut [f64], bwd: &mut [f64]| -> Result<()> {
         net.release_split_views();
+        if backward {
+            // A training step ends in the solver's update, so every step starts
+            // from new weights: give them new stamps as that write would, so
+            // that layers time the forward training runs, not one from weights
+            // they kept in their own layout (packed, Winograd's U).
+            for p in net.params.iter_mut() {
+                p.data_mut();
+            }
+        }
         for l in 0..n {
             if is_data[l] {
                 continue;

@@ -191,3 +191,26 @@ fn nets_run_side_by_side_from_parallel_code() {
         assert_eq!(got, want);
     }
 }
+
+/// `netrun time` of a training net times what a training step runs: the
+/// solver writes the weights every step, so each timed iteration gives them
+/// new stamps and no layer reads a copy kept from the step before; a
+/// forward-only (deploy) timing leaves them as they are, as a deploy net runs.
+#[test]
+fn timing_a_training_step_writes_the_weights_as_the_update_would() {
+    use netrun::net::Net;
+    use netrun::netdef::Phase;
+    let text = "layer { name: \"in\" type: \"Input\" top: \"x\" input_param { shape { dim: 1 dim: 16 dim: 20 dim: 18 } } }\n\
+        layer { name: \"a\" type: \"Convolution\" bottom: \"x\" top: \"a\" convolution_param { num_output: 24 kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } } }\n";
+    for (phase, backward) in [(Phase::Train, true), (Phase::Test, false)] {
+        let mut net = Net::new(common::build(text, phase).unwrap(), 3).unwrap();
+        let before = net.params[0].data_stamp();
+        netrun::timing::time(&mut net, 2, backward).unwrap();
+        let after = net.params[0].data_stamp();
+        assert_eq!(
+            after != before,
+            backward,
+            "{phase:?}: stamps {before} -> {after}"
+        );
+    }
+}

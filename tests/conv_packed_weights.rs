@@ -17,6 +17,19 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
 }
 
+/// The direct loops at stride 1 for bottom 0 and the layer's weights and bias.
+fn direct(
+    bottoms: &[Blob],
+    params: &[Blob],
+    group: usize,
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    out: [usize; 2],
+) -> Vec<f64> {
+    let (x, w, b) = (&bottoms[0], &params[0], params.get(1));
+    naive_conv(x, w, b, group, [1, 1], pad, dilation, out)
+}
+
 #[test]
 fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
     // 13 outputs per group: tiles of 6, 6 and 1 rows. A 20×18 image padded by
@@ -25,18 +38,7 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
         kernel_size: 3 pad: 2 dilation: 2 weight_filler { type: \"gaussian\" std: 0.3 } \
         bias_filler { type: \"uniform\" min: -1 max: 1 } }";
     // The direct loops: 2 groups, stride 1, pad 2, dilation 2, 20×18 out.
-    let expected = |bottoms: &[Blob], params: &[Blob]| {
-        naive_conv(
-            &bottoms[0],
-            &params[0],
-            params.get(1),
-            2,
-            [1, 1],
-            [2, 2],
-            [2, 2],
-            [20, 18],
-        )
-    };
+    let expected = |b: &[Blob], p: &[Blob]| direct(b, p, 2, [2, 2], [2, 2], [20, 18]);
     let mut first: Option<Vec<u32>> = None;
     each_isa(|isa| {
         // Process-wide, so set under each_isa's lock.
@@ -100,18 +102,7 @@ fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
              kernel_size: {k} pad: {pad} weight_filler {{ type: \"gaussian\" std: 0.2 }} \
              bias_filler {{ type: \"uniform\" min: -1 max: 1 }} }}"
         );
-        let expected = |bottoms: &[Blob], params: &[Blob]| {
-            naive_conv(
-                &bottoms[0],
-                &params[0],
-                params.get(1),
-                1,
-                [1, 1],
-                [pad, pad],
-                [1, 1],
-                [h, w],
-            )
-        };
+        let expected = |b: &[Blob], p: &[Blob]| direct(b, p, 1, [pad, pad], [1, 1], [h, w]);
         each_isa(|isa| {
             // Process-wide, so set under each_isa's lock.
             backend::set_winograd(WinogradPolicy::Always);

@@ -123,9 +123,9 @@ impl Plan {
     /// The forward's U = G g Gᵀ of weights `w`, for a layer to keep while
     /// they stay the same.
     pub fn winograd_weights(&self, w: &[f32]) -> Vec<f32> {
-        let (o, c, r) = (self.outputs, self.window.channels, self.window.kernel[0]);
-        let mut u = vec![0.0; (r + 1) * (r + 1) * o * c];
-        transform_weights(w, [o, c, r], false, &mut u);
+        let (wg, o, c) = (self.forward_transform(), self.outputs, self.window.channels);
+        let mut u = vec![0.0; wg.points() * o * c];
+        transform_weights(w, [o, c, wg.taps], false, &mut u);
         u
     }
 

@@ -74,6 +74,12 @@ pub(super) fn with_scratch<R>(
     r
 }
 
+/// Frees buffer `i` of this thread's `key`, for a caller that will not need it
+/// again soon: without this a buffer once grown is held for the thread's life.
+pub(super) fn release(key: &'static LocalKey<Scratch>, i: usize) {
+    key.with(|cell| cell.borrow_mut()[i] = Vec::new());
+}
+
 /// Splits 0..n into at most `parts` contiguous ranges.
 pub fn ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
     let parts = parts.clamp(1, n.max(1));

@@ -13,7 +13,7 @@
 //! K = tiles) and maps back once. The tile transforms are in
 //! `winograd_tiles.rs`, the kernel side in `winograd_weights.rs`.
 
-use super::kernels::{with_scratch, Plan, Scratch};
+use super::kernels::{release, with_scratch, Plan, Scratch};
 use super::winograd_banded::banded;
 use super::winograd_tiles::Winograd;
 use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
@@ -169,7 +169,11 @@ impl Plan {
         // transform the rotated kernels.
         let rotated_points = backward_data && wg.taps == 3;
         let rotated_kernels = backward_data && !rotated_points;
+        // A layer that keeps U (deploy, TEST) will not transform into the
+        // scratch again; the scratch of its first forward is let go rather
+        // than held beside every kept U (4 MiB for a 256-channel layer).
         let u_len = if kept.is_some() {
+            release(&WINOGRAD, 0);
             0
         } else {
             wg.points() * o * c

@@ -34,6 +34,8 @@ pub struct Blob {
     shape: Shape,
     data: Arc<Vec<f32>>,
     diff: Vec<f32>,
+    /// Set by [`Blob::drop_diff`]: a reshape leaves the diff empty.
+    without_diff: bool,
     stamp: Stamp,
     #[cfg(feature = "cuda")]
     data_device: Mirror,
@@ -66,6 +68,7 @@ impl Blob {
             shape: shape.to_vec(),
             data: Arc::new(data),
             diff,
+            without_diff: false,
             stamp: Stamp::new(),
             #[cfg(feature = "cuda")]
             data_device: Mirror::default(),
@@ -105,7 +108,9 @@ impl Blob {
         let n = count(shape);
         self.shape = shape.to_vec();
         Arc::make_mut(&mut self.data).resize(n, 0.0);
-        self.diff.resize(n, 0.0);
+        if !self.without_diff {
+            self.diff.resize(n, 0.0);
+        }
         self.host_data_written();
         self.host_diff_written();
     }
@@ -214,6 +219,39 @@ impl Blob {
             {
                 self.data_device = Mirror::default();
             }
+        }
+    }
+
+    /// Takes the values out, for a net that recycles activation storage
+    /// (`net/memory.rs`); `data()` is empty until [`Blob::give_data`].
+    /// `None` where other blobs still view them (the last one to let go
+    /// gets them).
+    pub fn take_data(&mut self) -> Option<Vec<f32>> {
+        let values = std::mem::take(&mut self.data);
+        self.stamp = Stamp::new();
+        #[cfg(feature = "cuda")]
+        {
+            self.data_device = Mirror::default();
+        }
+        Arc::try_unwrap(values).ok()
+    }
+
+    /// Gives the blob storage for its values: `values` resized to the
+    /// blob's count (contents unspecified, as a layer writes its whole top).
+    pub fn give_data(&mut self, mut values: Vec<f32>) {
+        values.resize(self.count(), 0.0);
+        self.data = Arc::new(values);
+        self.host_data_written();
+    }
+
+    /// Frees the diff for good (a net that only runs forward): `diff()` is
+    /// empty from here on, reshapes included.
+    pub fn drop_diff(&mut self) {
+        self.diff = Vec::new();
+        self.without_diff = true;
+        #[cfg(feature = "cuda")]
+        {
+            self.diff_device = Mirror::default();
         }
     }
 

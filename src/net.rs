@@ -15,6 +15,7 @@ use crate::philox::ParamStreams;
 use rand::SeedableRng;
 
 mod feed;
+mod memory;
 mod reshape;
 
 /// A learnable blob as the solver sees it.
@@ -39,6 +40,8 @@ pub struct Net {
     pub rng: Rng,
     /// Per node, the bottom shapes its shape rule last saw (see `reshape.rs`).
     reshaped_for: Vec<Vec<crate::shape::Shape>>,
+    /// Set by [`Net::recycle_activations`] (`net/memory.rs`).
+    recycling: Option<memory::Recycling>,
 }
 
 impl Net {
@@ -101,6 +104,7 @@ impl Net {
             param_ids,
             learnables,
             rng,
+            recycling: None,
         };
         net.set_loss_weights();
         Ok(net)
@@ -161,6 +165,7 @@ impl Net {
     /// changed shape); returns its weighted loss.
     pub fn forward_layer(&mut self, n: usize) -> Result<f64> {
         self.reshape_if_bottoms_changed(n)?;
+        self.take_storage(n);
         let phase = self.graph.phase;
         let node = &mut self.graph.nodes[n];
         let params = select_mut(&mut self.params, &self.param_ids[n]);
@@ -179,6 +184,7 @@ impl Net {
                 loss += w as f64 * top.data().iter().map(|&v| v as f64).sum::<f64>();
             }
         }
+        self.return_storage(n);
         Ok(loss)
     }
 
@@ -194,6 +200,13 @@ impl Net {
 
     /// Runs layer `n` backward if it needs it (loss tops' diffs must hold their weights).
     pub fn backward_layer(&mut self, n: usize) -> Result<()> {
+        if self.recycling.is_some() {
+            return Err(Error::Other(
+                "the net runs for inference (Net::recycle_activations): it keeps no diffs \
+                 and cannot run backward"
+                    .into(),
+            ));
+        }
         let phase = self.graph.phase;
         let node = &mut self.graph.nodes[n];
         if !node.need_backward {

@@ -194,6 +194,12 @@ pub fn time(a: &TimeArgs, env: &Env) -> netrun::Result<()> {
         );
         return Ok(());
     }
+    if a.forward_only {
+        // What a deploy net runs with (`features`, `verify`): nothing reads
+        // the activations after the pass.
+        net.recycle_activations(&[])?;
+        println!("forward only: activation storage recycled between layers, no diffs");
+    }
     let timings = netrun::timing::time(&mut net, a.iterations, !a.forward_only)?;
     print!(
         "{}",

@@ -168,6 +168,8 @@ impl Embedder {
                 missing.join(", ")
             )));
         }
+        let read = [input, output].map(|b| net.graph.blobs[b].name.clone());
+        net.recycle_activations(&read.each_ref().map(String::as_str))?;
         Ok(Embedder {
             net,
             input,

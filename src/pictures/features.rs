@@ -115,6 +115,11 @@ pub fn extract(args: &FeaturesOptions) -> Result<Features> {
     let label_blob = label.map(|t| graph.blobs[t].name.clone());
     let mut net = Net::new(graph, DEFAULT_SEED)?;
     let notes = load_weights(&mut net, &args.weights, true)?;
+    let read: Vec<&str> = [Some(args.blob.as_str()), label_blob.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    net.recycle_activations(&read)?;
     let mut values = Vec::with_capacity(keep * dim);
     let mut labels = label.map(|_| Vec::with_capacity(keep));
     for _ in 0..batches {

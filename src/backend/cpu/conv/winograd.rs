@@ -1,9 +1,10 @@
-//! Winograd F(2×2, r×r) for r×r (r = 3 or 5), stride-1, undilated convolutions
-//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-//! A 2×2 output tile is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for the α×α input window
-//! d (α = r + 1) and kernel g, so a tile's 4r² multiply-adds per channel pair
-//! become α² (36 → 16 for 3×3, 100 → 36 for 5×5), done as α² GEMMs over the
-//! tiles T of a chunk of samples:
+//! Winograd F(m×m, r×r) for r×r (r = 3 or 5), stride-1, undilated convolutions
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+//! F(2×2, 3×3) and F(4×4, 5×5). An m×m output tile is
+//! Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for the α×α input window d (α = m + r − 1) and
+//! kernel g, so a tile's m²r² multiply-adds per channel pair become α²
+//! (36 → 16 for 3×3, 400 → 64 for 5×5), done as α² GEMMs over the tiles T of
+//! a chunk of samples:
 //!   M_ξ (T × O) = V_ξ (T × C) · U_ξᵀ (C × O),   ξ = 0..α²,
 //! with U = G g Gᵀ and V = Bᵀ d B element ξ (matrices in `winograd_math.rs`).
 //! The gradient to the data is the same correlation run on dy with each kernel
@@ -31,9 +32,8 @@ const WINOGRAD_MIN_WIDTH: usize = 60;
 /// stay in cache: SphereFace's 64-channel stage (32) runs 1.2× faster than direct.
 const BANDED_MIN_WIDTH: usize = 32;
 
-/// The same for 5×5 kernels, where Winograd saves 2.78× rather than 2.25×:
-/// at batch 64 every 5×5 layer of LeNet++ (32 → 32 is 16) runs faster with it,
-/// 1.1× to 2.5×.
+/// The same for 5×5 kernels, where F(4×4, 5×5) saves 6.25× rather than 2.25×:
+/// at batch 64 every 5×5 layer of LeNet++ (32 → 32 is 16) runs faster with it.
 const FIVE_MIN_WIDTH: usize = 16;
 
 /// Fewer tiles in a batch than this leave the α² GEMMs too narrow (M = tiles)
@@ -64,7 +64,7 @@ impl Plan {
             && w.pad[0] < r
             && w.pad[1] < r
             && self.group == 1;
-        let tiles = batch * w.out[0].div_ceil(2) * w.out[1].div_ceil(2);
+        let tiles = batch * self.forward_transform().tiles_per_sample();
         let (c, o) = (w.channels, self.outputs);
         let min_width = match (r, banded(c, o, r)) {
             (5, _) => FIVE_MIN_WIDTH,

@@ -7,14 +7,15 @@
 //! transform through the 16 GEMMs to the output transform.
 
 use super::kernels::{ranges, with_scratch, Scratch};
-use super::winograd_tiles::{Band, Shared, Winograd};
+use super::winograd_math::Tile;
+use super::winograd_tiles::{by_tile, Band, Shared, Winograd};
 use crate::backend::threads;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Tiles per band (whole tile rows): a 64-channel band's V and M take
-/// 16·64·128 floats (512 KiB) each.
-const BAND_TILES: usize = 128;
+/// Outputs per band (whole tile rows): 128 tiles of 2×2, whose V and M at
+/// 64 channels take 16·64·128 floats (512 KiB) each; 32 tiles of 4×4.
+const BAND_OUTPUTS: usize = 512;
 
 /// Layers whose U has at most this many floats (512 KiB) run banded: at batch
 /// 32 SphereFace's 64-channel layers run 1.3× faster banded than whole-batch,
@@ -24,7 +25,7 @@ const BANDED_MAX_U: usize = 1 << 17;
 /// Whether a C → O layer's U (α²·C·O floats for r×r taps) is small enough to
 /// stay cached beside a band's V and M.
 pub fn banded(c: usize, o: usize, taps: usize) -> bool {
-    (taps + 1) * (taps + 1) * c * o <= BANDED_MAX_U
+    by_tile!(taps, K => K::ALPHA * K::ALPHA) * c * o <= BANDED_MAX_U
 }
 
 thread_local! {
@@ -41,7 +42,7 @@ impl Winograd {
     /// Band `i` of the bands of every sample: (sample, band).
     fn band(&self, i: usize) -> (usize, Band) {
         let [th, tw] = self.tiles();
-        let rows = (BAND_TILES / tw).clamp(1, th);
+        let rows = (self.band_tiles() / tw).clamp(1, th);
         let per = th.div_ceil(rows);
         let (s, b) = (i / per, i % per);
         let rows = b * rows..((b + 1) * rows).min(th);
@@ -56,9 +57,14 @@ impl Winograd {
         )
     }
 
+    fn band_tiles(&self) -> usize {
+        let m = self.tile_side();
+        BAND_OUTPUTS / (m * m)
+    }
+
     fn bands(&self, samples: usize) -> usize {
         let [th, tw] = self.tiles();
-        samples * th.div_ceil((BAND_TILES / tw).clamp(1, th))
+        samples * th.div_ceil((self.band_tiles() / tw).clamp(1, th))
     }
 
     /// [`Winograd::run`] band by band, bands spread over threads.

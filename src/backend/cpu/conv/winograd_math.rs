@@ -1,16 +1,23 @@
-//! The transform matrices of Winograd F(2×2, r×r) for r = 3 and 5, as 16-lane
-//! operations (one lane per channel). For a 1-D tile of 2 outputs, window
-//! d (α = r + 1 inputs) and kernel g: y = Aᵀ[(G g) ⊙ (Bᵀ d)]; in 2-D
-//! Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A. r = 3 interpolates at 0, 1, −1, ∞; r = 5 at
-//! 0, 1, −1, 2, −2, ∞ (the 5×5 layers of LeNet++ and the Center Loss nets).
-//! Vectors are `[Lanes; 6]` for both sizes; r = 3 uses the first four.
+//! The transform matrices of Winograd F(m×m, r×r) as 16-lane operations (one
+//! lane per channel): F(2×2, 3×3) for 3×3 kernels and F(4×4, 5×5) for 5×5
+//! ones. For a 1-D tile of m outputs, window d (α = m + r − 1 inputs) and
+//! kernel g: y = Aᵀ[(G g) ⊙ (Bᵀ d)]; in 2-D Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A.
+//! r = 3 interpolates at 0, 1, −1, ∞; r = 5 at 0, ±1, ±2, ±½, ∞ (the 5×5
+//! layers of LeNet++ and the Center Loss nets), where a tile's 16 outputs
+//! cost 64 products per channel pair instead of 400, and its transforms are
+//! shared by 16 outputs rather than 4.
+//! Vectors are `[Lanes; 8]` for both sizes; r = 3 uses the first four.
 
 /// Channels per vector step.
 pub const LANES: usize = 16;
 pub type Lanes = [f32; LANES];
-/// The widest window, α = 6.
-pub const MAX_ALPHA: usize = 6;
+/// The widest window, α = 8.
+pub const MAX_ALPHA: usize = 8;
 pub type Vector = [Lanes; MAX_ALPHA];
+/// The most outputs per tile side, m = 4.
+pub const MAX_M: usize = 4;
+/// A tile side's outputs (the first m used).
+pub type Outputs = [Lanes; MAX_M];
 
 // Plain loops rather than `array::from_fn`, which is not always inlined into
 // the AVX-512 callers.
@@ -65,16 +72,18 @@ pub unsafe fn store(dst: *mut f32, v: &Lanes, n: usize) {
 
 const ZERO: Lanes = [0.0; LANES];
 
-/// One F(2×2, r×r): its taps r, window α = r + 1, and its matrices.
+/// One F(m×m, r×r): its taps r, outputs per side m, window α = m + r − 1,
+/// and its matrices.
 pub trait Tile {
     const R: usize;
+    const M: usize;
     const ALPHA: usize;
     /// Bᵀ x (α → α).
     fn bt(x: &Vector) -> Vector;
-    /// Aᵀ x (α → 2).
-    fn at(x: &Vector) -> [Lanes; 2];
-    /// A x (2 → α), the output-gradient transform.
-    fn a(x: [Lanes; 2]) -> Vector;
+    /// Aᵀ x (α → m).
+    fn at(x: &Vector) -> Outputs;
+    /// A x (m → α), the output-gradient transform.
+    fn a(x: Outputs) -> Vector;
     /// G x (r → α), x in the first r entries.
     fn g(x: &Vector) -> Vector;
     /// Gᵀ x (α → r).
@@ -87,6 +96,7 @@ pub struct F3;
 
 impl Tile for F3 {
     const R: usize = 3;
+    const M: usize = 2;
     const ALPHA: usize = 4;
 
     #[inline(always)]
@@ -98,100 +108,165 @@ impl Tile for F3 {
             sub(x[1], x[3]),
             ZERO,
             ZERO,
+            ZERO,
+            ZERO,
         ]
     }
 
     #[inline(always)]
-    fn at(x: &Vector) -> [Lanes; 2] {
-        [add(add(x[0], x[1]), x[2]), sub(sub(x[1], x[2]), x[3])]
+    fn at(x: &Vector) -> Outputs {
+        [
+            add(add(x[0], x[1]), x[2]),
+            sub(sub(x[1], x[2]), x[3]),
+            ZERO,
+            ZERO,
+        ]
     }
 
     #[inline(always)]
-    fn a([p, q]: [Lanes; 2]) -> Vector {
-        [p, add(p, q), sub(p, q), sub(ZERO, q), ZERO, ZERO]
+    fn a([p, q, _, _]: Outputs) -> Vector {
+        [
+            p,
+            add(p, q),
+            sub(p, q),
+            sub(ZERO, q),
+            ZERO,
+            ZERO,
+            ZERO,
+            ZERO,
+        ]
     }
 
     #[inline(always)]
     fn g(x: &Vector) -> Vector {
         let outer = add(x[0], x[2]);
         let [plus, minus] = [add(outer, x[1]), sub(outer, x[1])];
-        [x[0], scale(plus, 0.5), scale(minus, 0.5), x[2], ZERO, ZERO]
+        let [plus, minus] = [scale(plus, 0.5), scale(minus, 0.5)];
+        [x[0], plus, minus, x[2], ZERO, ZERO, ZERO, ZERO]
     }
 
     #[inline(always)]
     fn gt(x: &Vector) -> Vector {
         let (s, d) = (scale(add(x[1], x[2]), 0.5), scale(sub(x[1], x[2]), 0.5));
-        [add(x[0], s), d, add(s, x[3]), ZERO, ZERO, ZERO]
+        [add(x[0], s), d, add(s, x[3]), ZERO, ZERO, ZERO, ZERO, ZERO]
     }
 }
 
-/// F(2×2, 5×5):
-/// Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1],
-/// G = [¼ 0 0 0 0; −⅙(1 1 1 1 1); −⅙(1 −1 1 −1 1); ¹⁄₂₄(1 2 4 8 16); ¹⁄₂₄(1 −2 4 −8 16); 0 0 0 0 1],
-/// Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 1].
+/// F(4×4, 5×5), points (0, 1, −1, 2, −2, ½, −½, ∞), with the scalings that
+/// keep Bᵀ and Aᵀ integer (G takes the fractions, computed once per kernel):
+/// Bᵀ = [4 0 −21 0 21 0 −4 0; 0 −4 −4 17 17 −4 −4 0; 0 4 −4 −17 17 4 −4 0;
+///       0 2 1 −10 −5 8 4 0; 0 −2 1 10 −5 −8 4 0; 0 4 8 −5 −10 1 2 0;
+///       0 −4 8 5 −10 −1 2 0; 0 −4 0 21 0 −21 0 4],
+/// G = [¼ 0 0 0 0; ¹⁄₁₈(1 1 1 1 1); ¹⁄₁₈(1 −1 1 −1 1); ¹⁄₃₆₀(1 2 4 8 16);
+///      ¹⁄₃₆₀(1 −2 4 −8 16); ¹⁄₃₆₀(16 8 4 2 1); ¹⁄₃₆₀(16 −8 4 −2 1); 0 0 0 0 ¼],
+/// Aᵀ = [1 1 1 1 1 8 8 0; 0 1 −1 2 −2 4 −4 0; 0 1 1 4 4 2 2 0; 0 1 −1 8 −8 1 −1 1].
 pub struct F5;
+
+/// a·x + b·y, lane by lane.
+#[inline(always)]
+fn mix(a: f32, x: Lanes, b: f32, y: Lanes) -> Lanes {
+    add(scale(x, a), scale(y, b))
+}
 
 impl Tile for F5 {
     const R: usize = 5;
-    const ALPHA: usize = 6;
+    const M: usize = 4;
+    const ALPHA: usize = 8;
 
     #[inline(always)]
     fn bt(x: &Vector) -> Vector {
-        let (t1, t2) = (sub(x[4], scale(x[2], 4.0)), sub(x[3], scale(x[1], 4.0)));
-        let (t3, t4) = (sub(x[4], x[2]), scale(sub(x[3], x[1]), 2.0));
+        // Rows 1..6 pair up as even ± odd parts (points ±p).
+        let e1 = add(scale(x[4], 17.0), scale(add(x[2], x[6]), -4.0));
+        let o1 = add(scale(x[3], 17.0), scale(add(x[1], x[5]), -4.0));
+        let e2 = add(sub(x[2], scale(x[4], 5.0)), scale(x[6], 4.0));
+        let o2 = add(mix(2.0, x[1], -10.0, x[3]), scale(x[5], 8.0));
+        let e3 = add(mix(8.0, x[2], -10.0, x[4]), scale(x[6], 2.0));
+        let o3 = add(mix(4.0, x[1], -5.0, x[3]), x[5]);
         [
-            add(sub(scale(x[0], 4.0), scale(x[2], 5.0)), x[4]),
-            add(t1, t2),
-            sub(t1, t2),
-            add(t3, t4),
-            sub(t3, t4),
-            add(sub(scale(x[1], 4.0), scale(x[3], 5.0)), x[5]),
+            mix(4.0, sub(x[0], x[6]), 21.0, sub(x[4], x[2])),
+            add(e1, o1),
+            sub(e1, o1),
+            add(e2, o2),
+            sub(e2, o2),
+            add(e3, o3),
+            sub(e3, o3),
+            mix(4.0, sub(x[7], x[1]), 21.0, sub(x[3], x[5])),
         ]
     }
 
     #[inline(always)]
-    fn at(x: &Vector) -> [Lanes; 2] {
+    fn at(x: &Vector) -> Outputs {
         let (s1, d1) = (add(x[1], x[2]), sub(x[1], x[2]));
         let (s2, d2) = (add(x[3], x[4]), sub(x[3], x[4]));
-        [add(add(x[0], s1), s2), add(add(d1, scale(d2, 2.0)), x[5])]
+        let (s3, d3) = (add(x[5], x[6]), sub(x[5], x[6]));
+        [
+            add(add(x[0], s1), mix(1.0, s2, 8.0, s3)),
+            add(d1, mix(2.0, d2, 4.0, d3)),
+            add(s1, mix(4.0, s2, 2.0, s3)),
+            add(add(d1, scale(d2, 8.0)), add(d3, x[7])),
+        ]
     }
 
     #[inline(always)]
-    fn a([p, q]: [Lanes; 2]) -> Vector {
-        let q2 = scale(q, 2.0);
-        [p, add(p, q), sub(p, q), add(p, q2), sub(p, q2), q]
+    fn a([p0, p1, p2, p3]: Outputs) -> Vector {
+        // Points ±1, ±2, ±½ (scaled by 8): even part ± odd part.
+        let (e1, o1) = (add(p0, p2), add(p1, p3));
+        let (e2, o2) = (add(p0, scale(p2, 4.0)), mix(2.0, p1, 8.0, p3));
+        let (e3, o3) = (mix(8.0, p0, 2.0, p2), mix(4.0, p1, 1.0, p3));
+        [
+            p0,
+            add(e1, o1),
+            sub(e1, o1),
+            add(e2, o2),
+            sub(e2, o2),
+            add(e3, o3),
+            sub(e3, o3),
+            p3,
+        ]
     }
 
     #[inline(always)]
     fn g(x: &Vector) -> Vector {
-        let (even, odd) = (add(add(x[0], x[2]), x[4]), add(x[1], x[3]));
-        let even4 = add(add(x[0], scale(x[2], 4.0)), scale(x[4], 16.0));
-        let odd4 = add(scale(x[1], 2.0), scale(x[3], 8.0));
+        let (e1, o1) = (add(add(x[0], x[2]), x[4]), add(x[1], x[3]));
+        let e2 = add(add(x[0], scale(x[2], 4.0)), scale(x[4], 16.0));
+        let o2 = mix(2.0, x[1], 8.0, x[3]);
+        let e3 = add(add(scale(x[0], 16.0), scale(x[2], 4.0)), x[4]);
+        let o3 = mix(8.0, x[1], 2.0, x[3]);
+        let (r18, r360) = (1.0 / 18.0, 1.0 / 360.0);
         [
             scale(x[0], 0.25),
-            scale(add(even, odd), -1.0 / 6.0),
-            scale(sub(even, odd), -1.0 / 6.0),
-            scale(add(even4, odd4), 1.0 / 24.0),
-            scale(sub(even4, odd4), 1.0 / 24.0),
-            x[4],
+            scale(add(e1, o1), r18),
+            scale(sub(e1, o1), r18),
+            scale(add(e2, o2), r360),
+            scale(sub(e2, o2), r360),
+            scale(add(e3, o3), r360),
+            scale(sub(e3, o3), r360),
+            scale(x[4], 0.25),
         ]
     }
 
     #[inline(always)]
     fn gt(x: &Vector) -> Vector {
-        // Column k of G: (¼δ₀ₖ, −⅙, −⅙(−1)ᵏ, 2ᵏ/24, (−2)ᵏ/24, δ₄ₖ).
-        let (s12, d12) = (add(x[1], x[2]), sub(x[2], x[1]));
-        let (s34, d34) = (add(x[3], x[4]), sub(x[3], x[4]));
-        let sixth = -1.0 / 6.0;
+        // Column t of G: (¼δ₀ₜ, 1/18, (−1)ᵗ/18, 2ᵗ/360, (−2)ᵗ/360,
+        // 2⁴⁻ᵗ/360, (−1)ᵗ2⁴⁻ᵗ/360, ¼δ₄ₜ).
+        let (s1, d1) = (add(x[1], x[2]), sub(x[1], x[2]));
+        let (s2, d2) = (add(x[3], x[4]), sub(x[3], x[4]));
+        let (s3, d3) = (add(x[5], x[6]), sub(x[5], x[6]));
+        let (r18, r360) = (1.0 / 18.0, 1.0 / 360.0);
         [
             add(
-                add(scale(x[0], 0.25), scale(s12, sixth)),
-                scale(s34, 1.0 / 24.0),
+                add(scale(x[0], 0.25), scale(s1, r18)),
+                mix(r360, s2, 16.0 * r360, s3),
             ),
-            add(scale(d12, 1.0 / 6.0), scale(d34, 1.0 / 12.0)),
-            add(scale(s12, sixth), scale(s34, 1.0 / 6.0)),
-            add(scale(d12, 1.0 / 6.0), scale(d34, 1.0 / 3.0)),
-            add(add(scale(s12, sixth), scale(s34, 2.0 / 3.0)), x[5]),
+            add(scale(d1, r18), mix(2.0 * r360, d2, 8.0 * r360, d3)),
+            add(scale(s1, r18), mix(4.0 * r360, s2, 4.0 * r360, s3)),
+            add(scale(d1, r18), mix(8.0 * r360, d2, 2.0 * r360, d3)),
+            add(
+                add(scale(s1, r18), mix(16.0 * r360, s2, r360, s3)),
+                scale(x[7], 0.25),
+            ),
+            ZERO,
+            ZERO,
             ZERO,
         ]
     }

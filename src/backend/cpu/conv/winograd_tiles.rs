@@ -1,6 +1,6 @@
-//! The tile transforms of Winograd F(2×2, r×r) (see `winograd.rs`; the
+//! The tile transforms of Winograd F(m×m, r×r) (see `winograd.rs`; the
 //! matrices are in `winograd_math.rs`): V = Bᵀ d B for each α×α input window
-//! d, Y = Aᵀ M A for each 2×2 output tile, D = A dy Aᵀ for each 2×2 tile of dy
+//! d, Y = Aᵀ M A for each m×m output tile, D = A dy Aᵀ for each m×m tile of dy
 //! (the weight gradient). V, M and D are stored channels innermost,
 //! `[ξ][tile][channel]`, so that every transform step is one 16-lane operation
 //! over 16 channels: a tile of one channel is far too small to vectorise (a
@@ -11,7 +11,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use super::winograd_math::{add, load, store, Lanes, Tile, Vector, LANES};
+use super::winograd_math::{
+    add, load, store, Lanes, Outputs, Tile, Vector, LANES, MAX_ALPHA, MAX_M,
+};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -75,8 +77,13 @@ fn pixel(stage: &[f32], p: usize) -> Lanes {
 
 /// α points, `stride` floats apart from `base`, `n` lanes each.
 #[inline(always)]
-pub(super) fn gather<K: Tile>(m: &[f32], base: usize, stride: usize, n: usize) -> [Vector; 6] {
-    let mut e = [[[0.0; LANES]; 6]; 6];
+pub(super) fn gather<K: Tile>(
+    m: &[f32],
+    base: usize,
+    stride: usize,
+    n: usize,
+) -> [Vector; MAX_ALPHA] {
+    let mut e = [[[0.0; LANES]; MAX_ALPHA]; MAX_ALPHA];
     for i in 0..K::ALPHA {
         for j in 0..K::ALPHA {
             e[i][j] = load(&m[base + (i * K::ALPHA + j) * stride..], n);
@@ -152,8 +159,14 @@ unsafe fn stage_out(
 }
 
 impl Winograd {
+    /// Outputs per tile side, m.
+    pub fn tile_side(&self) -> usize {
+        by_tile!(self.taps, K => K::M)
+    }
+
     pub(super) fn tiles(&self) -> [usize; 2] {
-        [self.out[0].div_ceil(2), self.out[1].div_ceil(2)]
+        let m = self.tile_side();
+        [self.out[0].div_ceil(m), self.out[1].div_ceil(m)]
     }
 
     /// Tiles of one sample.
@@ -164,7 +177,7 @@ impl Winograd {
 
     /// Transform points per tile, α².
     pub fn points(&self) -> usize {
-        (self.taps + 1) * (self.taps + 1)
+        by_tile!(self.taps, K => K::ALPHA * K::ALPHA)
     }
 
     /// Scratch floats for `samples` samples: V (α²·C·T) and M (α²·O·T).
@@ -233,18 +246,18 @@ impl Winograd {
     ) {
         let [_, tw] = self.tiles();
         let (ty0, rows) = (band.rows.start, band.rows.len());
-        // The band's α×α windows cover padded rows 2ty0 .. 2(ty0 + rows) + α − 2,
+        // The band's α×α windows cover padded rows m·ty0 .. m(ty0 + rows) + α − m,
         // which hold source rows `from..to`.
-        let overlap = K::ALPHA - 2;
-        let pitch = 2 * tw + overlap;
-        let stage = grown(buf, (2 * rows + overlap) * pitch * LANES);
+        let overlap = K::ALPHA - K::M;
+        let pitch = K::M * tw + overlap;
+        let stage = grown(buf, (K::M * rows + overlap) * pitch * LANES);
         stage.fill(0.0);
-        let from = (2 * ty0).saturating_sub(self.pad[0]);
-        let to = (2 * (ty0 + rows) + overlap)
+        let from = (K::M * ty0).saturating_sub(self.pad[0]);
+        let to = (K::M * (ty0 + rows) + overlap)
             .saturating_sub(self.pad[0])
             .min(self.height);
         if from < to {
-            let top = from + self.pad[0] - 2 * ty0;
+            let top = from + self.pad[0] - K::M * ty0;
             let geometry = [self.height * self.width, self.width];
             stage_in(
                 src,
@@ -259,11 +272,11 @@ impl Winograd {
         let c = self.inputs;
         for ty in 0..rows {
             for tx in 0..tw {
-                let p0 = 2 * ty * pitch + 2 * tx;
+                let p0 = K::M * (ty * pitch + tx);
                 // d B on the window's rows, then Bᵀ on its columns.
-                let mut h = [[[0.0; LANES]; 6]; 6];
+                let mut h = [[[0.0; LANES]; MAX_ALPHA]; MAX_ALPHA];
                 for i in 0..K::ALPHA {
-                    let mut row = [[0.0; LANES]; 6];
+                    let mut row = [[0.0; LANES]; MAX_ALPHA];
                     for j in 0..K::ALPHA {
                         row[j] = pixel(stage, p0 + i * pitch + j);
                     }
@@ -271,7 +284,7 @@ impl Winograd {
                 }
                 let t = band.first + ty * tw + tx;
                 for j in 0..K::ALPHA {
-                    let mut col = [[0.0; LANES]; 6];
+                    let mut col = [[0.0; LANES]; MAX_ALPHA];
                     for i in 0..K::ALPHA {
                         col[i] = h[i][j];
                     }
@@ -339,8 +352,8 @@ impl Winograd {
     ) {
         let [_, tw] = self.tiles();
         let (ty0, rows) = (band.rows.start, band.rows.len());
-        let pitch = 2 * tw;
-        let stage = grown(buf, 2 * rows * pitch * LANES);
+        let pitch = K::M * tw;
+        let stage = grown(buf, K::M * rows * pitch * LANES);
         let (o, t_all) = (self.outputs, band.t_all);
         let b = bias.map_or([0.0; LANES], |b| load(&b[o0..], n));
         for ty in 0..rows {
@@ -348,29 +361,31 @@ impl Winograd {
                 let t = band.first + ty * tw + tx;
                 let e = gather::<K>(m, t * o + o0, t_all * o, n);
                 // Aᵀ M on columns, then A on rows.
-                let mut r = [[[0.0; LANES]; 6]; 2];
+                let mut r = [[[0.0; LANES]; MAX_ALPHA]; MAX_M];
                 for j in 0..K::ALPHA {
-                    let mut col = [[0.0; LANES]; 6];
+                    let mut col = [[0.0; LANES]; MAX_ALPHA];
                     for i in 0..K::ALPHA {
                         col[i] = e[i][j];
                     }
-                    let [r0, r1] = K::at(&col);
-                    (r[0][j], r[1][j]) = (r0, r1);
+                    let out = K::at(&col);
+                    for i in 0..K::M {
+                        r[i][j] = out[i];
+                    }
                 }
-                for (i, row) in r.iter().enumerate() {
-                    for (j, val) in K::at(row).into_iter().enumerate() {
-                        let p = (2 * ty + i) * pitch + 2 * tx + j;
+                for (i, row) in r.iter().take(K::M).enumerate() {
+                    for (j, val) in K::at(row).into_iter().take(K::M).enumerate() {
+                        let p = (K::M * ty + i) * pitch + K::M * tx + j;
                         stage[p * LANES..][..LANES].copy_from_slice(&add(val, b));
                     }
                 }
             }
         }
         let [ho, wo] = self.out;
-        let rows_out = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        let rows_out = [K::M * ty0, (K::M * (ty0 + rows)).min(ho)];
         stage_out(stage, pitch, dst, n, [ho * wo, wo], rows_out);
     }
 
-    /// D[ξ][t][o] = (A dy Aᵀ)_ξ for every 2×2 tile of the samples of `dy`, dy
+    /// D[ξ][t][o] = (A dy Aᵀ)_ξ for every m×m tile of the samples of `dy`, dy
     /// taken as zero past the plane's edge.
     pub fn gradient_transform(&self, dy: &[f32], d: &mut [f32]) {
         let (o, plane) = (self.outputs, self.out[0] * self.out[1]);
@@ -418,24 +433,32 @@ impl Winograd {
     ) {
         let [_, tw] = self.tiles();
         let (ty0, rows) = (band.rows.start, band.rows.len());
-        let pitch = 2 * tw;
-        let stage = grown(buf, 2 * rows * pitch * LANES);
+        let pitch = K::M * tw;
+        let stage = grown(buf, K::M * rows * pitch * LANES);
         stage.fill(0.0);
         let [ho, wo] = self.out;
-        let span = [2 * ty0, (2 * (ty0 + rows)).min(ho)];
+        let span = [K::M * ty0, (K::M * (ty0 + rows)).min(ho)];
         stage_in(src, n, [ho * wo, wo], span, stage, pitch, [0, 0]);
         let o = self.outputs;
         for ty in 0..rows {
             for tx in 0..tw {
-                let p0 = 2 * ty * pitch + 2 * tx;
-                // g Aᵀ on the tile's two rows, then A on columns.
-                let q = [
-                    K::a([pixel(stage, p0), pixel(stage, p0 + 1)]),
-                    K::a([pixel(stage, p0 + pitch), pixel(stage, p0 + pitch + 1)]),
-                ];
+                let p0 = K::M * (ty * pitch + tx);
+                // g Aᵀ on the tile's m rows, then A on columns.
+                let mut q = [[[0.0; LANES]; MAX_ALPHA]; MAX_M];
+                for (i, qi) in q.iter_mut().take(K::M).enumerate() {
+                    let mut row: Outputs = [[0.0; LANES]; MAX_M];
+                    for (j, rj) in row.iter_mut().take(K::M).enumerate() {
+                        *rj = pixel(stage, p0 + i * pitch + j);
+                    }
+                    *qi = K::a(row);
+                }
                 let t = band.first + ty * tw + tx;
                 for j in 0..K::ALPHA {
-                    let col = K::a([q[0][j], q[1][j]]);
+                    let mut row: Outputs = [[0.0; LANES]; MAX_M];
+                    for i in 0..K::M {
+                        row[i] = q[i][j];
+                    }
+                    let col = K::a(row);
                     for i in 0..K::ALPHA {
                         let xi = i * K::ALPHA + j;
                         store(d.at((xi * band.t_all + t) * o + o0), &col[i], n);

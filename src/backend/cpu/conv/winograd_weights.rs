@@ -1,4 +1,4 @@
-//! The kernel side of Winograd F(2×2, r×r): U = G g Gᵀ from the weights, and
+//! The kernel side of Winograd F(m×m, r×r): U = G g Gᵀ from the weights, and
 //! the weight gradient. The forward tile identity
 //! Σᵢ y*ᵢ yᵢ = Σ_ξ (A y* Aᵀ)_ξ (G g Gᵀ)_ξ (Bᵀ d B)_ξ, read with dy in y*'s place
 //! and differentiated in g, gives
@@ -10,7 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use super::winograd_math::{load, store, Tile, LANES};
+use super::winograd_math::{load, store, Tile, LANES, MAX_ALPHA};
 use super::winograd_tiles::{by_tile, gather, with_isa, Shared, Winograd, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
@@ -51,17 +51,17 @@ fn per_row(
 /// and P swapping G's rows 0 and 3, so G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ, which is U
 /// read at ξ' = (P i)·4 + P j ([`rotated_point`]).
 pub fn transform_weights(w: &[f32], [o, c, taps]: [usize; 3], rotated: bool, u: &mut [f32]) {
-    let alpha = taps + 1;
-    let up = Shared(u[..alpha * alpha * o * c].as_mut_ptr());
+    let points = by_tile!(taps, K => K::ALPHA * K::ALPHA);
+    let up = Shared(u[..points * o * c].as_mut_ptr());
     let (rows, cols) = if rotated { (c, o) } else { (o, c) };
     per_row(w, [o, c, taps * taps], rotated, |row, staged, pitch| {
         by_tile!(taps, K => with_isa(#[inline(always)] || {
             for c0 in (0..cols).step_by(LANES) {
                 let n = (cols - c0).min(LANES);
                 // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
-                let mut gg = [[[0.0; LANES]; 6]; 6];
+                let mut gg = [[[0.0; LANES]; MAX_ALPHA]; MAX_ALPHA];
                 for j in 0..K::R {
-                    let mut col = [[0.0; LANES]; 6];
+                    let mut col = [[0.0; LANES]; MAX_ALPHA];
                     for i in 0..K::R {
                         col[i] = load(&staged[(i * K::R + j) * pitch + c0..], LANES);
                     }
@@ -90,7 +90,7 @@ pub fn rotated_point(xi: usize) -> usize {
 
 impl Winograd {
     /// N_ξ (O × C) += D_ξ · V_ξ summed over the tiles of the samples of `x`
-    /// and `dy`, with D = A dy Aᵀ of each 2×2 tile of dy; `n` holds 16·O·C.
+    /// and `dy`, with D = A dy Aᵀ of each m×m tile of dy; `n` holds α²·O·C.
     pub fn weight_gradient_sums(
         &self,
         x: &[f32],
@@ -160,9 +160,9 @@ pub fn weight_gradient_output(n: &[f32], [o, c, taps]: [usize; 3], dw: &mut [f32
                     let len = (c - c0).min(LANES);
                     let e = gather::<K>(n, oi * c + c0, o * c, len);
                     // Gᵀ N on columns, then G on rows: (Gᵀ N G)[i][j].
-                    let mut rows = [[[0.0; LANES]; 6]; 6];
+                    let mut rows = [[[0.0; LANES]; MAX_ALPHA]; MAX_ALPHA];
                     for j in 0..K::ALPHA {
-                        let mut col = [[0.0; LANES]; 6];
+                        let mut col = [[0.0; LANES]; MAX_ALPHA];
                         for i in 0..K::ALPHA {
                             col[i] = e[i][j];
                         }

@@ -120,3 +120,39 @@ fn shapes_just_outside_the_fully_connected_paths() {
         check(shape, false);
     }
 }
+
+#[test]
+fn one_row_times_transposed_weights_gives_each_row_the_bits_it_gets_alone() {
+    // m = 1 against Bᵀ runs rows four at a time; each row's sum keeps the
+    // order it has alone (a one-row product), whatever block or remainder it
+    // falls in, on one thread and two. 1000 columns leave a tail of 8.
+    let (n, k) = (303, 1000);
+    let a = uniform_blob(&[k], -1.0, 1.0, 3);
+    let b = uniform_blob(&[n, k], -1.0, 1.0, 4);
+    let alone: Vec<u32> = (0..n)
+        .map(|j| {
+            let mut c = [f32::NAN];
+            gemm(
+                false,
+                true,
+                1,
+                1,
+                k,
+                0.5,
+                a.data(),
+                &b.data()[j * k..][..k],
+                0.0,
+                &mut c,
+            );
+            c[0].to_bits()
+        })
+        .collect();
+    for threads in [1, 2] {
+        set_threads(threads);
+        let mut c = vec![f32::NAN; n];
+        gemm(false, true, 1, n, k, 0.5, a.data(), b.data(), 0.0, &mut c);
+        let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(bits, alone, "{threads} thread(s)");
+    }
+    check((1, n, k), false);
+}

@@ -226,38 +226,68 @@ fn gemv_rows(
     y: &mut [f32],
 ) {
     use rayon::prelude::*;
-    let dot_row = |(yi, row): (&mut f32, &[f32])| {
+    let x = &x[..cols];
+    let dot_rows = |(yi, rows): (&mut [f32], &[f32])| {
         isa::with_isa(
             #[inline(always)]
-            || dot_row_at(yi, row, &x[..cols], alpha),
+            || dot_rows_at(yi, rows, x, alpha),
         )
     };
     let (y, a) = (&mut y[..rows], &a[..rows * cols]);
+    let (y_blocks, a_blocks) = (y.chunks_mut(ROWS_AT_ONCE), a.chunks(ROWS_AT_ONCE * cols));
     if threads > 1 && rows * cols >= 1 << 16 {
-        y.par_iter_mut()
-            .zip(a.par_chunks(cols))
-            .with_min_len(rows.div_ceil(threads * 4))
-            .for_each(dot_row);
+        let blocks = rows.div_ceil(ROWS_AT_ONCE);
+        (y.par_chunks_mut(ROWS_AT_ONCE))
+            .zip(a.par_chunks(ROWS_AT_ONCE * cols))
+            .with_min_len(blocks.div_ceil(threads * 4))
+            .for_each(dot_rows);
     } else {
-        y.iter_mut().zip(a.chunks(cols)).for_each(dot_row);
+        y_blocks.zip(a_blocks).for_each(dot_rows);
     }
 }
 
-/// yi ← alpha·(row·x), in 16 f32 lanes added in f64 at the end.
+/// Rows whose dot products run side by side: they share each load of x, and
+/// their 4·16 lanes are independent sums, where one row's 16 lanes would wait
+/// on the latency of their own additions.
+const ROWS_AT_ONCE: usize = 4;
+
+/// y[r] ← alpha·(row r · x) for the (up to [`ROWS_AT_ONCE`]) rows of `rows`,
+/// each in 16 f32 lanes added in f64 at the end: every row's sum is formed in
+/// the same order as it would be alone.
 #[inline(always)]
-fn dot_row_at(yi: &mut f32, row: &[f32], x: &[f32], alpha: f32) {
+fn dot_rows_at(y: &mut [f32], rows: &[f32], x: &[f32], alpha: f32) {
+    if let Ok(y) = <&mut [f32; ROWS_AT_ONCE]>::try_from(&mut *y) {
+        return dot_rows_n(y, rows, x, alpha);
+    }
+    for (r, yr) in y.iter_mut().enumerate() {
+        dot_rows_n::<1>(std::array::from_mut(yr), &rows[r * x.len()..], x, alpha);
+    }
+}
+
+/// [`dot_rows_at`] for exactly `N` rows, whose sums stay in registers.
+#[inline(always)]
+fn dot_rows_n<const N: usize>(y: &mut [f32; N], rows: &[f32], x: &[f32], alpha: f32) {
     const LANES: usize = 16;
-    let mut lanes = [0.0f32; LANES];
-    let (rc, xc) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
-    let (rr, xr) = (rc.remainder(), xc.remainder());
-    for (r, v) in rc.zip(xc) {
-        for l in 0..LANES {
-            lanes[l] += r[l] * v[l];
+    let cols = x.len();
+    let mut lanes = [[0.0f32; LANES]; N];
+    let full = cols / LANES * LANES;
+    for c0 in (0..full).step_by(LANES) {
+        let v: &[f32; LANES] = x[c0..c0 + LANES].try_into().unwrap();
+        for (r, acc) in lanes.iter_mut().enumerate() {
+            let row: &[f32; LANES] = rows[r * cols + c0..][..LANES].try_into().unwrap();
+            for l in 0..LANES {
+                acc[l] += row[l] * v[l];
+            }
         }
     }
-    let tail: f64 = rr.iter().zip(xr).map(|(&p, &q)| p as f64 * q as f64).sum();
-    let sum: f64 = lanes.iter().map(|&l| l as f64).sum::<f64>() + tail;
-    *yi = alpha * sum as f32;
+    for (r, (yr, acc)) in y.iter_mut().zip(&lanes).enumerate() {
+        let row = &rows[r * cols..][..cols];
+        let tail: f64 = (row[full..].iter().zip(&x[full..]))
+            .map(|(&p, &q)| p as f64 * q as f64)
+            .sum();
+        let sum: f64 = acc.iter().map(|&l| l as f64).sum::<f64>() + tail;
+        *yr = alpha * sum as f32;
+    }
 }
 
 /// y ← alpha·op(A)·x + beta·y, A m×n row-major (op(A) = Aᵀ when `trans`).

@@ -168,6 +168,20 @@ fn mix(a: f32, x: Lanes, b: f32, y: Lanes) -> Lanes {
     add(scale(x, a), scale(y, b))
 }
 
+/// The values at +p and −p of three points from their even parts e and odd
+/// parts o: (e₁ + o₁, e₁ − o₁, e₂ + o₂, …).
+#[inline(always)]
+fn plus_minus(e: [Lanes; 3], o: [Lanes; 3]) -> [Lanes; 6] {
+    [
+        add(e[0], o[0]),
+        sub(e[0], o[0]),
+        add(e[1], o[1]),
+        sub(e[1], o[1]),
+        add(e[2], o[2]),
+        sub(e[2], o[2]),
+    ]
+}
+
 impl Tile for F5 {
     const R: usize = 5;
     const M: usize = 4;
@@ -182,14 +196,15 @@ impl Tile for F5 {
         let o2 = add(mix(2.0, x[1], -10.0, x[3]), scale(x[5], 8.0));
         let e3 = add(mix(8.0, x[2], -10.0, x[4]), scale(x[6], 2.0));
         let o3 = add(mix(4.0, x[1], -5.0, x[3]), x[5]);
+        let [p1, m1, p2, m2, p3, m3] = plus_minus([e1, e2, e3], [o1, o2, o3]);
         [
             mix(4.0, sub(x[0], x[6]), 21.0, sub(x[4], x[2])),
-            add(e1, o1),
-            sub(e1, o1),
-            add(e2, o2),
-            sub(e2, o2),
-            add(e3, o3),
-            sub(e3, o3),
+            p1,
+            m1,
+            p2,
+            m2,
+            p3,
+            m3,
             mix(4.0, sub(x[7], x[1]), 21.0, sub(x[3], x[5])),
         ]
     }
@@ -213,16 +228,8 @@ impl Tile for F5 {
         let (e1, o1) = (add(p0, p2), add(p1, p3));
         let (e2, o2) = (add(p0, scale(p2, 4.0)), mix(2.0, p1, 8.0, p3));
         let (e3, o3) = (mix(8.0, p0, 2.0, p2), mix(4.0, p1, 1.0, p3));
-        [
-            p0,
-            add(e1, o1),
-            sub(e1, o1),
-            add(e2, o2),
-            sub(e2, o2),
-            add(e3, o3),
-            sub(e3, o3),
-            p3,
-        ]
+        let [a1, b1, a2, b2, a3, b3] = plus_minus([e1, e2, e3], [o1, o2, o3]);
+        [p0, a1, b1, a2, b2, a3, b3, p3]
     }
 
     #[inline(always)]

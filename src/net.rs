@@ -124,19 +124,16 @@ impl Net {
 
     /// The blob named `name`.
     pub fn blob(&self, name: &str) -> Option<&Blob> {
-        self.graph
-            .blobs
-            .iter()
-            .position(|b| b.name == name)
-            .map(|i| &self.blobs[i])
+        self.blob_index(name).map(|i| &self.blobs[i])
     }
 
     pub fn blob_mut(&mut self, name: &str) -> Option<&mut Blob> {
-        self.graph
-            .blobs
-            .iter()
-            .position(|b| b.name == name)
-            .map(move |i| &mut self.blobs[i])
+        self.blob_index(name).map(move |i| &mut self.blobs[i])
+    }
+
+    /// The index in [`Net::blobs`] of the blob named `name`.
+    fn blob_index(&self, name: &str) -> Option<usize> {
+        self.graph.blobs.iter().position(|b| b.name == name)
     }
 
     /// Runs every layer forward; returns Σ loss_weight · loss over all loss tops.

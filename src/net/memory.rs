@@ -35,7 +35,7 @@ impl Net {
     pub fn recycle_activations(&mut self, keep: &[&str]) -> Result<()> {
         let mut kept = vec![false; self.blobs.len()];
         for name in keep {
-            let Some(i) = self.graph.blobs.iter().position(|b| b.name == *name) else {
+            let Some(i) = self.blob_index(name) else {
                 return Err(Error::Other(format!(
                     "the net has no blob `{name}` to keep"
                 )));
@@ -86,11 +86,6 @@ impl Net {
         Ok(())
     }
 
-    /// Whether [`Net::recycle_activations`] is on.
-    pub fn recycles_activations(&self) -> bool {
-        self.recycling.is_some()
-    }
-
     /// Before layer `n` runs: storage for its tops that let theirs go.
     pub(super) fn take_storage(&mut self, n: usize) {
         let Some(r) = &mut self.recycling else {
@@ -115,7 +110,9 @@ impl Net {
                     let largest = (r.pool.iter().enumerate())
                         .max_by_key(|(_, v)| v.capacity())
                         .map(|(i, _)| i);
-                    largest.map(|i| r.pool.swap_remove(i));
+                    if let Some(i) = largest {
+                        r.pool.swap_remove(i);
+                    }
                     Vec::with_capacity(count)
                 }
             };

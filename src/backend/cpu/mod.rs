@@ -233,16 +233,17 @@ fn gemv_rows(
             || dot_rows_at(yi, rows, x, alpha),
         )
     };
-    let (y, a) = (&mut y[..rows], &a[..rows * cols]);
-    let (y_blocks, a_blocks) = (y.chunks_mut(ROWS_AT_ONCE), a.chunks(ROWS_AT_ONCE * cols));
+    let (y, a, block) = (&mut y[..rows], &a[..rows * cols], ROWS_AT_ONCE * cols);
     if threads > 1 && rows * cols >= 1 << 16 {
         let blocks = rows.div_ceil(ROWS_AT_ONCE);
         (y.par_chunks_mut(ROWS_AT_ONCE))
-            .zip(a.par_chunks(ROWS_AT_ONCE * cols))
+            .zip(a.par_chunks(block))
             .with_min_len(blocks.div_ceil(threads * 4))
             .for_each(dot_rows);
     } else {
-        y_blocks.zip(a_blocks).for_each(dot_rows);
+        (y.chunks_mut(ROWS_AT_ONCE))
+            .zip(a.chunks(block))
+            .for_each(dot_rows);
     }
 }
 

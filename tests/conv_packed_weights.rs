@@ -139,6 +139,49 @@ fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
     backend::set_threads(0);
 }
 
+/// A kept U is of one tile kind: a 3×3 layer on 2×2 tiles at batch 1 runs
+/// F(4×4, 3×3) at batch 11 (132 tiles of 4×4), whose U is a different
+/// transform of the same weights, so the batch change must not read the U
+/// kept before it, and the return to batch 1 must not read the larger one.
+#[test]
+fn kept_winograd_weights_follow_the_tile_kind_the_batch_picks() {
+    let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 24 \
+        kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } \
+        bias_filler { type: \"uniform\" min: -1 max: 1 } }";
+    let expected = |b: &[Blob], p: &[Blob]| direct(b, p, 1, [1, 1], [1, 1], [14, 12]);
+    let _alone = common::isa::exclusive();
+    backend::set_winograd(WinogradPolicy::Always);
+    let mut l = layer(text);
+    let small = uniform_blob(&[1, 20, 14, 12], -1.0, 1.0, 5);
+    // The large batch's first sample is the small one.
+    let mut large = uniform_blob(&[11, 20, 14, 12], -1.0, 1.0, 6);
+    large.data_mut()[..small.count()].copy_from_slice(small.data());
+    let mut bottoms = vec![small.clone()];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 13);
+    let mut outputs = Vec::new();
+    for (round, x) in [&small, &small, &small, &large, &large, &large, &small]
+        .into_iter()
+        .enumerate()
+    {
+        bottoms[0] = x.clone();
+        tops[0].reshape(&[x.dim(0), 24, 14, 12]);
+        forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+        let y = tops[0].data().to_vec();
+        let want = expected(&bottoms, &params);
+        assert_close(&y, &want, 1e-3, 1e-3, &format!("forward {round}"));
+        outputs.push(bits(&y));
+    }
+    backend::set_winograd(WinogradPolicy::Auto);
+    // Kept and fresh U give the same bits within each kind.
+    assert_eq!(outputs[1], outputs[0]);
+    assert_eq!(outputs[2], outputs[0]);
+    assert_eq!(outputs[4], outputs[3]);
+    assert_eq!(outputs[5], outputs[3]);
+    assert_eq!(outputs[6], outputs[0]);
+    // The two kinds round the same sample differently: the large batch ran 4×4 tiles.
+    assert_ne!(outputs[3][..outputs[0].len()], outputs[0][..]);
+}
+
 /// Nets run side by side from parallel code (a service extracting features on
 /// a pool) give the same bits as one at a time. Whether a pool thread picks up
 /// another net's convolution while waiting inside one depends on timing; the

@@ -1,7 +1,9 @@
-//! Winograd F(2×2, 3×3) convolution, forced on for every 3×3 stride-1 layer of
-//! this test binary with `backend::set_winograd(Always)` (what `NETRUN_WINOGRAD=1`
-//! does on the command line; by default it runs only where the channel counts
-//! make it pay, too wide for the gradient checker). Every check runs at each
+//! Winograd F(2×2, 3×3) and F(4×4, 5×5) convolution, forced on for every 3×3
+//! and 5×5 stride-1 layer of this test binary with `backend::set_winograd(Always)`
+//! (what `NETRUN_WINOGRAD=1` does on the command line; by default it runs only
+//! where the channel counts make it pay, too wide for the gradient checker),
+//! 3×3 layers on 2×2 tiles whatever the batch (`NETRUN_WINOGRAD_TILE=2`;
+//! F(4×4, 3×3) is `conv_winograd_large.rs`). Every check runs at each
 //! instruction-set level of the tile transforms this machine supports.
 
 mod common;
@@ -12,6 +14,7 @@ use common::isa::each_isa;
 fn force_winograd() {
     // Every test of this binary wants it, so concurrent tests agree.
     netrun::backend::set_winograd(netrun::backend::WinogradPolicy::Always);
+    netrun::backend::set_winograd_side(Some(2));
 }
 
 // Odd output sizes leave partial 2×2 tiles; pads 0 and 2 give the data
@@ -96,7 +99,7 @@ fn winograd_whole_batch_path_for_wide_layers_in_two_chunks() {
     });
 }
 
-// F(2×2, 5×5): pads 0 to 4 (data-gradient pads 4 to 0), odd planes with
+// F(4×4, 5×5): pads 0 to 4 (data-gradient pads 4 to 0), odd planes with
 // partial tiles, and channel counts off the 16-lane blocks.
 #[test]
 fn winograd_five_by_five_pads_and_partial_tiles() {

@@ -95,6 +95,24 @@ pub fn winograd() -> WinogradPolicy {
     }
 }
 
+/// 0: 3×3 Winograd layers choose their tile side by batch; else the side forced.
+static WINOGRAD_SIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// Forces the output tile side of 3×3 Winograd layers: `Some(2)` for
+/// F(2×2, 3×3), `Some(4)` for F(4×4, 3×3) (tests reach both; the command line
+/// passes `NETRUN_WINOGRAD_TILE`); `None` chooses by the batch's tiles.
+pub fn set_winograd_side(side: Option<usize>) {
+    WINOGRAD_SIDE.store(side.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// The forced 3×3 Winograd tile side, if any.
+pub fn winograd_side() -> Option<usize> {
+    match WINOGRAD_SIDE.load(Ordering::Relaxed) {
+        0 => None,
+        side => Some(side),
+    }
+}
+
 /// Why a device run (`what`: `--gpu 0`, `solver_mode: GPU`) cannot start in
 /// this build, and what to do instead.
 pub fn no_gpu_message(what: &str) -> String {

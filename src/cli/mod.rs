@@ -6,6 +6,8 @@
 //! - `NETRUN_THREADS`: compute threads when `--threads` is not given;
 //! - `NETRUN_WINOGRAD`: `0` never use Winograd convolutions, `1` wherever the
 //!   geometry allows, unset: where they pay;
+//! - `NETRUN_WINOGRAD_TILE`: `2` or `4` forces the output tile side of 3×3
+//!   Winograd layers (F(2×2, 3×3) or F(4×4, 3×3)), unset: chosen by batch;
 //! - `NETRUN_DATA_DIR`: a last folder for relative data paths, and for
 //!   `convert mnist`'s IDX files.
 
@@ -162,6 +164,15 @@ fn threads(flag: Option<usize>) -> Option<usize> {
     })
 }
 
+/// `NETRUN_WINOGRAD_TILE`: `2` or `4` forces the 3×3 Winograd tile side.
+fn winograd_side() -> Option<usize> {
+    match std::env::var("NETRUN_WINOGRAD_TILE").as_deref() {
+        Ok("2") => Some(2),
+        Ok("4") => Some(4),
+        _ => None,
+    }
+}
+
 fn winograd() -> WinogradPolicy {
     match std::env::var("NETRUN_WINOGRAD").as_deref() {
         Ok("0") => WinogradPolicy::Never,
@@ -176,6 +187,7 @@ pub fn main() -> ExitCode {
         backend::set_threads(n);
     }
     backend::set_winograd(winograd());
+    backend::set_winograd_side(winograd_side());
     if let Some(n) = cli.decode_threads {
         netrun::data::decode_pool::set_decode_threads(n as usize);
     }

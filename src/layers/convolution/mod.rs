@@ -194,9 +194,9 @@ impl Layer for ConvolutionLayer {
             let wk = params[0].data();
             let (in_len, out_len) = (b.count_from(1), t.count_from(1));
             let stamp = params[0].data_stamp();
-            if plan.winograd(b.dim(0)) {
-                let u = self.winograd.winograd(&plan, wk, stamp);
-                plan.winograd_forward((wk, u), bias, b.data(), t.data_mut());
+            if let Some(kind) = plan.winograd(b.dim(0)) {
+                let u = self.winograd.winograd(&plan, kind, wk, stamp);
+                plan.winograd_forward(kind, (wk, u), bias, b.data(), t.data_mut());
                 continue;
             }
             if plan.chunked(b.dim(0), threads()) {
@@ -260,11 +260,11 @@ impl Layer for ConvolutionLayer {
             let batch = b.dim(0);
             let (x_all, dx_all) = b.data_and_diff_mut();
             let x_all: &[f32] = x_all;
-            if plan.winograd(batch) {
+            if let Some(kind) = plan.winograd(batch) {
                 if down {
-                    plan.winograd_data_gradient(wk, dy, dx_all);
+                    plan.winograd_data_gradient(kind, wk, dy, dx_all);
                 }
-                plan.winograd_weight_gradient(x_all, dy, weight_diff);
+                plan.winograd_weight_gradient(kind, x_all, dy, weight_diff);
                 continue;
             }
             if plan.chunked(batch, threads()) {

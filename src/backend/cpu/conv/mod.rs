@@ -3,7 +3,7 @@
 //! splits the batch over threads and asks the plan for the strategy that fits:
 //! per-sample kernels (`kernels.rs`: im2col, or shifted windows in
 //! `shifted.rs`), chunks of samples side by side (`chunked.rs`), or Winograd
-//! F(2×2, 3×3) / F(4×4, 5×5) (`winograd*.rs`: the batch path, the banded path
+//! F(2×2, 3×3), F(4×4, 3×3) and F(4×4, 5×5) (`winograd*.rs`: the batch path, the banded path
 //! for narrow layers, the tile transforms with their AVX-512 dispatch, the
 //! transform matrices and the weight side).
 
@@ -20,3 +20,4 @@ mod winograd_weights;
 
 pub use kernels::{ranges, split_parts, Plan};
 pub use packed::PackedWeights;
+pub use winograd_math::TileKind;

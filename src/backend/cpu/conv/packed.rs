@@ -2,19 +2,21 @@
 //! stay the same: packed for the fused shifted-window kernel (`direct.rs`), or
 //! transformed to Winograd's U = G g Gᵀ (`winograd_weights.rs`).
 
-use super::{direct, Plan};
+use super::{direct, Plan, TileKind};
 
 /// Weights in one kernel's layout and the stamp
 /// ([`crate::blob::Blob::data_stamp`]) of the weights they were made from.
 /// They are made when a forward sees the same stamp as the forward before it:
 /// a training step changes the weights every iteration and would pay for a
 /// copy it reads once, while a deploy net makes it on its second forward and
-/// keeps it. A layer holds one per layout, so that bottoms of different
-/// shapes (one shifted, one Winograd) do not evict each other's copy.
+/// keeps it. A layer holds one per kernel, so that bottoms of different
+/// shapes (one shifted, one Winograd) do not evict each other's copy; the
+/// copy also records its layout (Winograd's tile kind), so a batch that
+/// changes the tiles remakes it.
 #[derive(Debug, Default)]
 pub struct PackedWeights {
     seen: u64,
-    held: Option<(u64, Vec<f32>)>,
+    held: Option<(u64, Option<TileKind>, Vec<f32>)>,
 }
 
 impl PackedWeights {
@@ -26,23 +28,35 @@ impl PackedWeights {
             return None;
         }
         let (cg, og) = plan.per_group();
-        self.kept(stamp, || direct::pack(w, og, cg * plan.taps()))
+        self.kept(stamp, None, || direct::pack(w, og, cg * plan.taps()))
     }
 
-    /// Winograd's U for `w` (stamped `stamp`), for a plan whose forward runs
-    /// Winograd, when current; otherwise `None`, as [`PackedWeights::packed`].
-    pub fn winograd(&mut self, plan: &Plan, w: &[f32], stamp: u64) -> Option<&[f32]> {
-        self.kept(stamp, || plan.winograd_weights(w))
+    /// Winograd's U of `kind` for `w` (stamped `stamp`), for a plan whose
+    /// forward runs those tiles, when current; otherwise `None`, as
+    /// [`PackedWeights::packed`].
+    pub fn winograd(
+        &mut self,
+        plan: &Plan,
+        kind: TileKind,
+        w: &[f32],
+        stamp: u64,
+    ) -> Option<&[f32]> {
+        self.kept(stamp, Some(kind), || plan.winograd_weights(kind, w))
     }
 
-    fn kept(&mut self, stamp: u64, make: impl FnOnce() -> Vec<f32>) -> Option<&[f32]> {
-        if !matches!(&self.held, Some((s, _)) if *s == stamp) {
+    fn kept(
+        &mut self,
+        stamp: u64,
+        layout: Option<TileKind>,
+        make: impl FnOnce() -> Vec<f32>,
+    ) -> Option<&[f32]> {
+        if !matches!(&self.held, Some((s, l, _)) if *s == stamp && *l == layout) {
             self.held = None;
             if std::mem::replace(&mut self.seen, stamp) != stamp {
                 return None;
             }
-            self.held = Some((stamp, make()));
+            self.held = Some((stamp, layout, make()));
         }
-        self.held.as_ref().map(|(_, p)| p.as_slice())
+        self.held.as_ref().map(|(_, _, p)| p.as_slice())
     }
 }

@@ -1,9 +1,10 @@
 //! Winograd F(m×m, r×r) for r×r (r = 3 or 5), stride-1, undilated convolutions
 //! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
-//! F(2×2, 3×3) and F(4×4, 5×5). An m×m output tile is
+//! F(2×2, 3×3) or F(4×4, 3×3) (by the batch's tiles) and F(4×4, 5×5). An m×m
+//! output tile is
 //! Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for the α×α input window d (α = m + r − 1) and
 //! kernel g, so a tile's m²r² multiply-adds per channel pair become α²
-//! (36 → 16 for 3×3, 400 → 64 for 5×5), done as α² GEMMs over the tiles T of
+//! (36 → 16 or 144 → 36 for 3×3, 400 → 64 for 5×5), done as α² GEMMs over the tiles T of
 //! a chunk of samples:
 //!   M_ξ (T × O) = V_ξ (T × C) · U_ξᵀ (C × O),   ξ = 0..α²,
 //! with U = G g Gᵀ and V = Bᵀ d B element ξ (matrices in `winograd_math.rs`).
@@ -16,6 +17,7 @@
 
 use super::kernels::{release, with_scratch, Plan, Scratch};
 use super::winograd_banded::banded;
+use super::winograd_math::TileKind;
 use super::winograd_tiles::Winograd;
 use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
 use crate::backend::{gemm_strided, View, ViewMut, WinogradPolicy};
@@ -42,6 +44,10 @@ const FIVE_MIN_WIDTH: usize = 16;
 /// tiles) slower (`deploy_variants`, `netrun time`; README, "CPU speed").
 const WINOGRAD_MIN_TILES: usize = 40;
 
+/// From this many 4×4 tiles in a batch on, 3×3 layers run F(4×4, 3×3)
+/// rather than F(2×2, 3×3).
+const LARGE_MIN_TILES: usize = 128;
+
 /// Floats of V or M per chunk (8 MiB each): sets the samples per chunk.
 const TILE_BUDGET: usize = 2 << 20;
 
@@ -51,10 +57,11 @@ thread_local! {
 }
 
 impl Plan {
-    /// 3×3 or 5×5, stride 1, no dilation, one group, pad ≤ r − 1 (so the data
-    /// gradient's pad r − 1 − p exists), and (by default) enough channels and
-    /// tiles in the batch of `batch` samples to be worth it.
-    pub fn winograd(&self, batch: usize) -> bool {
+    /// The Winograd tiles this layer runs at a batch of `batch` samples, if
+    /// any: 3×3 or 5×5, stride 1, no dilation, one group, pad ≤ r − 1 (so the
+    /// data gradient's pad r − 1 − p exists), and (by default) enough channels
+    /// and tiles to be worth it.
+    pub fn winograd(&self, batch: usize) -> Option<TileKind> {
         let w = &self.window;
         let r = w.kernel[0];
         let fits = (r == 3 || r == 5)
@@ -64,25 +71,42 @@ impl Plan {
             && w.pad[0] < r
             && w.pad[1] < r
             && self.group == 1;
-        let tiles = batch * self.forward_transform().tiles_per_sample();
+        if !fits {
+            return None;
+        }
+        let kind = match r {
+            5 => TileKind::F4x5,
+            _ => match crate::backend::winograd_side() {
+                Some(2) => TileKind::F2x3,
+                Some(_) => TileKind::F4x3,
+                None if batch * self.transform(TileKind::F4x3).tiles_per_sample()
+                    >= LARGE_MIN_TILES =>
+                {
+                    TileKind::F4x3
+                }
+                None => TileKind::F2x3,
+            },
+        };
+        let tiles = batch * self.transform(kind).tiles_per_sample();
         let (c, o) = (w.channels, self.outputs);
-        let min_width = match (r, banded(c, o, r)) {
+        let min_width = match (r, banded(c, o, kind)) {
             (5, _) => FIVE_MIN_WIDTH,
             (_, true) => BANDED_MIN_WIDTH,
             _ => WINOGRAD_MIN_WIDTH,
         };
         let pays = c * o >= min_width * (c + o) && tiles >= WINOGRAD_MIN_TILES;
-        match crate::backend::winograd() {
+        let runs = match crate::backend::winograd() {
             WinogradPolicy::Never => false,
-            WinogradPolicy::Always => fits,
-            WinogradPolicy::Auto => fits && pays,
-        }
+            WinogradPolicy::Always => true,
+            WinogradPolicy::Auto => pays,
+        };
+        runs.then_some(kind)
     }
 
-    fn forward_transform(&self) -> Winograd {
+    fn transform(&self, kind: TileKind) -> Winograd {
         let w = &self.window;
         Winograd {
-            taps: w.kernel[0],
+            kind,
             inputs: w.channels,
             outputs: self.outputs,
             height: w.height,
@@ -93,11 +117,11 @@ impl Plan {
     }
 
     /// dx = W̃ ⋆ dy: dy's O channels in, C out, pad r − 1 − p.
-    fn data_gradient_transform(&self) -> Winograd {
+    fn data_gradient_transform(&self, kind: TileKind) -> Winograd {
         let w = &self.window;
         let r = w.kernel[0];
         Winograd {
-            taps: r,
+            kind,
             inputs: self.outputs,
             outputs: w.channels,
             height: w.out[0],
@@ -111,34 +135,35 @@ impl Plan {
     /// `u`, the weights already transformed ([`Plan::winograd_weights`]).
     pub fn winograd_forward(
         &self,
+        kind: TileKind,
         (w, u): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
     ) {
-        let wg = self.forward_transform();
+        let wg = self.transform(kind);
         self.winograd_batch(wg, false, (w, u), bias, x, y);
     }
 
     /// The forward's U = G g Gᵀ of weights `w`, for a layer to keep while
     /// they stay the same.
-    pub fn winograd_weights(&self, w: &[f32]) -> Vec<f32> {
-        let (wg, o, c) = (self.forward_transform(), self.outputs, self.window.channels);
-        let mut u = vec![0.0; wg.points() * o * c];
-        transform_weights(w, [o, c, wg.taps], false, &mut u);
+    pub fn winograd_weights(&self, kind: TileKind, w: &[f32]) -> Vec<f32> {
+        let (o, c) = (self.outputs, self.window.channels);
+        let mut u = vec![0.0; kind.points() * o * c];
+        transform_weights(w, [o, c], kind, false, &mut u);
         u
     }
 
     /// dx = ∂L/∂x for a whole batch from dy.
-    pub fn winograd_data_gradient(&self, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-        let wg = self.data_gradient_transform();
+    pub fn winograd_data_gradient(&self, kind: TileKind, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let wg = self.data_gradient_transform(kind);
         self.winograd_batch(wg, true, (w, None), None, dy, dx);
     }
 
     /// dW += ∂L/∂W for a whole batch: the tile sums N accumulate over chunks in
     /// U's buffer, then go back to r×r once.
-    pub fn winograd_weight_gradient(&self, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-        let wg = self.forward_transform();
+    pub fn winograd_weight_gradient(&self, kind: TileKind, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let wg = self.transform(kind);
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
         with_scratch(&WINOGRAD, [wg.points() * o * c, ch.v, ch.m], |n, v, d| {
@@ -150,7 +175,7 @@ impl Plan {
                     wg.weight_gradient_sums(xs, dys, v, d, n);
                 }
             }
-            weight_gradient_output(n, [o, c, wg.taps], dw);
+            weight_gradient_output(n, [o, c], kind, dw);
         });
     }
 
@@ -165,9 +190,9 @@ impl Plan {
     ) {
         let (o, c) = (self.outputs, self.window.channels);
         let ch = wg.chunking(x.len());
-        // 3×3 data gradients read the forward U at rotated points; 5×5 ones
-        // transform the rotated kernels.
-        let rotated_points = backward_data && wg.taps == 3;
+        // F(2×2, 3×3) data gradients read the forward U at rotated points;
+        // the others transform the rotated kernels.
+        let rotated_points = backward_data && wg.kind == TileKind::F2x3;
         let rotated_kernels = backward_data && !rotated_points;
         // A layer that keeps U (deploy, TEST) will not transform into the
         // scratch again; the scratch of its first forward is let go rather
@@ -182,7 +207,7 @@ impl Plan {
             let u: &[f32] = match kept {
                 Some(u) => u,
                 None => {
-                    transform_weights(w, [o, c, wg.taps], rotated_kernels, fresh);
+                    transform_weights(w, [o, c], wg.kind, rotated_kernels, fresh);
                     fresh
                 }
             };

@@ -7,8 +7,8 @@
 //! transform through the 16 GEMMs to the output transform.
 
 use super::kernels::{ranges, with_scratch, Scratch};
-use super::winograd_math::Tile;
-use super::winograd_tiles::{by_tile, Band, Shared, Winograd};
+use super::winograd_math::TileKind;
+use super::winograd_tiles::{Band, Shared, Winograd};
 use crate::backend::threads;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -20,12 +20,12 @@ const BAND_OUTPUTS: usize = 512;
 /// Layers whose U has at most this many floats (512 KiB) run banded: at batch
 /// 32 SphereFace's 64-channel layers run 1.3× faster banded than whole-batch,
 /// its 128-channel ones (1 MiB of U) 1.1× slower.
-const BANDED_MAX_U: usize = 1 << 17;
+const BANDED_MAX_U: usize = 36 * 64 * 64;
 
-/// Whether a C → O layer's U (α²·C·O floats for r×r taps) is small enough to
-/// stay cached beside a band's V and M.
-pub fn banded(c: usize, o: usize, taps: usize) -> bool {
-    by_tile!(taps, K => K::ALPHA * K::ALPHA) * c * o <= BANDED_MAX_U
+/// Whether a C → O layer's U (α²·C·O floats) is small enough to stay cached
+/// beside a band's V and M.
+pub fn banded(c: usize, o: usize, kind: TileKind) -> bool {
+    kind.points() * c * o <= BANDED_MAX_U
 }
 
 thread_local! {
@@ -36,7 +36,7 @@ thread_local! {
 impl Winograd {
     /// Whether this correlation runs banded (see [`banded`]).
     pub fn banded(&self) -> bool {
-        banded(self.inputs, self.outputs, self.taps)
+        banded(self.inputs, self.outputs, self.kind)
     }
 
     /// Band `i` of the bands of every sample: (sample, band).

@@ -1,12 +1,13 @@
 //! The transform matrices of Winograd F(m×m, r×r) as 16-lane operations (one
-//! lane per channel): F(2×2, 3×3) for 3×3 kernels and F(4×4, 5×5) for 5×5
-//! ones. For a 1-D tile of m outputs, window d (α = m + r − 1 inputs) and
-//! kernel g: y = Aᵀ[(G g) ⊙ (Bᵀ d)]; in 2-D Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A.
-//! r = 3 interpolates at 0, 1, −1, ∞; r = 5 at 0, ±1, ±2, ±½, ∞ (the 5×5
-//! layers of LeNet++ and the Center Loss nets), where a tile's 16 outputs
-//! cost 64 products per channel pair instead of 400, and its transforms are
-//! shared by 16 outputs rather than 4.
-//! Vectors are `[Lanes; 8]` for both sizes; r = 3 uses the first four.
+//! lane per channel): F(2×2, 3×3) and F(4×4, 3×3) for 3×3 kernels, F(4×4, 5×5)
+//! for 5×5 ones. For a 1-D tile of m outputs, window d (α = m + r − 1 inputs)
+//! and kernel g: y = Aᵀ[(G g) ⊙ (Bᵀ d)]; in 2-D Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A.
+//! F(2×2, 3×3) interpolates at 0, 1, −1, ∞ (16 products per 4 outputs and
+//! channel pair, 36 direct); F(4×4, 3×3) at 0, ±1, ±2, ∞ (36 per 16 outputs,
+//! 144 direct, for large batches: its U is 2.25× bigger and it rounds about
+//! 4× coarser); F(4×4, 5×5) at 0, ±1, ±2, ±½, ∞ (64 per 16 outputs, 400
+//! direct: the 5×5 layers of LeNet++ and the Center Loss nets).
+//! Vectors are `[Lanes; 8]` for every size; smaller α use the first entries.
 
 /// Channels per vector step.
 pub const LANES: usize = 16;
@@ -90,11 +91,19 @@ pub trait Tile {
     fn gt(x: &Vector) -> Vector;
 }
 
+/// Which F(m×m, r×r) a layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileKind {
+    F2x3,
+    F4x3,
+    F4x5,
+}
+
 /// F(2×2, 3×3): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],
 /// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 −1 −1].
-pub struct F3;
+pub struct F2x3;
 
-impl Tile for F3 {
+impl Tile for F2x3 {
     const R: usize = 3;
     const M: usize = 2;
     const ALPHA: usize = 4;
@@ -152,6 +161,99 @@ impl Tile for F3 {
     }
 }
 
+/// F(4×4, 3×3), points (0, 1, −1, 2, −2, ∞), Bᵀ and Aᵀ integer:
+/// Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0;
+///       0 2 −1 −2 1 0; 0 4 0 −5 0 1],
+/// G = [¼ 0 0; −⅙(1 1 1); −⅙(1 −1 1); ¹⁄₂₄(1 2 4); ¹⁄₂₄(1 −2 4); 0 0 1],
+/// Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].
+pub struct F4x3;
+
+impl Tile for F4x3 {
+    const R: usize = 3;
+    const M: usize = 4;
+    const ALPHA: usize = 6;
+
+    #[inline(always)]
+    fn bt(x: &Vector) -> Vector {
+        // Rows 1..4 pair up as even ± odd parts (points ±1, ±2).
+        let (e1, o1) = (sub(x[4], scale(x[2], 4.0)), sub(x[3], scale(x[1], 4.0)));
+        let (e2, o2) = (sub(x[4], x[2]), scale(sub(x[3], x[1]), 2.0));
+        [
+            add(mix(4.0, x[0], -5.0, x[2]), x[4]),
+            add(e1, o1),
+            sub(e1, o1),
+            add(e2, o2),
+            sub(e2, o2),
+            add(mix(4.0, x[1], -5.0, x[3]), x[5]),
+            ZERO,
+            ZERO,
+        ]
+    }
+
+    #[inline(always)]
+    fn at(x: &Vector) -> Outputs {
+        let (s1, d1) = (add(x[1], x[2]), sub(x[1], x[2]));
+        let (s2, d2) = (add(x[3], x[4]), sub(x[3], x[4]));
+        [
+            add(add(x[0], s1), s2),
+            add(d1, scale(d2, 2.0)),
+            add(s1, scale(s2, 4.0)),
+            add(add(d1, scale(d2, 8.0)), x[5]),
+        ]
+    }
+
+    #[inline(always)]
+    fn a([p0, p1, p2, p3]: Outputs) -> Vector {
+        let (e1, o1) = (add(p0, p2), add(p1, p3));
+        let (e2, o2) = (add(p0, scale(p2, 4.0)), mix(2.0, p1, 8.0, p3));
+        [
+            p0,
+            add(e1, o1),
+            sub(e1, o1),
+            add(e2, o2),
+            sub(e2, o2),
+            p3,
+            ZERO,
+            ZERO,
+        ]
+    }
+
+    #[inline(always)]
+    fn g(x: &Vector) -> Vector {
+        let (e1, o1) = (add(x[0], x[2]), x[1]);
+        let (e2, o2) = (add(x[0], scale(x[2], 4.0)), scale(x[1], 2.0));
+        let (r6, r24) = (-1.0 / 6.0, 1.0 / 24.0);
+        [
+            scale(x[0], 0.25),
+            scale(add(e1, o1), r6),
+            scale(sub(e1, o1), r6),
+            scale(add(e2, o2), r24),
+            scale(sub(e2, o2), r24),
+            x[2],
+            ZERO,
+            ZERO,
+        ]
+    }
+
+    #[inline(always)]
+    fn gt(x: &Vector) -> Vector {
+        // Column t of G: (¼δ₀ₜ, −⅙, −(−1)ᵗ/6, 2ᵗ/24, (−2)ᵗ/24, δ₂ₜ).
+        let (s1, d1) = (add(x[1], x[2]), sub(x[1], x[2]));
+        let (s2, d2) = (add(x[3], x[4]), sub(x[3], x[4]));
+        let (r6, r24) = (-1.0 / 6.0, 1.0 / 24.0);
+        [
+            add(scale(x[0], 0.25), mix(r6, s1, r24, s2)),
+            mix(r6, d1, 2.0 * r24, d2),
+            add(mix(r6, s1, 4.0 * r24, s2), x[5]),
+            ZERO,
+            ZERO,
+            ZERO,
+            ZERO,
+            ZERO,
+        ]
+    }
+}
+
 /// F(4×4, 5×5), points (0, 1, −1, 2, −2, ½, −½, ∞), with the scalings that
 /// keep Bᵀ and Aᵀ integer (G takes the fractions, computed once per kernel):
 /// Bᵀ = [4 0 −21 0 21 0 −4 0; 0 −4 −4 17 17 −4 −4 0; 0 4 −4 −17 17 4 −4 0;
@@ -160,7 +262,7 @@ impl Tile for F3 {
 /// G = [¼ 0 0 0 0; ¹⁄₁₈(1 1 1 1 1); ¹⁄₁₈(1 −1 1 −1 1); ¹⁄₃₆₀(1 2 4 8 16);
 ///      ¹⁄₃₆₀(1 −2 4 −8 16); ¹⁄₃₆₀(16 8 4 2 1); ¹⁄₃₆₀(16 −8 4 −2 1); 0 0 0 0 ¼],
 /// Aᵀ = [1 1 1 1 1 8 8 0; 0 1 −1 2 −2 4 −4 0; 0 1 1 4 4 2 2 0; 0 1 −1 8 −8 1 −1 1].
-pub struct F5;
+pub struct F4x5;
 
 /// a·x + b·y, lane by lane.
 #[inline(always)]
@@ -182,7 +284,7 @@ fn plus_minus(e: [Lanes; 3], o: [Lanes; 3]) -> [Lanes; 6] {
     ]
 }
 
-impl Tile for F5 {
+impl Tile for F4x5 {
     const R: usize = 5;
     const M: usize = 4;
     const ALPHA: usize = 8;

@@ -12,17 +12,17 @@
 
 use super::kernels::grown;
 use super::winograd_math::{
-    add, load, store, Lanes, Outputs, Tile, Vector, LANES, MAX_ALPHA, MAX_M,
+    add, load, store, Lanes, Outputs, Tile, TileKind, Vector, LANES, MAX_ALPHA, MAX_M,
 };
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// One r×r correlation (r = `taps`, 3 or 5): `inputs` channels of
+/// One r×r correlation by F(m×m, r×r) of kind `kind`: `inputs` channels of
 /// `height`×`width` in, `outputs` channels of `out` out, zero padding `pad`.
 #[derive(Clone, Copy, Debug)]
 pub struct Winograd {
-    pub taps: usize,
+    pub kind: TileKind,
     pub inputs: usize,
     pub outputs: usize,
     pub height: usize,
@@ -31,17 +31,25 @@ pub struct Winograd {
     pub out: [usize; 2],
 }
 
-/// Runs `$body` with `$k` the [`Tile`] type of `$taps` taps.
+/// Runs `$body` with `$k` the [`Tile`] type of the [`TileKind`] `$kind`.
 macro_rules! by_tile {
-    ($taps:expr, $k:ident => $body:expr) => {
-        if $taps == 5 {
-            type $k = $crate::backend::cpu::conv::winograd_math::F5;
-            $body
-        } else {
-            type $k = $crate::backend::cpu::conv::winograd_math::F3;
-            $body
+    ($kind:expr, $k:ident => $body:expr) => {{
+        use $crate::backend::cpu::conv::winograd_math as math;
+        match $kind {
+            math::TileKind::F2x3 => {
+                type $k = math::F2x3;
+                $body
+            }
+            math::TileKind::F4x3 => {
+                type $k = math::F4x3;
+                $body
+            }
+            math::TileKind::F4x5 => {
+                type $k = math::F4x5;
+                $body
+            }
         }
-    };
+    }};
 }
 pub(super) use by_tile;
 
@@ -158,10 +166,27 @@ unsafe fn stage_out(
     }
 }
 
+impl TileKind {
+    /// Kernel side, r.
+    pub fn taps(self) -> usize {
+        by_tile!(self, K => K::R)
+    }
+
+    /// Outputs per tile side, m.
+    pub fn side(self) -> usize {
+        by_tile!(self, K => K::M)
+    }
+
+    /// Transform points per tile, α².
+    pub fn points(self) -> usize {
+        by_tile!(self, K => K::ALPHA * K::ALPHA)
+    }
+}
+
 impl Winograd {
     /// Outputs per tile side, m.
     pub fn tile_side(&self) -> usize {
-        by_tile!(self.taps, K => K::M)
+        self.kind.side()
     }
 
     pub(super) fn tiles(&self) -> [usize; 2] {
@@ -177,7 +202,7 @@ impl Winograd {
 
     /// Transform points per tile, α².
     pub fn points(&self) -> usize {
-        by_tile!(self.taps, K => K::ALPHA * K::ALPHA)
+        self.kind.points()
     }
 
     /// Scratch floats for `samples` samples: V (α²·C·T) and M (α²·O·T).
@@ -210,7 +235,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes V[·][s·tiles..][c0..c0 + n].
-                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
+                by_tile!(self.kind, K => with_isa(#[inline(always)] || unsafe {
                     self.input_block::<K>(src, c0, n, &band, buf, vp)
                 }))
             })
@@ -223,7 +248,7 @@ impl Winograd {
         let vp = Shared(v[..self.points() * c * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
+            by_tile!(self.kind, K => with_isa(#[inline(always)] || {
                 for c0 in (0..c).step_by(LANES) {
                     let n = (c - c0).min(LANES);
                     // SAFETY: `v` holds the band's tiles for all channels.
@@ -309,7 +334,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: planes (s, o0..o0 + n) of `y` belong to this block alone.
-                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
+                by_tile!(self.kind, K => with_isa(#[inline(always)] || unsafe {
                     let dst = Shared(yp.at((s * o + o0) * plane));
                     self.output_block::<K>(m, bias, o0, n, &band, buf, dst)
                 }))
@@ -327,7 +352,7 @@ impl Winograd {
         let m = &m[..self.points() * o * band.t_all];
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
+            by_tile!(self.kind, K => with_isa(#[inline(always)] || {
                 for o0 in (0..o).step_by(LANES) {
                     let n = (o - o0).min(LANES);
                     let dst = Shared(y.at(o0 * plane));
@@ -397,7 +422,7 @@ impl Winograd {
             STAGE.with(|cell| {
                 let buf = &mut *cell.borrow_mut();
                 // SAFETY: this block alone writes D[·][s·tiles..][o0..o0 + n].
-                by_tile!(self.taps, K => with_isa(#[inline(always)] || unsafe {
+                by_tile!(self.kind, K => with_isa(#[inline(always)] || unsafe {
                     self.gradient_block::<K>(src, o0, n, &band, buf, dp)
                 }))
             })
@@ -410,7 +435,7 @@ impl Winograd {
         let dp = Shared(d[..self.points() * o * band.t_all].as_mut_ptr());
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
-            by_tile!(self.taps, K => with_isa(#[inline(always)] || {
+            by_tile!(self.kind, K => with_isa(#[inline(always)] || {
                 for o0 in (0..o).step_by(LANES) {
                     let n = (o - o0).min(LANES);
                     // SAFETY: `d` holds the band's tiles for all channels.

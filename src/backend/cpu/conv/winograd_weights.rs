@@ -10,7 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::kernels::grown;
-use super::winograd_math::{load, store, Tile, LANES, MAX_ALPHA};
+use super::winograd_math::{load, store, Tile, TileKind, LANES, MAX_ALPHA};
 use super::winograd_tiles::{by_tile, gather, with_isa, Shared, Winograd, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
@@ -45,17 +45,25 @@ fn per_row(
     });
 }
 
-/// U[ξ][o][c] = (G g Gᵀ)_ξ for W (O × C × r × r) with r = `taps`; `rotated`,
-/// U[ξ][c][o] for the data gradient's kernels, W[o][c] rotated 180°. For r = 3
-/// the data gradient needs no second transform: G J = P G for the reversal J
-/// and P swapping G's rows 0 and 3, so G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ, which is U
-/// read at ξ' = (P i)·4 + P j ([`rotated_point`]).
-pub fn transform_weights(w: &[f32], [o, c, taps]: [usize; 3], rotated: bool, u: &mut [f32]) {
-    let points = by_tile!(taps, K => K::ALPHA * K::ALPHA);
+/// U[ξ][o][c] = (G g Gᵀ)_ξ for W (O × C × r × r) by F(m×m, r×r) of `kind`;
+/// `rotated`, U[ξ][c][o] for the data gradient's kernels, W[o][c] rotated 180°.
+/// F(2×2, 3×3)'s data gradient needs no second transform: G J = P G for the
+/// reversal J and P swapping G's rows 0 and 3, so G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ,
+/// which is U read at ξ' = (P i)·4 + P j ([`rotated_point`]). The larger tiles'
+/// points ±2 (and ±½) do not map onto the set under reversal, so they
+/// transform the rotated kernels.
+pub fn transform_weights(
+    w: &[f32],
+    [o, c]: [usize; 2],
+    kind: TileKind,
+    rotated: bool,
+    u: &mut [f32],
+) {
+    let (points, taps) = (kind.points(), kind.taps());
     let up = Shared(u[..points * o * c].as_mut_ptr());
     let (rows, cols) = if rotated { (c, o) } else { (o, c) };
     per_row(w, [o, c, taps * taps], rotated, |row, staged, pitch| {
-        by_tile!(taps, K => with_isa(#[inline(always)] || {
+        by_tile!(kind, K => with_isa(#[inline(always)] || {
             for c0 in (0..cols).step_by(LANES) {
                 let n = (cols - c0).min(LANES);
                 // G g on columns, then Gᵀ on rows: (G g Gᵀ)[i][j].
@@ -82,7 +90,7 @@ pub fn transform_weights(w: &[f32], [o, c, taps]: [usize; 3], rotated: bool, u: 
     });
 }
 
-/// The point of U that the data gradient's ξ reads for r = 3 (see [`transform_weights`]).
+/// The point of U that the data gradient's ξ reads for F(2×2, 3×3) (see [`transform_weights`]).
 pub fn rotated_point(xi: usize) -> usize {
     let p = |k: usize| [3, 1, 2, 0][k];
     p(xi / 4) * 4 + p(xi % 4)
@@ -147,15 +155,15 @@ impl Winograd {
 }
 
 /// dW[o][c] += Gᵀ N G (r×r) for every (o, c), N the α×α of `n[ξ][o][c]`.
-pub fn weight_gradient_output(n: &[f32], [o, c, taps]: [usize; 3], dw: &mut [f32]) {
-    let r2 = taps * taps;
+pub fn weight_gradient_output(n: &[f32], [o, c]: [usize; 2], kind: TileKind, dw: &mut [f32]) {
+    let r2 = kind.taps() * kind.taps();
     let dwp = Shared(dw[..o * c * r2].as_mut_ptr());
     let pitch = c.next_multiple_of(LANES);
     (0..o).into_par_iter().for_each(|oi| {
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
             let staged = grown(buf, r2 * pitch);
-            by_tile!(taps, K => with_isa(#[inline(always)] || {
+            by_tile!(kind, K => with_isa(#[inline(always)] || {
                 for c0 in (0..c).step_by(LANES) {
                     let len = (c - c0).min(LANES);
                     let e = gather::<K>(n, oi * c + c0, o * c, len);

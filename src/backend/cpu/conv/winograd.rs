@@ -45,8 +45,15 @@ const FIVE_MIN_WIDTH: usize = 16;
 const WINOGRAD_MIN_TILES: usize = 40;
 
 /// From this many 4×4 tiles in a batch on, 3×3 layers run F(4×4, 3×3)
-/// rather than F(2×2, 3×3).
+/// rather than F(2×2, 3×3), if their GEMMs do at most [`LARGE_MAX_WORK`] of
+/// the 2×2 tiles' multiply-adds (36 per 4×4 tile against 16 per 2×2 tile: 0.56
+/// where 4 divides the plane, more where 4×4 tiles pad it further). The
+/// kernel-side transforms cost the same per layer whatever the batch, and
+/// F(4×4, 3×3) makes two (its data gradient cannot reuse U): at batch 32
+/// SphereFace's 56×48 to 14×12 stages (0.56–0.64) train and infer faster with
+/// it, its 7×6 stage (0.75) trains slower (`NETRUN_WINOGRAD_TILE`, `netrun time`).
 const LARGE_MIN_TILES: usize = 128;
+const LARGE_MAX_WORK: f64 = 0.7;
 
 /// Floats of V or M per chunk (8 MiB each): sets the samples per chunk.
 const TILE_BUDGET: usize = 2 << 20;
@@ -79,11 +86,7 @@ impl Plan {
             _ => match crate::backend::winograd_side() {
                 Some(2) => TileKind::F2x3,
                 Some(_) => TileKind::F4x3,
-                None if batch * self.transform(TileKind::F4x3).tiles_per_sample()
-                    >= LARGE_MIN_TILES =>
-                {
-                    TileKind::F4x3
-                }
+                None if self.large_tiles_pay(batch) => TileKind::F4x3,
                 None => TileKind::F2x3,
             },
         };
@@ -101,6 +104,15 @@ impl Plan {
             WinogradPolicy::Auto => pays,
         };
         runs.then_some(kind)
+    }
+
+    /// See [`LARGE_MIN_TILES`].
+    fn large_tiles_pay(&self, batch: usize) -> bool {
+        let tiles = |kind| self.transform(kind).tiles_per_sample();
+        let (large, small) = (tiles(TileKind::F4x3), tiles(TileKind::F2x3));
+        let work =
+            (TileKind::F4x3.points() * large) as f64 / (TileKind::F2x3.points() * small) as f64;
+        batch * large >= LARGE_MIN_TILES && work <= LARGE_MAX_WORK
     }
 
     fn transform(&self, kind: TileKind) -> Winograd {

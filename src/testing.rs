@@ -256,13 +256,24 @@ pub fn forward(
     tops: &mut [Blob],
     params: &mut [Blob],
 ) {
+    forward_in(Phase::Train, layer, bottoms, tops, params)
+}
+
+/// Runs forward once in `phase` (fixed random stream).
+pub fn forward_in(
+    phase: Phase,
+    layer: &mut dyn Layer,
+    bottoms: &mut [Blob],
+    tops: &mut [Blob],
+    params: &mut [Blob],
+) {
     let mut rng = Rng::seed_from_u64(7);
     let mut io = io(bottoms, tops, params);
     layer
         .forward(
             &mut io,
             &mut RunCtx {
-                phase: Phase::Train,
+                phase,
                 rng: &mut rng,
             },
         )

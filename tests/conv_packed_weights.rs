@@ -11,7 +11,8 @@ use common::conv::naive_conv;
 use common::isa::each_isa;
 use netrun::backend::{self, WinogradPolicy};
 use netrun::blob::Blob;
-use netrun::testing::{assert_close, forward, layer, setup, uniform_blob};
+use netrun::netdef::Phase;
+use netrun::testing::{assert_close, forward, forward_in, layer, setup, uniform_blob};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
@@ -87,15 +88,21 @@ fn packed_weights_give_the_same_bits_and_follow_weight_changes() {
 /// A Winograd layer whose weights stay the same keeps their transform U from
 /// its second forward on: the same U as a forward computes for itself, so the
 /// same bits, and new weights are transformed afresh. Banded (narrow) and
-/// whole-batch (wide) layers, 3×3 and 5×5.
+/// whole-batch (wide) layers, 2×2 and 4×4 tiles of 3×3, 5×5; in the TEST
+/// phase, outputs in whole panels of 16 store U in panels for the fused
+/// kernel (`ULayout::Panels`), 24 and 20 outputs do not.
 #[test]
 fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
-    // (inputs, outputs, kernel, pad, batch, H, W): 96 → 96 at 3×3 has a U of
-    // 16·96·96 floats, past the banded limit.
+    // (inputs, outputs, kernel, pad, batch, H, W): 112 → 112 at 3×3 has a U
+    // of 16·112·112 floats, past the banded limit; batch 11 of 14×12 has 132
+    // tiles of 4×4, which F(4×4, 3×3) takes.
     for (c, o, k, pad, batch, h, w) in [
         (20, 24, 3, 1, 2, 14, 12),
-        (96, 96, 3, 1, 2, 8, 7),
+        (20, 32, 3, 1, 2, 14, 12),
+        (20, 32, 3, 1, 11, 14, 12),
+        (112, 112, 3, 1, 2, 8, 7),
         (16, 20, 5, 2, 3, 12, 10),
+        (16, 32, 5, 2, 3, 12, 10),
     ] {
         let text = format!(
             "name: \"c\" type: \"Convolution\" convolution_param {{ num_output: {o} \
@@ -106,16 +113,22 @@ fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
         each_isa(|isa| {
             // Process-wide, so set under each_isa's lock.
             backend::set_winograd(WinogradPolicy::Always);
-            for threads in [1, 2] {
+            for (threads, phase) in [
+                (1, Phase::Train),
+                (2, Phase::Train),
+                (1, Phase::Test),
+                (2, Phase::Test),
+            ] {
                 backend::set_threads(threads);
                 let mut l = layer(&text);
                 let mut bottoms = vec![uniform_blob(&[batch, c, h, w], -1.0, 1.0, 5)];
                 let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 13);
                 let mut run = |bottoms: &mut Vec<Blob>, params: &mut Vec<Blob>| {
-                    forward(l.as_mut(), bottoms, &mut tops, params);
+                    forward_in(phase, l.as_mut(), bottoms, &mut tops, params);
                     tops[0].data().to_vec()
                 };
-                let case = format!("{c}->{o} {k}x{k}, {isa}, {threads} threads");
+                let case =
+                    format!("{c}->{o} {k}x{k} b{batch}, {isa}, {threads} threads, {phase:?}");
                 let fresh = run(&mut bottoms, &mut params);
                 let want = expected(&bottoms, &params);
                 assert_close(&fresh, &want, 1e-3, 1e-3, &format!("{case}: first forward"));
@@ -145,12 +158,19 @@ fn kept_winograd_weights_give_the_same_bits_and_follow_weight_changes() {
 /// kept before it, and the return to batch 1 must not read the larger one.
 #[test]
 fn kept_winograd_weights_follow_the_tile_kind_the_batch_picks() {
-    let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 24 \
+    let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 32 \
         kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.2 } \
         bias_filler { type: \"uniform\" min: -1 max: 1 } }";
     let expected = |b: &[Blob], p: &[Blob]| direct(b, p, 1, [1, 1], [1, 1], [14, 12]);
     let _alone = common::isa::exclusive();
     backend::set_winograd(WinogradPolicy::Always);
+    for phase in [Phase::Train, Phase::Test] {
+        kinds_in(phase, text, expected);
+    }
+    backend::set_winograd(WinogradPolicy::Auto);
+}
+
+fn kinds_in(phase: Phase, text: &str, expected: impl Fn(&[Blob], &[Blob]) -> Vec<f64>) {
     let mut l = layer(text);
     let small = uniform_blob(&[1, 20, 14, 12], -1.0, 1.0, 5);
     // The large batch's first sample is the small one.
@@ -164,14 +184,13 @@ fn kept_winograd_weights_follow_the_tile_kind_the_batch_picks() {
         .enumerate()
     {
         bottoms[0] = x.clone();
-        tops[0].reshape(&[x.dim(0), 24, 14, 12]);
-        forward(l.as_mut(), &mut bottoms, &mut tops, &mut params);
+        tops[0].reshape(&[x.dim(0), 32, 14, 12]);
+        forward_in(phase, l.as_mut(), &mut bottoms, &mut tops, &mut params);
         let y = tops[0].data().to_vec();
         let want = expected(&bottoms, &params);
-        assert_close(&y, &want, 1e-3, 1e-3, &format!("forward {round}"));
+        assert_close(&y, &want, 1e-3, 1e-3, &format!("{phase:?} forward {round}"));
         outputs.push(bits(&y));
     }
-    backend::set_winograd(WinogradPolicy::Auto);
     // Kept and fresh U give the same bits within each kind.
     assert_eq!(outputs[1], outputs[0]);
     assert_eq!(outputs[2], outputs[0]);
@@ -180,6 +199,46 @@ fn kept_winograd_weights_follow_the_tile_kind_the_batch_picks() {
     assert_eq!(outputs[6], outputs[0]);
     // The two kinds round the same sample differently: the large batch ran 4×4 tiles.
     assert_ne!(outputs[3][..outputs[0].len()], outputs[0][..]);
+}
+
+/// In the TEST phase a kept U is also of one order: the same 2×2 tiles of a
+/// 96 → 96 layer on 8×7 planes run the fused kernel on U in panels at batch 2
+/// (32 tiles per GEMM) and the GEMM crate on U as rows at batch 20 (320), so
+/// the batch change must remake the kept U.
+#[test]
+fn kept_winograd_weights_follow_the_order_the_batch_picks() {
+    let text = "name: \"c\" type: \"Convolution\" convolution_param { num_output: 112 \
+        kernel_size: 3 pad: 1 weight_filler { type: \"gaussian\" std: 0.1 } }";
+    let _alone = common::isa::exclusive();
+    backend::set_winograd(WinogradPolicy::Always);
+    let mut l = layer(text);
+    let small = uniform_blob(&[2, 112, 8, 7], -1.0, 1.0, 5);
+    let large = uniform_blob(&[20, 112, 8, 7], -1.0, 1.0, 6);
+    let mut bottoms = vec![small.clone()];
+    let (mut tops, mut params) = setup(l.as_mut(), &bottoms, 13);
+    for (round, x) in [&small, &small, &large, &large, &small, &small]
+        .into_iter()
+        .enumerate()
+    {
+        bottoms[0] = x.clone();
+        tops[0].reshape(&[x.dim(0), 112, 8, 7]);
+        forward_in(
+            Phase::Test,
+            l.as_mut(),
+            &mut bottoms,
+            &mut tops,
+            &mut params,
+        );
+        let want = direct(&bottoms, &params, 1, [1, 1], [1, 1], [8, 7]);
+        assert_close(
+            tops[0].data(),
+            &want,
+            1e-3,
+            1e-3,
+            &format!("forward {round}"),
+        );
+    }
+    backend::set_winograd(WinogradPolicy::Auto);
 }
 
 /// Nets run side by side from parallel code (a service extracting features on

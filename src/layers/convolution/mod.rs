@@ -17,7 +17,7 @@ use crate::backend::threads;
 use crate::blob::Blob;
 use crate::error::Diagnostic;
 use crate::layer_io::{LayerIo, RunCtx};
-use crate::netdef::LayerDef;
+use crate::netdef::{LayerDef, Phase};
 use crate::philox::ParamStreams;
 use rayon::prelude::*;
 
@@ -186,7 +186,7 @@ impl Layer for ConvolutionLayer {
 
     /// Samples run in parallel on serial GEMMs when there are enough of them,
     /// else one at a time on parallel GEMMs.
-    fn forward(&mut self, io: &mut LayerIo, _ctx: &mut RunCtx) -> Result<(), String> {
+    fn forward(&mut self, io: &mut LayerIo, ctx: &mut RunCtx) -> Result<(), String> {
         let (bottoms, mut tops, params) = io.forward_split();
         let bias = params.get(1).map(|b| b.data());
         for (b, t) in bottoms.iter().zip(tops.iter_mut()) {
@@ -195,8 +195,11 @@ impl Layer for ConvolutionLayer {
             let (in_len, out_len) = (b.count_from(1), t.count_from(1));
             let stamp = params[0].data_stamp();
             if let Some(kind) = plan.winograd(b.dim(0)) {
-                let u = self.winograd.winograd(&plan, kind, wk, stamp);
-                plan.winograd_forward(kind, (wk, u), bias, b.data(), t.data_mut());
+                // A TEST net's weights stay the same between passes.
+                let inference = ctx.phase == Phase::Test;
+                let forward = (kind, b.dim(0), inference);
+                let u = self.winograd.winograd(&plan, forward, wk, stamp);
+                plan.winograd_forward((kind, inference), (wk, u), bias, b.data(), t.data_mut());
                 continue;
             }
             if plan.chunked(b.dim(0), threads()) {

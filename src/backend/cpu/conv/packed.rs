@@ -2,6 +2,7 @@
 //! stay the same: packed for the fused shifted-window kernel (`direct.rs`), or
 //! transformed to Winograd's U = G g Gᵀ (`winograd_weights.rs`).
 
+use super::winograd::ULayout;
 use super::{direct, Plan, TileKind};
 
 /// Weights in one kernel's layout and the stamp
@@ -11,13 +12,17 @@ use super::{direct, Plan, TileKind};
 /// copy it reads once, while a deploy net makes it on its second forward and
 /// keeps it. A layer holds one per kernel, so that bottoms of different
 /// shapes (one shifted, one Winograd) do not evict each other's copy; the
-/// copy also records its layout (Winograd's tile kind), so a batch that
-/// changes the tiles remakes it.
+/// copy also records its layout (Winograd's tile kind and order of U), so a
+/// batch that changes them remakes it.
 #[derive(Debug, Default)]
 pub struct PackedWeights {
     seen: u64,
-    held: Option<(u64, Option<TileKind>, Vec<f32>)>,
+    held: Option<(u64, Option<Layout>, Vec<f32>)>,
 }
+
+/// A Winograd U's tile kind and order (`None` in [`PackedWeights::kept`]: the
+/// shifted windows' packed layout).
+type Layout = (TileKind, ULayout);
 
 impl PackedWeights {
     /// The packed form of `w` (stamped `stamp`) for `plan`, where the plan's
@@ -32,22 +37,25 @@ impl PackedWeights {
     }
 
     /// Winograd's U of `kind` for `w` (stamped `stamp`), for a plan whose
-    /// forward runs those tiles, when current; otherwise `None`, as
+    /// forward runs those tiles on a batch of `batch` (`inference`: see
+    /// [`Plan::winograd_forward`]), when current; otherwise `None`, as
     /// [`PackedWeights::packed`].
     pub fn winograd(
         &mut self,
         plan: &Plan,
-        kind: TileKind,
+        forward: (TileKind, usize, bool),
         w: &[f32],
         stamp: u64,
     ) -> Option<&[f32]> {
-        self.kept(stamp, Some(kind), || plan.winograd_weights(kind, w))
+        let (kind, batch, inference) = forward;
+        let layout = Some((kind, plan.winograd_layout(kind, batch, inference)));
+        self.kept(stamp, layout, || plan.winograd_weights(forward, w))
     }
 
     fn kept(
         &mut self,
         stamp: u64,
-        layout: Option<TileKind>,
+        layout: Option<Layout>,
         make: impl FnOnce() -> Vec<f32>,
     ) -> Option<&[f32]> {
         if !matches!(&self.held, Some((s, l, _)) if *s == stamp && *l == layout) {

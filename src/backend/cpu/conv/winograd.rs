@@ -15,11 +15,12 @@
 //! K = tiles) and maps back once. The tile transforms are in
 //! `winograd_tiles.rs`, the kernel side in `winograd_weights.rs`.
 
+use super::direct;
 use super::kernels::{release, with_scratch, Plan, Scratch};
 use super::winograd_banded::banded;
 use super::winograd_math::TileKind;
 use super::winograd_tiles::Winograd;
-use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output};
+use super::winograd_weights::{rotated_point, transform_weights, weight_gradient_output, PANEL};
 use crate::backend::{gemm_strided, View, ViewMut, WinogradPolicy};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -54,6 +55,38 @@ const WINOGRAD_MIN_TILES: usize = 40;
 /// it, its 7×6 stage (0.75) trains slower (`NETRUN_WINOGRAD_TILE`, `netrun time`).
 const LARGE_MIN_TILES: usize = 128;
 const LARGE_MAX_WORK: f64 = 0.7;
+
+/// Point GEMMs of at most this many tiles (rows) and inputs run the fused
+/// kernel on U stored in panels ([`ULayout::Panels`]): at batch 1
+/// SphereFace's 14×12 and 56×48 stages (42 tiles, bands of 24) run 1.2–1.3×
+/// faster so on one thread. Longer GEMMs use the GEMM crate, whose packing
+/// pays for itself there (at batch 32 the fused kernel ran the 14×12 stage
+/// 1.3× slower), and so do wider ones: a panel (C × 16 floats, 16 KiB at 256
+/// inputs) must stay in L1 beside the tiles' rows (the 512-channel stage
+/// ran 1.5× slower at 252 tiles).
+const PANEL_MAX_TILES: usize = 192;
+const PANEL_MAX_INPUTS: usize = 256;
+
+/// Which pass a Winograd batch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    /// A forward whose weights stay the same from pass to pass.
+    Inference,
+    DataGradient,
+}
+
+/// How the point GEMMs read U.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ULayout {
+    /// U[ξ][o][c], read transposed by the GEMM crate.
+    Rows,
+    /// The forward's U[ξ][o][c] read at rotated points: the F(2×2, 3×3) data
+    /// gradient ([`transform_weights`]).
+    RotatedPoints,
+    /// Panels of 16 outputs for the fused kernel: U[ξ][o / 16][c][o % 16].
+    Panels,
+}
 
 /// Floats of V or M per chunk (8 MiB each): sets the samples per chunk.
 const TILE_BUDGET: usize = 2 << 20;
@@ -144,32 +177,49 @@ impl Plan {
     }
 
     /// y = conv(x) + bias for a whole batch (`x`, `y` hold every sample);
-    /// `u`, the weights already transformed ([`Plan::winograd_weights`]).
+    /// `u`, the weights already transformed ([`Plan::winograd_weights`]);
+    /// `inference`, a net whose weights stay the same ([`Winograd::layout`]).
     pub fn winograd_forward(
         &self,
-        kind: TileKind,
+        (kind, inference): (TileKind, bool),
         (w, u): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
     ) {
         let wg = self.transform(kind);
-        self.winograd_batch(wg, false, (w, u), bias, x, y);
+        let direction = if inference {
+            Direction::Inference
+        } else {
+            Direction::Forward
+        };
+        self.winograd_batch(wg, direction, (w, u), bias, x, y);
     }
 
-    /// The forward's U = G g Gᵀ of weights `w`, for a layer to keep while
-    /// they stay the same.
-    pub fn winograd_weights(&self, kind: TileKind, w: &[f32]) -> Vec<f32> {
+    /// How the forward of a batch of `batch` samples on `kind` tiles reads U
+    /// (`inference`: see [`Winograd::layout`]).
+    pub fn winograd_layout(&self, kind: TileKind, batch: usize, inference: bool) -> ULayout {
+        self.transform(kind).layout(inference, false, batch)
+    }
+
+    /// The forward's U = G g Gᵀ of weights `w` for a batch of `batch`, for a
+    /// layer to keep while they (and the layout) stay the same.
+    pub fn winograd_weights(
+        &self,
+        (kind, batch, inference): (TileKind, usize, bool),
+        w: &[f32],
+    ) -> Vec<f32> {
         let (o, c) = (self.outputs, self.window.channels);
         let mut u = vec![0.0; kind.points() * o * c];
-        transform_weights(w, [o, c], kind, false, &mut u);
+        let panels = self.winograd_layout(kind, batch, inference) == ULayout::Panels;
+        transform_weights(w, [o, c], kind, (false, panels), &mut u);
         u
     }
 
     /// dx = ∂L/∂x for a whole batch from dy.
     pub fn winograd_data_gradient(&self, kind: TileKind, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         let wg = self.data_gradient_transform(kind);
-        self.winograd_batch(wg, true, (w, None), None, dy, dx);
+        self.winograd_batch(wg, Direction::DataGradient, (w, None), None, dy, dx);
     }
 
     /// dW += ∂L/∂W for a whole batch: the tile sums N accumulate over chunks in
@@ -194,7 +244,7 @@ impl Plan {
     fn winograd_batch(
         &self,
         wg: Winograd,
-        backward_data: bool,
+        direction: Direction,
         (w, kept): (&[f32], Option<&[f32]>),
         bias: Option<&[f32]>,
         x: &[f32],
@@ -204,8 +254,11 @@ impl Plan {
         let ch = wg.chunking(x.len());
         // F(2×2, 3×3) data gradients read the forward U at rotated points;
         // the others transform the rotated kernels.
+        let backward_data = direction == Direction::DataGradient;
         let rotated_points = backward_data && wg.kind == TileKind::F2x3;
         let rotated_kernels = backward_data && !rotated_points;
+        let samples = x.len() / (wg.inputs * wg.height * wg.width);
+        let layout = wg.layout(direction == Direction::Inference, rotated_points, samples);
         // A layer that keeps U (deploy, TEST) will not transform into the
         // scratch again; the scratch of its first forward is let go rather
         // than held beside every kept U (4 MiB for a 256-channel layer).
@@ -219,15 +272,16 @@ impl Plan {
             let u: &[f32] = match kept {
                 Some(u) => u,
                 None => {
-                    transform_weights(w, [o, c], wg.kind, rotated_kernels, fresh);
+                    let panels = layout == ULayout::Panels;
+                    transform_weights(w, [o, c], wg.kind, (rotated_kernels, panels), fresh);
                     fresh
                 }
             };
             if wg.banded() {
-                return wg.run_banded(u, rotated_points, bias, x, y);
+                return wg.run_banded(u, layout, bias, x, y);
             }
             for (xs, ys) in x.chunks(ch.x).zip(y.chunks_mut(ch.y)) {
-                wg.run(u, rotated_points, bias, xs, ys, v, m);
+                wg.run(u, layout, bias, xs, ys, v, m);
             }
         });
     }
@@ -251,7 +305,7 @@ impl Winograd {
     fn run(
         &self,
         u: &[f32],
-        rotated_points: bool,
+        layout: ULayout,
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -265,22 +319,68 @@ impl Winograd {
         let v: &[f32] = v;
         m.par_chunks_mut(t_all * o)
             .enumerate()
-            .for_each(|(xi, mx)| self.point_gemm(u, rotated_points, xi, v, mx, t_all));
+            .for_each(|(xi, mx)| self.point_gemm(u, layout, xi, v, mx, t_all));
         self.output_transform(m, bias, y);
     }
 
+    /// How the point GEMMs of `samples` samples read U: in panels for
+    /// `inference` (a net whose weights stay the same, which keeps U: a
+    /// training step would scatter a fresh U into panels every forward, which
+    /// cost more than the kernel saves) where the outputs fill whole panels,
+    /// the CPU has FMA (the fused kernel's condition) and the GEMMs (a band,
+    /// or a chunk of samples) are small enough ([`PANEL_MAX_TILES`]); else as
+    /// rows, or at rotated points.
+    pub(super) fn layout(&self, inference: bool, rotated_points: bool, samples: usize) -> ULayout {
+        let rows = if self.banded() {
+            self.band_len()
+        } else {
+            self.chunk_samples().min(samples) * self.tiles_per_sample()
+        };
+        if rotated_points {
+            ULayout::RotatedPoints
+        } else if inference
+            && self.outputs.is_multiple_of(PANEL)
+            && direct::available()
+            && rows <= PANEL_MAX_TILES
+            && self.inputs <= PANEL_MAX_INPUTS
+        {
+            ULayout::Panels
+        } else {
+            ULayout::Rows
+        }
+    }
+
     /// Mᵀ_ξ (t × O) = V_ξ (t × C) · U_ξᵀ for one point ξ, on this thread.
+    /// With U in panels, the fused kernel of the shifted windows
+    /// (`direct.rs`) runs it panel by panel: a panel's C × 16 floats stay in
+    /// L1 while every tile passes, and neither operand is packed per call
+    /// (in the GEMM crate the packing took a sixth of a batch-1 deploy forward).
     pub(super) fn point_gemm(
         &self,
         u: &[f32],
-        rotated_points: bool,
+        layout: ULayout,
         xi: usize,
         v: &[f32],
         mx: &mut [f32],
         t: usize,
     ) {
         let (c, o) = (self.inputs, self.outputs);
-        let weights = if rotated_points {
+        if layout == ULayout::Panels {
+            for j0 in (0..o).step_by(PANEL) {
+                let op = direct::Operands {
+                    w: &v[xi * t * c..],
+                    w_row: c,
+                    packed: false,
+                    p: &u[(xi * o + j0) * c..],
+                    plane: PANEL,
+                    channels: c,
+                    shifts: &[0],
+                };
+                direct::rows(&op, t, PANEL, &mut mx[j0..], o);
+            }
+            return;
+        }
+        let weights = if layout == ULayout::RotatedPoints {
             View {
                 data: &u[rotated_point(xi) * c * o..],
                 rs: o,
@@ -306,12 +406,17 @@ impl Winograd {
         gemm_strided(1, t, o, c, 1.0, tiles, weights, 0.0, out);
     }
 
-    /// Samples per chunk as V and M fit [`TILE_BUDGET`], for an input of `len` floats.
+    /// Samples per chunk, as V and M fit [`TILE_BUDGET`].
+    fn chunk_samples(&self) -> usize {
+        let [v1, m1] = self.scratch(1);
+        (TILE_BUDGET / v1.max(m1).max(1)).max(1)
+    }
+
+    /// The chunking of an input of `len` floats ([`Winograd::chunk_samples`]).
     fn chunking(&self, len: usize) -> Chunking {
         let in_len = self.inputs * self.height * self.width;
         let out_len = self.outputs * self.out[0] * self.out[1];
-        let [v1, m1] = self.scratch(1);
-        let per_chunk = (TILE_BUDGET / v1.max(m1).max(1)).max(1);
+        let per_chunk = self.chunk_samples();
         let [v, m] = if self.banded() {
             [0, 0]
         } else {

@@ -7,6 +7,7 @@
 //! transform through the 16 GEMMs to the output transform.
 
 use super::kernels::{ranges, with_scratch, Scratch};
+use super::winograd::ULayout;
 use super::winograd_math::TileKind;
 use super::winograd_tiles::{Band, Shared, Winograd};
 use crate::backend::threads;
@@ -57,6 +58,12 @@ impl Winograd {
         )
     }
 
+    /// Tiles of a full band (whole tile rows).
+    pub(super) fn band_len(&self) -> usize {
+        let [th, tw] = self.tiles();
+        (self.band_tiles() / tw).clamp(1, th) * tw
+    }
+
     fn band_tiles(&self) -> usize {
         let m = self.tile_side();
         BAND_OUTPUTS / (m * m)
@@ -71,7 +78,7 @@ impl Winograd {
     pub fn run_banded(
         &self,
         u: &[f32],
-        rotated_points: bool,
+        layout: ULayout,
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
@@ -90,7 +97,7 @@ impl Winograd {
                 |v, m, _| {
                     self.input_band(&x[s * in_len..][..in_len], &band, v);
                     for (xi, mx) in m.chunks_exact_mut(t * o).enumerate() {
-                        self.point_gemm(u, rotated_points, xi, v, mx, t);
+                        self.point_gemm(u, layout, xi, v, mx, t);
                     }
                     // SAFETY: the band's rows of sample s are this task's alone.
                     unsafe { self.output_band(m, bias, &band, Shared(yp.at(s * out_len))) }

@@ -15,7 +15,8 @@ use super::winograd_tiles::{by_tile, gather, with_isa, Shared, Winograd, STAGE};
 use crate::backend::{gemm_strided, View, ViewMut};
 use rayon::prelude::*;
 
-/// Runs `f(row, taps, pitch)` for every row of U in parallel. Rows are W's
+/// Runs `f(row, taps, pitch)` for every row of U, in parallel by runs of
+/// [`PANEL`] rows (one task writes a whole panel's cache lines). Rows are W's
 /// outputs o, `taps` holding W[o] (C × r²) transposed to r² rows of `pitch` ≥ C
 /// floats (zero past C); `rotated`, rows are W's inputs c, and `taps` holds
 /// the kernels W[·][c] rotated 180°, O per row.
@@ -27,26 +28,31 @@ fn per_row(
 ) {
     let (rows, cols) = if rotated { (c, o) } else { (o, c) };
     let pitch = cols.next_multiple_of(LANES);
-    (0..rows).into_par_iter().for_each(|row| {
+    (0..rows.div_ceil(PANEL)).into_par_iter().for_each(|panel| {
         STAGE.with(|cell| {
             let buf = &mut *cell.borrow_mut();
             let staged = grown(buf, taps * pitch);
-            for (q, tap) in staged.chunks_exact_mut(pitch).enumerate() {
-                for (col, t) in tap.iter_mut().enumerate() {
-                    *t = match (col < cols, rotated) {
-                        (false, _) => 0.0,
-                        (true, false) => w[(row * c + col) * taps + q],
-                        (true, true) => w[(col * c + row) * taps + taps - 1 - q],
-                    };
+            for row in panel * PANEL..rows.min((panel + 1) * PANEL) {
+                for (q, tap) in staged.chunks_exact_mut(pitch).enumerate() {
+                    for (col, t) in tap.iter_mut().enumerate() {
+                        *t = match (col < cols, rotated) {
+                            (false, _) => 0.0,
+                            (true, false) => w[(row * c + col) * taps + q],
+                            (true, true) => w[(col * c + row) * taps + taps - 1 - q],
+                        };
+                    }
                 }
+                f(row, staged, pitch)
             }
-            f(row, staged, pitch)
         })
     });
 }
 
 /// U[ξ][o][c] = (G g Gᵀ)_ξ for W (O × C × r × r) by F(m×m, r×r) of `kind`;
 /// `rotated`, U[ξ][c][o] for the data gradient's kernels, W[o][c] rotated 180°.
+/// With `panels` (rows a multiple of [`PANEL`]), each U_ξ is stored as the
+/// fused kernel reads it ([`Winograd::point_gemm`]): panels of 16 rows,
+/// columns outer, U[ξ][row / 16][col][row % 16].
 /// F(2×2, 3×3)'s data gradient needs no second transform: G J = P G for the
 /// reversal J and P swapping G's rows 0 and 3, so G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ,
 /// which is U read at ξ' = (P i)·4 + P j ([`rotated_point`]). The larger tiles'
@@ -56,7 +62,7 @@ pub fn transform_weights(
     w: &[f32],
     [o, c]: [usize; 2],
     kind: TileKind,
-    rotated: bool,
+    (rotated, panels): (bool, bool),
     u: &mut [f32],
 ) {
     let (points, taps) = (kind.points(), kind.taps());
@@ -82,13 +88,25 @@ pub fn transform_weights(
                     for (j, val) in K::g(&gg[i]).iter().take(K::ALPHA).enumerate() {
                         let xi = i * K::ALPHA + j;
                         // SAFETY: (ξ, row, c0..c0 + n) is written by this task only.
-                        unsafe { store(up.at((xi * rows + row) * cols + c0), val, n) };
+                        unsafe {
+                            if panels {
+                                let panel = xi * rows * cols + (row - row % PANEL) * cols;
+                                for (l, &v) in val.iter().take(n).enumerate() {
+                                    *up.at(panel + (c0 + l) * PANEL + row % PANEL) = v;
+                                }
+                            } else {
+                                store(up.at((xi * rows + row) * cols + c0), val, n);
+                            }
+                        }
                     }
                 }
             }
         }))
     });
 }
+
+/// Rows of U per panel in the fused kernel's layout.
+pub const PANEL: usize = 16;
 
 /// The point of U that the data gradient's ξ reads for F(2×2, 3×3) (see [`transform_weights`]).
 pub fn rotated_point(xi: usize) -> usize {

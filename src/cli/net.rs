@@ -38,7 +38,7 @@ pub struct TimeArgs {
     file: PathBuf,
     #[command(flatten)]
     net: NetArgs,
-    /// Timed iterations (after one warm-up).
+    /// Timed iterations (after one warm-up; two with --forward-only, whose second keeps the weights in each layer's own layout).
     #[arg(long, default_value_t = 10)]
     iterations: usize,
     /// Time the forward pass only.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::conv::{conv_case, conv_check_against_naive};
+use common::conv::{conv_case, conv_check_against_naive, three_by_three_cases};
 use common::isa::each_isa;
 
 fn force_winograd() {
@@ -23,16 +23,7 @@ fn force_winograd() {
 fn winograd_pads_partial_tiles_and_gradients() {
     force_winograd();
     each_isa(|_| {
-        for (pad, shape) in [(1, [2, 3, 5, 7]), (0, [1, 4, 6, 5]), (2, [3, 2, 3, 4])] {
-            conv_case(
-                &format!("num_output: 3 kernel_size: 3 pad: {pad}"),
-                &shape,
-                1,
-                [1, 1],
-                [pad, pad],
-                [1, 1],
-            );
-        }
+        three_by_three_cases(&[(1, [2, 3, 5, 7]), (0, [1, 4, 6, 5]), (2, [3, 2, 3, 4])]);
     });
 }
 

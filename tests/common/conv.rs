@@ -99,6 +99,14 @@ pub fn conv_case(
     assert!(n > 0);
 }
 
+/// [`conv_case`] of a 3-output 3×3 layer at stride 1 for each (pad, input shape).
+pub fn three_by_three_cases(cases: &[(usize, [usize; 4])]) {
+    for &(pad, shape) in cases {
+        let spec = format!("num_output: 3 kernel_size: 3 pad: {pad}");
+        conv_case(&spec, &shape, 1, [1, 1], [pad, pad], [1, 1]);
+    }
+}
+
 /// Geometry of a naive convolution in the test: (group, stride, pad, dilation).
 pub type Geometry = (usize, [usize; 2], [usize; 2], [usize; 2]);
 

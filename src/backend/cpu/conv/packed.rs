@@ -48,8 +48,10 @@ impl PackedWeights {
         stamp: u64,
     ) -> Option<&[f32]> {
         let (kind, batch, inference) = forward;
-        let layout = Some((kind, plan.winograd_layout(kind, batch, inference)));
-        self.kept(stamp, layout, || plan.winograd_weights(forward, w))
+        let layout = plan.winograd_layout(kind, batch, inference);
+        self.kept(stamp, Some((kind, layout)), || {
+            plan.winograd_weights(kind, layout, w)
+        })
     }
 
     fn kept(

@@ -202,16 +202,13 @@ impl Plan {
         self.transform(kind).layout(inference, false, batch)
     }
 
-    /// The forward's U = G g Gᵀ of weights `w` for a batch of `batch`, for a
-    /// layer to keep while they (and the layout) stay the same.
-    pub fn winograd_weights(
-        &self,
-        (kind, batch, inference): (TileKind, usize, bool),
-        w: &[f32],
-    ) -> Vec<f32> {
+    /// The forward's U = G g Gᵀ of weights `w` in `layout`
+    /// ([`Plan::winograd_layout`]), for a layer to keep while they (and the
+    /// layout) stay the same.
+    pub fn winograd_weights(&self, kind: TileKind, layout: ULayout, w: &[f32]) -> Vec<f32> {
         let (o, c) = (self.outputs, self.window.channels);
         let mut u = vec![0.0; kind.points() * o * c];
-        let panels = self.winograd_layout(kind, batch, inference) == ULayout::Panels;
+        let panels = layout == ULayout::Panels;
         transform_weights(w, [o, c], kind, (false, panels), &mut u);
         u
     }
